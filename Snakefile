@@ -1,0 +1,31 @@
+# Knowledge-inheritance harness: one DAG from sources to the paper's tables.
+#
+#   snakemake -j4 reports/table1.md                               # default `micro` profile
+#   snakemake -j4 --configfile config/smoke.yaml reports/table1.md
+#   snakemake -n --configfile config/paper.yaml reports/table1.md # plan the paper's grid
+#
+# Paths (R = results/<profile>):
+#   R/data/world/                     generated corpus + task splits (micro profiles)
+#   R/data/tokenizer/, R/data/tokens.npy
+#   R/sources/{source}/               source LLM (pre-trained here, or a pointer to a checkpoint)
+#   R/artifacts/{method}/{source}/    once-per-source extraction, reused by every student shape
+#   R/students/{method}/{source}/{shape}/seed{seed}/init/
+#   R/students/.../seed{seed}/{budget}/pretrain/
+#   R/students/.../seed{seed}/{budget}/sft/{task}/
+#   R/students/.../seed{seed}/{budget}/eval/{task}.json
+# {source} is `none` for methods run without a source (Scratch).
+
+configfile: workflow.basedir + "/config/micro.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/sources.smk"
+include: "rules/students.smk"
+include: "rules/eval.smk"
+include: "rules/reports.smk"
+
+
+rule all:
+    input:
+        rules.table1.output,

@@ -1,0 +1,1 @@
+"""Baseline knowledge-transfer methods, one file each."""

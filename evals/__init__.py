@@ -1,0 +1,1 @@
+"""Evaluation of fine-tuned students: multiple choice through lm-eval."""

@@ -1,0 +1,71 @@
+"""Multiple-choice accuracy through lm-eval, on the task's local test split.
+
+The task YAML is generated per evaluation from the record fields (see
+`harness.tasks`): lm-eval scores log p(choice | query) for every choice and
+reports accuracy. Built-in task indexing is skipped (`include_defaults=False`,
+~17 s saved per job) because our tasks are local files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.tasks import TARGET_DELIMITER, Task
+
+METRICS = ("acc", "acc_norm")
+
+
+def task_yaml(task: Task, lm_eval_name: str, metric: str) -> str:
+    """An lm-eval task definition reading the task's local JSONL splits."""
+    import json
+
+    files = {"train": str(task.path("train").resolve()), "test": str(task.path("test").resolve())}
+    # JSON is valid YAML and quotes the paths safely
+    return json.dumps({
+        "task": lm_eval_name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": files},
+        "training_split": "train",
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "query",
+        "doc_to_choice": "choices",
+        "doc_to_target": "gold",
+        "target_delimiter": TARGET_DELIMITER,
+        "metric_list": [{"metric": metric, "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0},
+    }, indent=2)
+
+
+def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy (x100) of the model in `model_dir` on `task`'s test split, with lm-eval's stderr."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    metric = cfg.get("metric", "acc")
+    if metric not in METRICS:
+        raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    n_test = len(task.records("test"))  # fails early, in one line, on a missing or empty split
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
+              dtype="float32" if device == "cpu" else "bfloat16")
+    name = f"harness_{task.name}"
+    with tempfile.TemporaryDirectory() as include:
+        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric))
+        out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
+                                                                                include_defaults=False),
+                              limit=cfg.get("limit"), bootstrap_iters=0, log_samples=False,
+                              random_seed=0, numpy_random_seed=0, torch_random_seed=0)
+    res = out["results"][name]
+    return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
+            "stderr": 100.0 * res.get(f"{metric}_stderr,none", float("nan")) if isinstance(
+                res.get(f"{metric}_stderr,none"), float) else None,
+            "n": n_test if cfg.get("limit") is None else min(n_test, cfg["limit"])}

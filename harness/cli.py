@@ -1,0 +1,132 @@
+"""`python -m harness <stage> ...`: the one entry point every Snakemake rule calls.
+
+`--cfg` takes the stage's slice of the resolved config as JSON (Snakemake
+passes it inline; by hand, `--cfg @file.json` reads a file). Errors the user
+can fix print one line, `error: ...`, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def _cfg(value: str) -> dict:
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+        return json.loads(text)
+    except (OSError, json.JSONDecodeError) as e:
+        raise argparse.ArgumentTypeError(f"--cfg is not a JSON object or @file: {e}") from None
+
+
+def _opt_path(value: str) -> Path | None:
+    return None if value in ("", "none", "None") else Path(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 1)),
+                   help="torch CPU threads (Snakemake passes the rule's `threads`)")
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    def stage(name, help_, *args):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--cfg", type=_cfg, required=True, help="stage config: JSON or @file.json")
+        for a in args:
+            kind = {"seed": int}.get(a, Path)
+            s.add_argument(f"--{a.replace('_', '-')}", type=_opt_path if a.endswith("_opt") else kind,
+                           dest=a.removesuffix("_opt"), required=not a.endswith("_opt"),
+                           default=None)
+        return s
+
+    stage("world", "generate the micro world (corpus + tasks)", "out")
+    stage("tokenizer", "train (or copy) the tokenizer", "corpus", "out")
+    stage("tokens", "tokenise the pre-training corpus", "corpus", "tokenizer", "out")
+    stage("source", "resolve or pre-train a source LLM", "tokenizer", "tokens", "out").add_argument(
+        "--name", required=True)
+    stage("extract", "a method's once-per-source extraction", "source", "out")
+    stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
+    stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
+    stage("sft", "adapt + fine-tune a student on a task", "pretrained", "task", "seed", "out", "source_opt")
+    stage("eval", "evaluate a fine-tuned student on a task", "model", "task", "out")
+    stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
+    stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
+
+    r = sub.add_parser("report", help="render a table from evaluation JSON")
+    r.add_argument("table", help="table name, e.g. table1")
+    r.add_argument("--cfg", type=_cfg, required=True)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("inputs", nargs="+", type=Path, help="evaluation JSON files")
+
+    b = sub.add_parser("bench", help="student pre-training throughput vs GEMM bound and a plain loop")
+    b.add_argument("--profile", default="micro", help="config profile name or YAML path")
+    b.add_argument("--shape", default=None, help="student shape (default: the profile's largest)")
+    b.add_argument("--steps", type=int, default=30)
+
+    v = sub.add_parser("validate", help="validate a config profile and print the run grid")
+    v.add_argument("--profile", default="micro")
+    return p
+
+
+def _run(args) -> None:
+    from harness import stages
+
+    s, c = args.stage, getattr(args, "cfg", None)
+    if s == "world":
+        stages.world(c, args.out)
+    elif s == "tokenizer":
+        stages.tokenizer(c, args.corpus, args.out)
+    elif s == "tokens":
+        stages.tokens(c, args.corpus, args.tokenizer, args.out)
+    elif s == "source":
+        stages.source(c, args.name, args.tokenizer, args.tokens, args.out)
+    elif s == "extract":
+        stages.extract(c, args.source, args.out)
+    elif s == "init":
+        stages.init(c, args.tokenizer, args.seed, args.out, args.source, args.artifact)
+    elif s == "pretrain":
+        stages.pretrain(c, args.init, args.tokens, args.seed, args.out, args.source)
+    elif s == "sft":
+        stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
+    elif s == "eval":
+        stages.evaluate(c, args.model, args.task, args.out)
+    elif s == "corpus":
+        stages.corpus(c, args.out)
+    elif s == "export-task":
+        stages.export_task(c, args.out)
+    elif s == "report":
+        from reports.render import render
+
+        render(args.table, c, args.inputs, args.out)
+    elif s == "bench":
+        from harness.bench import bench
+
+        bench(args.profile, args.shape, args.steps)
+    elif s == "validate":
+        from harness.config import describe, load_profile
+
+        print(describe(load_profile(args.profile)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.stage not in ("validate", "report"):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        _run(args)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,149 @@
+"""Profiles: loading, merging and validating the workflow config.
+
+`config/micro.yaml` is the complete default; other profiles are diffs merged
+on top of it, the way Snakemake merges `--configfile` (dicts recursively,
+lists and scalars replaced). Validation happens before any rule runs and
+fails with one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_PROFILE = "micro"
+NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
+
+
+def merge(base: dict, diff: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in diff.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def drop_nulls(config: Any) -> Any:
+    """Remove keys set to null: how a profile diff deletes a shape, task or budget of the default."""
+    if isinstance(config, dict):
+        return {k: drop_nulls(v) for k, v in config.items() if v is not None}
+    return config
+
+
+def resolve(config: dict) -> dict:
+    """The merged config with deleted keys removed, validated."""
+    config = drop_nulls(config)
+    validate(config)
+    return config
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise HarnessError(f"no config file {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path} must hold a mapping")
+    return data
+
+
+def load_profile(name_or_path: str) -> dict:
+    """The resolved config of a profile name (`smoke`) or a YAML path, validated."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    config = _read_yaml(CONFIG_DIR / f"{DEFAULT_PROFILE}.yaml")
+    if path.resolve() != (CONFIG_DIR / f"{DEFAULT_PROFILE}.yaml").resolve():
+        config = merge(config, _read_yaml(path))
+    return resolve(config)
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return yaml.safe_load((CONFIG_DIR / "schema.yaml").read_text())
+
+
+def _where(path) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "<top level>"
+
+
+def _one_line(error) -> str:
+    where = _where(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        if allowed:
+            return f"unknown key {extra[0]!r} in {where}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    return f"{where}: {error.message}"
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Raise HarnessError (one line) unless `config` is a valid resolved profile."""
+    import jsonschema
+
+    from harness.registry import method_names, unknown_name_message
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise HarnessError(f"config error: {_one_line(error)}")
+    known = method_names()
+    for i, row in enumerate(config["methods"]):
+        if row["name"] not in known:
+            raise HarnessError(f"config error: methods[{i}]: " + unknown_name_message("method", row["name"], known))
+        if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
+            raise HarnessError(f"config error: methods[{i}]: "
+                               + unknown_name_message("source", row["source"], list(config["sources"])))
+    labels = [row_label(config, r) for r in config["methods"]]
+    if len(set(labels)) != len(labels):
+        raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")
+    if config["report_budget"] not in config["budgets"]:
+        raise HarnessError("config error: report_budget: " + unknown_name_message(
+            "budget", config["report_budget"], list(config["budgets"])))
+    tc = config["tokenizer"]
+    if ("path" in tc) == ("vocab_size" in tc):
+        raise HarnessError("config error: tokenizer: give exactly one of `vocab_size` (train one) or `path`")
+    uses_world = config["corpus"]["kind"] == "world" or any(
+        t["kind"] == "generated" for t in config["tasks"].values())
+    if uses_world and "world" not in config:
+        raise HarnessError("config error: the generated corpus and tasks need a `world` section")
+    for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
+        if key not in config["corpus"]:
+            raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
+    for name, spec in config["sources"].items():
+        if "model_path" not in spec:
+            need = {"olmo": ["layers", "hidden", "ffn", "heads"]}.get(
+                spec["arch"], ["layers", "hidden", "ffn", "heads", "experts", "top_k"])
+            if spec["arch"] == "deepseek":
+                need = need + ["shared_experts"]
+            missing = [k for k in need if k not in spec]
+            if missing:
+                raise HarnessError(f"config error: sources.{name}: a source built here needs {', '.join(missing)} "
+                                   f"(or give `model_path`)")
+
+
+def row_label(config: dict, row: dict) -> str:
+    """The table label of a `methods` row: its `label`, else `name` or `name-<source label>`."""
+    if "label" in row:
+        return row["label"]
+    src = row.get("source")
+    return row["name"] if src is None else f"{row['name']}-{config['sources'][src].get('label', src)}"
+
+
+def rows(config: dict) -> list[tuple[str, str, str]]:
+    """(method, source wildcard, label) of every table row, in config order."""
+    return [(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
+
+
+def describe(config: dict) -> str:
+    n_rows, n_shapes, n_seeds = len(config["methods"]), len(config["shapes"]), len(config["seeds"])
+    return (f"profile {config['profile']}: {n_rows} rows x {n_shapes} shapes x {len(config['budgets'])} budgets "
+            f"x {len(config['tasks'])} tasks x {n_seeds} seeds; rows: "
+            + ", ".join(label for *_, label in rows(config)))

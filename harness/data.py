@@ -1,0 +1,125 @@
+"""Batches for the training loop: packed pre-training sequences and SFT examples.
+
+Both batch sources are pure functions of the step index (`batch(step)`), with
+the order fixed by a seed. That makes a resumed run see exactly the batches
+an uninterrupted run would have seen, with no data-loader state to save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+
+IGNORE = -100  # label id the cross-entropy skips
+
+
+def tokenize_corpus(corpus: Path, tokenizer) -> np.ndarray:
+    """Token ids of the corpus, documents (blank-line separated) joined by EOS."""
+    docs = [d for d in corpus.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+    if not docs:
+        raise HarnessError(f"corpus {corpus} is empty")
+    ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    out = np.fromiter((t for doc in ids for t in (*doc, tokenizer.eos_token_id)), dtype=np.int32)
+    return out
+
+
+@dataclass
+class PretrainBatches:
+    """Non-overlapping `seq_len` windows of the token stream, reshuffled every epoch.
+
+    The budget counts whole sequences: `budget // seq_len` of them, in batches of
+    `batch_size`; the last batch may be smaller, so exactly that many tokens are trained.
+    """
+
+    tokens: np.ndarray
+    seq_len: int
+    batch_size: int
+    budget: int
+    seed: int
+
+    def __post_init__(self):
+        self.n_windows = len(self.tokens) // self.seq_len
+        if self.n_windows == 0:
+            raise HarnessError(f"corpus has {len(self.tokens)} tokens, fewer than one sequence of {self.seq_len}")
+        self.n_sequences = self.budget // self.seq_len
+        if self.n_sequences < self.batch_size:
+            raise HarnessError(f"token budget {self.budget} is smaller than one batch "
+                               f"({self.batch_size} x {self.seq_len} = {self.batch_size * self.seq_len} tokens)")
+        self._perms: dict[int, np.ndarray] = {}
+
+    @property
+    def steps(self) -> int:
+        return -(-self.n_sequences // self.batch_size)
+
+    @property
+    def tokens_seen(self) -> int:
+        return self.n_sequences * self.seq_len
+
+    def _window(self, k: int) -> int:
+        epoch, i = divmod(k, self.n_windows)
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)}
+        return int(self._perms[epoch][i])
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, self.n_sequences)
+        rows = [self.tokens[w * self.seq_len:(w + 1) * self.seq_len] for w in map(self._window, range(lo, hi))]
+        ids = torch.from_numpy(np.stack(rows).astype(np.int64))  # (B, T)
+        return {"input_ids": ids, "labels": ids}
+
+
+def encode_pair(tokenizer, prompt: str, response: str) -> tuple[list[int], list[int]]:
+    """Token ids of prompt and response, split the way lm-eval splits a (context,
+    continuation) pair: encode the whole and cut at the prompt's length, with any
+    trailing space of the prompt moved to the response."""
+    n_space = len(prompt) - len(prompt.rstrip(" "))
+    if n_space:
+        prompt, response = prompt[:-n_space], prompt[-n_space:] + response
+    whole = tokenizer(prompt + response, add_special_tokens=False)["input_ids"]
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    return whole[:n_prompt], whole[n_prompt:]
+
+
+@dataclass
+class SFTBatches:
+    """(prompt, response) pairs, loss on the response only, right-padded batches,
+    reshuffled every epoch; prompts are cut from the left to fit `max_len`."""
+
+    pairs: list[tuple[list[int], list[int]]]
+    batch_size: int
+    epochs: int
+    seed: int
+    pad_id: int
+    max_len: int
+
+    def __post_init__(self):
+        if not self.pairs:
+            raise HarnessError("SFT set is empty")
+        self.per_epoch = -(-len(self.pairs) // self.batch_size)
+
+    @property
+    def steps(self) -> int:
+        return self.per_epoch * self.epochs
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        epoch, i = divmod(step, self.per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
+        chosen = [self.pairs[j] for j in order[i * self.batch_size:(i + 1) * self.batch_size]]
+        seqs, labels = [], []
+        for prompt, response in chosen:
+            response = response[:self.max_len]
+            prompt = prompt[max(0, len(prompt) + len(response) - self.max_len):]
+            seqs.append(prompt + response)
+            labels.append([IGNORE] * len(prompt) + response)
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), self.pad_id)
+        lab = torch.full((len(seqs), width), IGNORE)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, (s, l) in enumerate(zip(seqs, labels)):
+            ids[r, :len(s)], lab[r, :len(l)], mask[r, :len(s)] = torch.tensor(s), torch.tensor(l), 1
+        return {"input_ids": ids, "labels": lab, "attention_mask": mask}

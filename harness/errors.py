@@ -1,0 +1,9 @@
+"""The one exception type the CLI turns into a one-line message."""
+
+
+class HarnessError(Exception):
+    """Bad input or a broken precondition: unknown name, missing file, NaN loss.
+
+    The CLI prints `error: <message>` and exits with status 2; anything else
+    escaping a stage is a bug and keeps its traceback.
+    """

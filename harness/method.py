@@ -1,0 +1,77 @@
+"""The `Method` protocol: the optional hooks a knowledge-transfer method may implement.
+
+A method is a plain class. It implements any subset of the hooks below; the
+stage that would call a missing hook falls back to the default given in the
+table. Methods never own a training loop: `harness.train` calls
+`pretrain_loss` from inside the one shared loop.
+
+| hook            | called                        | default when absent            |
+|-----------------|-------------------------------|--------------------------------|
+| `extract`       | once per (method, source)     | nothing is extracted           |
+| `init_student`  | once per (student shape, seed)| random init (`build_student`)  |
+| `pretrain_loss` | every pre-training step       | next-token cross-entropy       |
+| `adapt`         | before SFT on each task       | the student unchanged          |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # the protocol is importable without torch
+    import torch
+    from transformers import LlamaConfig, PreTrainedModel
+
+    from harness.sources import Source
+    from harness.tasks import Task
+
+HOOKS = ("extract", "init_student", "pretrain_loss", "adapt")
+
+
+@dataclass
+class Context:
+    """What every hook receives besides its own arguments.
+
+    `options` are the method's settings: the registry variant's overrides on
+    top of `config.method_options[<name>]`. `source` is None for methods run
+    without a source (Scratch). `work_dir` is the directory a hook may write
+    into (the artifact directory for `extract`).
+    """
+
+    options: dict[str, Any]
+    seed: int
+    device: "torch.device"
+    source: "Source | None" = None
+    work_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Method(Protocol):
+    """Every hook is optional; see the module docstring for the defaults."""
+
+    name: str
+
+    def extract(self, ctx: Context) -> dict[str, Any]:
+        """Write the artifact for `ctx.source` into `ctx.work_dir`; return manifest fields."""
+        ...
+
+    def init_student(self, config: "LlamaConfig", artifact: Path | None, ctx: Context) -> "PreTrainedModel":
+        """Return the student, shaped by `config`, before pre-training."""
+        ...
+
+    def pretrain_loss(self, batch: dict[str, "torch.Tensor"], student: "PreTrainedModel", ctx: Context) -> "torch.Tensor":
+        """Return the scalar loss of one pre-training micro-batch."""
+        ...
+
+    def adapt(self, student: "PreTrainedModel", task: "Task", ctx: Context) -> "PreTrainedModel":
+        """Return the model SFT on `task` starts from."""
+        ...
+
+
+def hook(method: object, name: str):
+    """The bound hook `name` of `method`, or None when the method leaves it to the default."""
+    if name not in HOOKS:
+        raise ValueError(f"unknown hook {name!r}; hooks are {', '.join(HOOKS)}")
+    return getattr(method, name, None)

@@ -1,0 +1,81 @@
+"""Method names -> plugin classes, resolved lazily (lm-eval's registry style).
+
+The table itself lives in `methods/registry.py` as plain strings, so listing
+or validating names imports no plugin and no torch. Packages outside this
+repository add methods through the `harness.methods` entry-point group, with
+the value `"module:Class"`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.errors import HarnessError
+
+ENTRY_POINT_GROUP = "harness.methods"
+TABLE_MODULE = "methods.registry"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Where a method's class lives and the options its variant fixes."""
+
+    name: str
+    target: str  # "module:Class"
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None  # table label; defaults to the class's `label`
+
+
+def _parse(name: str, entry: Any) -> MethodSpec:
+    if isinstance(entry, str):
+        return MethodSpec(name, entry)
+    if isinstance(entry, dict) and "target" in entry:
+        return MethodSpec(name, entry["target"], dict(entry.get("options", {})), entry.get("label"))
+    raise HarnessError(f"registry entry {name!r} must be 'module:Class' or a dict with 'target'")
+
+
+@lru_cache(maxsize=1)
+def registry_table() -> dict[str, MethodSpec]:
+    table = importlib.import_module(TABLE_MODULE).METHODS
+    specs = {name: _parse(name, entry) for name, entry in table.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in specs:
+            raise HarnessError(f"method {ep.name!r} is registered twice (entry point {ep.value})")
+        specs[ep.name] = MethodSpec(ep.name, ep.value)
+    return specs
+
+
+def method_names() -> list[str]:
+    return sorted(registry_table())
+
+
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} Known: {', '.join(sorted(known))}"
+
+
+def method_spec(name: str) -> MethodSpec:
+    table = registry_table()
+    if name not in table:
+        raise HarnessError(unknown_name_message("method", name, list(table)))
+    return table[name]
+
+
+def load_method(name: str):
+    """Instantiate the plugin registered as `name`; its variant options are on `.variant_options`."""
+    spec = method_spec(name)
+    module_name, _, class_name = spec.target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as e:
+        raise HarnessError(f"method {name!r}: cannot load {spec.target} ({e})") from None
+    method = cls()
+    method.name = name
+    method.variant_options = dict(spec.options)
+    return method

@@ -1,0 +1,53 @@
+"""Source LLMs: a manifest naming where the weights are, and a frozen loader.
+
+In the `micro` profiles a source is pre-trained here and its manifest points
+at the saved directory; in `paper` the manifest points at a hub id or a local
+checkpoint (`model_path`). Methods only see `Source.load()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import read_json
+
+MANIFEST = "source.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    arch: str
+    model_path: str  # local directory or hub id
+    label: str = ""
+
+    @classmethod
+    def from_manifest(cls, path: str | Path) -> "Source":
+        path = Path(path)
+        if path.is_dir():
+            path = path / MANIFEST
+        if not path.is_file():
+            raise HarnessError(f"missing source checkpoint manifest {path}; build it with `python -m harness source`")
+        m = read_json(path)
+        model_path = m["model_path"]
+        if not Path(model_path).is_absolute() and (path.parent / model_path).exists():
+            model_path = str(path.parent / model_path)
+        return cls(m["name"], m["arch"], model_path, m.get("label", m["name"]))
+
+    def load(self, device="cpu", dtype=None):
+        """The source model in eval mode with gradients off (sources are never trained)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        local = Path(self.model_path)
+        if local.is_absolute() or local.exists():
+            if not (local / "config.json").is_file():
+                raise HarnessError(f"source {self.name!r}: no checkpoint at {local}")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or torch.float32)
+        except OSError as e:
+            raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {str(e).splitlines()[0]}") from None
+        model.to(device).eval().requires_grad_(False)
+        return model

@@ -1,0 +1,340 @@
+"""The workflow's stages, one function each. Every Snakemake rule runs one of
+them through the CLI (`python -m harness <stage> ...`), so any stage can be
+rerun and debugged by hand with the command Snakemake prints.
+
+Each stage reads its inputs, writes its output directory atomically (see
+`harness.io.atomic_dir`) and stores a run record (config, seed, code version)
+beside it. Long stages keep a `<out>.work/` directory with checkpoints and the
+training log so a killed job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.io import atomic_dir, atomic_write_json, write_run_record
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- data
+
+def world(cfg: dict, out: Path) -> None:
+    """Generate the micro world: corpus (all domains and each domain alone) and task splits."""
+    from harness import world as w
+    from harness.tasks import write_jsonl
+
+    wc = cfg["world"]
+    the_world = w.make_world(wc["seed"], wc["size"])
+    corpus = w.make_corpus(the_world, wc["seed"], wc["repeats"])
+    with atomic_dir(out) as tmp:
+        (tmp / "domains").mkdir()
+        for domain, docs in corpus.items():
+            (tmp / "domains" / f"{domain}.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+        # interleave the domains so any prefix of the corpus is multi-domain
+        mixed = [d for group in zip(*[iter(docs) for docs in corpus.values()]) for d in group]
+        mixed += [d for docs in corpus.values() for d in docs[min(map(len, corpus.values())):]]
+        (tmp / "corpus.txt").write_text("\n\n".join(mixed) + "\n", encoding="utf-8")
+        counts = {}
+        for task in cfg["tasks"]:
+            if task not in w.TASKS:
+                raise HarnessError(f"the micro world has no task {task!r}; it has {', '.join(w.TASKS)}")
+            splits = w.make_task(the_world, task, wc["seed"], wc["test_fraction"])
+            for split, records in splits.items():
+                write_jsonl(tmp / "tasks" / task / f"{split}.jsonl", records)
+            counts[task] = {split: len(r) for split, r in splits.items()}
+        write_run_record(tmp, "world", cfg, wc["seed"], documents={d: len(v) for d, v in corpus.items()},
+                         task_records=counts)
+
+
+def tokenizer(cfg: dict, corpus: Path, out: Path) -> None:
+    """Train the BPE tokenizer on the corpus, or copy a pretrained one (`tokenizer.path`)."""
+    from harness.tokenizer import load_tokenizer, train_tokenizer
+
+    tc = cfg["tokenizer"]
+    tok = load_tokenizer(tc["path"]) if "path" in tc else train_tokenizer(corpus, tc["vocab_size"])
+    with atomic_dir(out) as tmp:
+        tok.save_pretrained(tmp)
+        write_run_record(tmp, "tokenizer", cfg, vocab_size=len(tok))
+
+
+def tokens(cfg: dict, corpus: Path, tokenizer_dir: Path, out: Path) -> None:
+    """Tokenise the pre-training corpus once; every pre-training job memory-maps the result."""
+    import numpy as np
+
+    from harness.data import tokenize_corpus
+    from harness.io import atomic_write_text
+    from harness.tokenizer import load_tokenizer
+
+    ids = tokenize_corpus(corpus, load_tokenizer(tokenizer_dir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, ids)
+    tmp.replace(out)
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"tokens": int(len(ids)), "config": cfg}) + "\n")
+
+
+# ---------------------------------------------------------------- sources
+
+def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Path) -> None:
+    """Resolve a source LLM: point at `model_path` (paper), or pre-train a tiny one here (micro)."""
+    spec = cfg["source"]
+    if "model_path" in spec:
+        manifest = {"name": name, "arch": spec["arch"], "model_path": spec["model_path"],
+                    "label": spec.get("label", name)}
+        with atomic_dir(out) as tmp:
+            atomic_write_json(tmp / "source.json", manifest)
+            write_run_record(tmp, "source", cfg)
+        return
+    from harness.models import build_model, source_config
+    from harness.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(tokenizer_dir)
+    seed = cfg["seed"]
+    model = build_model(source_config(name, spec, len(tok), cfg["training"]["seq_len"], special_ids(tok)), seed)
+    result = _pretrain(model, cfg["training"], tokens_file, cfg["training"]["budget"], seed, out,
+                       desc=f"source {name}")
+    manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
+                "tokens": result.tokens, "final_loss": result.final_loss}
+    work = _work_dir(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp / "model")
+        tok.save_pretrained(tmp / "model")
+        shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
+        atomic_write_json(tmp / "source.json", manifest)
+        write_run_record(tmp, "source", cfg, seed, parameters=sum(p.numel() for p in model.parameters()))
+    shutil.rmtree(_work_dir(out), ignore_errors=True)
+
+
+# ---------------------------------------------------------------- method stages
+
+def _method_and_context(cfg: dict, seed: int, source_dir: Path | None, work_dir: Path | None = None):
+    from harness.method import Context
+    from harness.registry import load_method
+    from harness.sources import Source
+
+    method = load_method(cfg["method"])
+    options = {**cfg.get("method_options", {}), **method.variant_options}
+    src = Source.from_manifest(source_dir) if source_dir else None
+    return method, Context(options=options, seed=seed, device=_device(), source=src, work_dir=work_dir)
+
+
+def extract(cfg: dict, source_dir: Path, out: Path) -> None:
+    """Run the method's `extract` hook once per source; every student shape reuses the artifact."""
+    from harness.method import hook
+
+    with atomic_dir(out) as tmp:
+        method, ctx = _method_and_context(cfg, cfg["seed"], source_dir, work_dir=tmp)
+        fn = hook(method, "extract")
+        manifest = (fn(ctx) or {}) if fn else {}
+        atomic_write_json(tmp / "manifest.json", {"method": cfg["method"], "source": ctx.source.name,
+                                                  "extracted": fn is not None, **manifest})
+        write_run_record(tmp, "extract", cfg, cfg["seed"])
+
+
+def init(cfg: dict, tokenizer_dir: Path, seed: int, out: Path, source_dir: Path | None = None,
+         artifact: Path | None = None) -> None:
+    """Build the student of one shape: the method's `init_student`, or random init."""
+    from harness.method import hook
+    from harness.models import build_model, param_count, student_config
+    from harness.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = student_config(cfg["shape_name"], cfg["shape"], len(tok), cfg["seq_len"], special_ids(tok))
+    method, ctx = _method_and_context(cfg, seed, source_dir)
+    fn = hook(method, "init_student")
+    if fn:
+        import torch
+
+        torch.manual_seed(seed)
+        model = fn(config, artifact, ctx)
+    else:
+        model = build_model(config, seed)
+    n = sum(p.numel() for p in model.parameters())
+    if n != param_count(config):
+        raise HarnessError(f"method {cfg['method']!r} returned a student with {n} parameters; "
+                           f"shape {cfg['shape_name']!r} has {param_count(config)}")
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        write_run_record(tmp, "init", cfg, seed, parameters=n)
+
+
+def _work_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".work")
+
+
+def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, out: Path, desc: str,
+              loss_fn=None):
+    import numpy as np
+
+    from harness.data import PretrainBatches
+    from harness.train import OptimConfig, default_loss, train
+
+    if not tokens_file.is_file():
+        raise HarnessError(f"missing token file {tokens_file}")
+    batches = PretrainBatches(np.load(tokens_file, mmap_mode="r"), train_cfg["seq_len"],
+                              train_cfg["batch_size"], budget, seed)
+    work = _work_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
+                 loss_fn=loss_fn or default_loss, ckpt_dir=work,
+                 checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
+                 log_every=train_cfg.get("log_every", 10), desc=desc)
+
+
+def _load_student(path: Path):
+    from transformers import AutoModelForCausalLM
+
+    from harness.tokenizer import load_tokenizer
+
+    if not (path / "config.json").is_file():
+        raise HarnessError(f"missing student checkpoint {path}")
+    return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
+
+
+def _save_student(model, tok, out: Path, stage: str, cfg: dict, seed: int, **extra: Any) -> None:
+    work = _work_dir(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if (work / "train_log.jsonl").is_file():
+            shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
+        write_run_record(tmp, stage, cfg, seed, **extra)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
+             source_dir: Path | None = None) -> None:
+    """Pre-train the student on exactly `budget` tokens with the method's loss (default CE)."""
+    from harness.method import hook
+
+    model, tok = _load_student(init_dir)
+    method, ctx = _method_and_context(cfg, seed, source_dir)
+    fn = hook(method, "pretrain_loss")
+    loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
+    result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
+                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", loss_fn=loss_fn)
+    _save_student(model, tok, out, "pretrain", cfg, seed, tokens=result.tokens, final_loss=result.final_loss,
+                  seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
+
+
+def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
+        source_dir: Path | None = None) -> None:
+    """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only."""
+    from harness.data import SFTBatches, encode_pair
+    from harness.method import hook
+    from harness.tasks import Task, sft_pair
+    from harness.train import OptimConfig, train
+
+    task = Task(cfg["task"], task_dir)
+    records = task.records("train")
+    model, tok = _load_student(pretrained_dir)
+    method, ctx = _method_and_context(cfg, seed, source_dir)
+    fn = hook(method, "adapt")
+    if fn:
+        model = fn(model, task, ctx)
+    sc = cfg["sft"]
+    pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
+    pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
+    batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
+    work = _work_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
+                   checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
+                   log_every=sc.get("log_every", 10), desc=f"sft {task.name}")
+    model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    _save_student(model, tok, out, "sft", cfg, seed, examples=len(pairs), final_loss=result.final_loss,
+                  seconds=round(result.seconds, 2))
+
+
+def evaluate(cfg: dict, model_dir: Path, task_dir: Path, out: Path) -> None:
+    """Score the fine-tuned student on the task's test split through lm-eval."""
+    from evals.multiple_choice import evaluate_multiple_choice
+    from harness.tasks import Task
+
+    if not (model_dir / "config.json").is_file():
+        raise HarnessError(f"missing fine-tuned checkpoint {model_dir}")
+    task = Task(cfg["task"], task_dir)
+    result = evaluate_multiple_choice(model_dir, task, cfg["eval"])
+    atomic_write_json(out, {**result, **{k: cfg[k] for k in ("method", "source", "shape_name", "budget_name",
+                                                              "seed", "task") if k in cfg}, "config": cfg})
+
+
+# ---------------------------------------------------------------- real data (paper profiles)
+
+def _local_documents(path: Path, text_field: str):
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl"))
+    if not files:
+        raise HarnessError(f"corpus: no .txt or .jsonl files under {path}")
+    for f in files:
+        if f.suffix == ".txt":
+            yield from (d for d in f.read_text(encoding="utf-8").split("\n\n") if d.strip())
+        else:
+            with f.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)[text_field]
+
+
+def corpus(cfg: dict, out: Path) -> None:
+    """Pre-training text from local .txt/.jsonl files (`path`) or a streamed hub dataset."""
+    import itertools
+
+    cc = cfg["corpus"]
+    field = cc.get("text_field", "text")
+    if cc["kind"] == "local":
+        docs = _local_documents(Path(cc["path"]), field)
+    elif cc["kind"] == "hub":
+        import datasets
+
+        stream = datasets.load_dataset(cc["dataset"], cc.get("name"), split=cc.get("split", "train"), streaming=True)
+        docs = (row[field] for row in stream)
+    else:
+        raise HarnessError(f"corpus kind {cc['kind']!r} is produced by the `world` stage")
+    docs = itertools.islice(docs, cc.get("max_documents"))
+    with atomic_dir(out) as tmp:
+        n = 0
+        with (tmp / "corpus.txt").open("w", encoding="utf-8") as f:
+            for doc in docs:
+                # a blank line separates documents, so blank lines inside one are folded
+                f.write("\n".join(l for l in doc.splitlines() if l.strip()) + "\n\n")
+                n += 1
+        if n == 0:
+            raise HarnessError(f"corpus {cc.get('path') or cc.get('dataset')} holds no documents")
+        write_run_record(tmp, "corpus", cfg, documents=n)
+
+
+def export_task(cfg: dict, out: Path) -> None:
+    """Render an lm-eval task's train and test docs with lm-eval's own prompt functions into
+    `{query, choices, gold}` records, so SFT and evaluation see lm-eval's exact prompts."""
+    from lm_eval.tasks import TaskManager
+
+    from harness.tasks import write_jsonl
+
+    name = cfg["spec"].get("lm_eval_task", cfg["task"])
+    task = TaskManager().load_task_or_group([name])[name]
+    splits = {"train": task.training_docs() if task.has_training_docs() else None,
+              "test": task.test_docs() if task.has_test_docs() else task.validation_docs()}
+    with atomic_dir(out) as tmp:
+        for split, docs in splits.items():
+            if docs is None:
+                raise HarnessError(f"lm-eval task {name!r} has no {split} split")
+            records = []
+            for doc in docs:
+                query, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
+                if not isinstance(query, str):
+                    raise HarnessError(f"lm-eval task {name!r} scores per-choice contexts (like winogrande); "
+                                       f"give it as a `generated`-format task file instead")
+                gold = target if isinstance(target, int) else choices.index(target)
+                records.append({"query": query, "choices": choices, "gold": gold})
+            write_jsonl(tmp / f"{split}.jsonl", records)
+        write_run_record(tmp, "export-task", cfg)

@@ -1,0 +1,59 @@
+"""Downstream tasks: where their records live and how a record becomes an SFT pair.
+
+A multiple-choice record is `{query, choices, gold}`. The same three fields are
+what the lm-eval task YAML reads (`doc_to_text: query`, `doc_to_choice: choices`,
+`doc_to_target: gold`, `target_delimiter: TARGET_DELIMITER`), so the prompt a
+student is fine-tuned on is, by construction, the prompt it is evaluated on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+TARGET_DELIMITER = " "  # between query and answer, in SFT and in lm-eval alike
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # the `{task}` wildcard, e.g. "boolq"
+    directory: Path  # holds train.jsonl and test.jsonl
+    label: str = ""  # table column, e.g. "BoolQ"
+    kind: str = "multiple_choice"
+
+    def path(self, split: str) -> Path:
+        return self.directory / f"{split}.jsonl"
+
+    def records(self, split: str) -> list[dict]:
+        path = self.path(split)
+        if not path.is_file():
+            raise HarnessError(f"task {self.name!r}: missing {split} file {path}")
+        records = []
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        raise HarnessError(f"task {self.name!r}: {path}:{lineno} is not valid JSON") from None
+        if not records:
+            raise HarnessError(f"task {self.name!r}: {split} file {path} is empty")
+        missing = {"query", "choices", "gold"} - set(records[0])
+        if missing:
+            raise HarnessError(f"task {self.name!r}: {path} records lack {', '.join(sorted(missing))}")
+        return records
+
+
+def sft_pair(record: dict) -> tuple[str, str]:
+    """(prompt, response) of a multiple-choice record: the query and the gold choice."""
+    return record["query"], TARGET_DELIMITER + record["choices"][record["gold"]]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    from harness.io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -1,0 +1,1 @@
+"""Knowledge-transfer methods under study (MASA) and the method registry."""

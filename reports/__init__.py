@@ -1,0 +1,1 @@
+"""Rendering of the paper's tables from evaluation JSON (the generated tables live here too)."""

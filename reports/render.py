@@ -1,0 +1,120 @@
+"""One renderer from evaluation JSON to the paper's tables in Markdown.
+
+Every cell shows ours as `mean ± half-width of the 95% CI` over seeds
+(Student's t; a single seed shows the mean alone), then the paper's number in
+parentheses where the paper reports one (`reports/paper_numbers.yaml`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import statistics
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.io import atomic_write_text
+
+PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+REQUIRED = ("method", "source", "shape_name", "seed", "task", "value")
+
+
+@lru_cache(maxsize=1)
+def paper_numbers() -> dict:
+    return yaml.safe_load(PAPER_NUMBERS.read_text())
+
+
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """Mean and half-width of its 95% confidence interval (None for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    from scipy.stats import t
+
+    return mean, t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def cell(values: list[float], paper: float | None) -> str:
+    if not values:
+        ours = "–"
+    else:
+        mean, half = mean_ci(values)
+        ours = f"{mean:.2f}" if half is None else f"{mean:.2f} ± {half:.2f}"
+    return ours if paper is None else f"{ours} ({paper:.2f})"
+
+
+def load_results(paths: list[Path]) -> list[dict]:
+    results = []
+    for path in paths:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise HarnessError(f"cannot read evaluation result {path}: {e}") from None
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise HarnessError(f"evaluation result {path} lacks {', '.join(missing)}")
+        results.append(record)
+    if not results:
+        raise HarnessError("no evaluation results to report")
+    return results
+
+
+def _stamp(cfg: dict, what: str) -> str:
+    seeds = ", ".join(map(str, cfg["seeds"]))
+    paper_budget = f" (the paper's {cfg['budget_paper']})" if cfg.get("budget_paper") else ""
+    return (f"Profile `{cfg['profile']}` · seeds {seeds} · pre-training budget `{cfg['budget']}` = "
+            f"{cfg['budget_tokens']:,} tokens{paper_budget} · rendered {_dt.date.today().isoformat()}.\n\n"
+            f"{what} Each cell: ours, mean ± 95% CI over seeds (Student's t), then (the paper's number).\n")
+
+
+def understanding_table(cfg: dict, results: list[dict]) -> str:
+    """Table 1 layout: a block per student shape, a row per method, the MC tasks + Avg."""
+    per_seed: dict[tuple, dict[int, float]] = defaultdict(dict)  # (row, shape, task) -> seed -> value
+    labels = {(m, s): label for m, s, label in cfg["rows"]}
+    for r in results:
+        label = labels.get((r["method"], r["source"]))
+        if label is not None and r["task"] in cfg["tasks"]:
+            per_seed[(label, r["shape_name"], r["task"])][r["seed"]] = r["value"]
+    paper = paper_numbers()["understanding"].get(cfg.get("budget_paper") or "", {})
+    tasks = list(cfg["tasks"])
+    head = ["Shape & Params", "Method", *cfg["tasks"].values(), "Avg."]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape, spec in cfg["shapes"].items():
+        paper_shape = paper.get(spec.get("paper", shape), {})
+        for i, (_, _, label) in enumerate(cfg["rows"]):
+            paper_row = paper_shape.get(label, {})
+            cells, seed_avgs = [], defaultdict(list)
+            for task in tasks:
+                by_seed = per_seed.get((label, shape, task), {})
+                cells.append(cell(list(by_seed.values()), paper_row.get(task)))
+                for seed, v in by_seed.items():
+                    seed_avgs[seed].append(v)
+            # Avg.: the task mean of each seed that has every task, then its CI over seeds
+            avgs = [statistics.fmean(v) for v in seed_avgs.values() if len(v) == len(tasks)]
+            cells.append(cell(avgs, paper_row.get("avg") if len(tasks) == 6 else None))
+            first = f"{spec.get('label', '')} {shape}".strip() if i == 0 else ""
+            lines.append("| " + " | ".join([first, label, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table1(cfg: dict, results: list[dict]) -> str:
+    title = "# Table 1: language understanding (accuracy %)\n\n"
+    note = ("Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
+            "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
+            "profile's students, so compare orderings and gaps, not absolute values.\n\n")
+    return title + _stamp(cfg, "Language understanding after pre-training and SFT on each task.") + "\n" \
+        + note + understanding_table(cfg, results)
+
+
+TABLES = {"table1": table1}
+
+
+def render(table: str, cfg: dict, inputs: list[Path], out: Path) -> None:
+    if table not in TABLES:
+        raise HarnessError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    atomic_write_text(out, TABLES[table](cfg, load_results(inputs)))

@@ -1,0 +1,124 @@
+# Config validation and the helpers every rule uses: paths, per-stage config
+# slices, wildcard constraints. Rules contain no logic beyond calling these.
+import json
+import re
+import sys
+
+from harness.config import NO_SOURCE, resolve, rows
+from harness.errors import HarnessError
+
+try:
+    C = resolve(config)
+except HarnessError as e:
+    sys.exit(f"error: {e}")
+
+PROFILE = C["profile"]
+R = f"results/{PROFILE}"
+L = f"logs/{PROFILE}"
+PY = sys.executable  # the interpreter running Snakemake, so jobs see the same environment
+STUDENT = R + "/students/{method}/{source}/{shape}/seed{seed}"
+
+
+def _alternatives(names):
+    return "|".join(re.escape(str(n)) for n in names)
+
+
+wildcard_constraints:
+    method=_alternatives({m for m, _, _ in rows(C)}),
+    source=_alternatives([*C["sources"], NO_SOURCE]),
+    shape=_alternatives(C["shapes"]),
+    budget=_alternatives(C["budgets"]),
+    task=_alternatives(C["tasks"]),
+    seed=r"\d+",
+
+
+def harness(stage, *args):
+    """Shell command of one CLI stage. Its output goes to the rule's log; on failure
+    the log's last line (the stage's one-line error) is echoed to the terminal."""
+    return (f"{PY} -m harness --threads {{threads}} {stage} --cfg {{params.cfg:q}} " + " ".join(args)
+            + " > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}")
+
+
+def as_json(**slice_):
+    return json.dumps(slice_, sort_keys=True, separators=(",", ":"))
+
+
+def method_cfg(method):
+    """The config slice every method stage sees: the method's own options only, so that
+    changing one method's options reruns that method's jobs and no others."""
+    return {"method": method, "method_options": C.get("method_options", {}).get(method, {})}
+
+
+# ---------------------------------------------------------------- data paths
+
+WORLD = R + "/data/world"
+TOKENIZER = R + "/data/tokenizer"
+TOKENS = R + "/data/tokens.npy"
+
+
+def corpus_input():
+    return WORLD if C["corpus"]["kind"] == "world" else R + "/data/corpus"
+
+
+def corpus_file():
+    return corpus_input() + "/corpus.txt"
+
+
+def task_input(wildcards):
+    return WORLD if C["tasks"][wildcards.task]["kind"] == "generated" else R + f"/data/tasks/{wildcards.task}"
+
+
+def task_dir(wildcards):
+    base = task_input(wildcards)
+    return base + f"/tasks/{wildcards.task}" if base == WORLD else base
+
+
+def source_input(wildcards):
+    """The source a student stage needs ({} for methods run without one)."""
+    return {} if wildcards.source == NO_SOURCE else {"source": R + f"/sources/{wildcards.source}"}
+
+
+def source_arg(wildcards, input):
+    return input.get("source", NO_SOURCE)
+
+
+# ---------------------------------------------------------------- targets
+
+def eval_files(budget, tasks):
+    return [R + f"/students/{m}/{s}/{shape}/seed{seed}/{budget}/eval/{t}.json"
+            for m, s, _ in rows(C) for shape in C["shapes"] for seed in C["seeds"] for t in tasks]
+
+
+def report_cfg(budget):
+    return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
+                   budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in rows(C)],
+                   shapes=C["shapes"], tasks={t: v["label"] for t, v in C["tasks"].items()})
+
+
+# ---------------------------------------------------------------- per-rule config slices
+
+def export_task_cfg(wildcards):
+    return as_json(task=wildcards.task, spec=C["tasks"][wildcards.task])
+
+
+def extract_cfg(wildcards):
+    return as_json(**method_cfg(wildcards.method), seed=0)
+
+
+def init_cfg(wildcards):
+    return as_json(**method_cfg(wildcards.method), shape_name=wildcards.shape, shape=C["shapes"][wildcards.shape],
+                   seq_len=C["seq_len"])
+
+
+def pretrain_cfg(wildcards):
+    return as_json(**method_cfg(wildcards.method), shape_name=wildcards.shape, budget_name=wildcards.budget,
+                   budget=C["budgets"][wildcards.budget]["tokens"], pretrain=C["pretrain"])
+
+
+def sft_cfg(wildcards):
+    return as_json(**method_cfg(wildcards.method), task=wildcards.task, sft=C["sft"])
+
+
+def eval_cfg(wildcards):
+    return as_json(method=wildcards.method, source=wildcards.source, shape_name=wildcards.shape,
+                   budget_name=wildcards.budget, seed=int(wildcards.seed), task=wildcards.task, eval=C["eval"])

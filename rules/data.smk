@@ -1,0 +1,68 @@
+# Pre-training text, tokenizer, token stream, and task splits.
+
+
+rule world:
+    output:
+        directory(WORLD),
+    log:
+        L + "/data/world.log",
+    params:
+        cfg=as_json(world=C.get("world"), tasks=[t for t, v in C["tasks"].items() if v["kind"] == "generated"]),
+    threads: 1
+    shell:
+        harness("world", "--out {output}")
+
+
+rule corpus:
+    output:
+        directory(R + "/data/corpus"),
+    log:
+        L + "/data/corpus.log",
+    params:
+        cfg=as_json(corpus=C["corpus"]),
+    threads: 1
+    shell:
+        harness("corpus", "--out {output}")
+
+
+rule tokenizer:
+    input:
+        corpus=corpus_input() if "vocab_size" in C["tokenizer"] else [],
+    output:
+        directory(TOKENIZER),
+    log:
+        L + "/data/tokenizer.log",
+    params:
+        cfg=as_json(tokenizer=C["tokenizer"]),
+        corpus=corpus_file(),
+    threads: 1
+    shell:
+        harness("tokenizer", "--corpus {params.corpus} --out {output}")
+
+
+rule tokens:
+    input:
+        corpus=corpus_input(),
+        tokenizer=TOKENIZER,
+    output:
+        TOKENS,
+    log:
+        L + "/data/tokens.log",
+    params:
+        cfg=as_json(),
+        corpus=corpus_file(),
+    threads: 1
+    shell:
+        harness("tokens", "--corpus {params.corpus} --tokenizer {input.tokenizer} --out {output}")
+
+
+rule export_task:
+    output:
+        directory(R + "/data/tasks/{task}"),
+    log:
+        L + "/data/tasks/{task}.log",
+    params:
+        cfg=export_task_cfg,
+    threads: 1
+    shell:
+        harness("export-task", "--out {output}")

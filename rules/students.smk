@@ -1,0 +1,72 @@
+# Students: initialisation (once per shape and seed), pre-training (per budget),
+# adaptation + SFT (per task). {source} is `none` for methods without one.
+
+
+def _init_inputs(wildcards):
+    inputs = {"tokenizer": TOKENIZER, **source_input(wildcards)}
+    if wildcards.source != NO_SOURCE:
+        inputs["artifact"] = R + f"/artifacts/{wildcards.method}/{wildcards.source}"
+    return inputs
+
+
+def _artifact_arg(wildcards, input):
+    return input.get("artifact", "none")
+
+
+rule init:
+    input:
+        unpack(_init_inputs),
+    output:
+        directory(STUDENT + "/init"),
+    log:
+        L + "/students/{method}/{source}/{shape}/seed{seed}/init.log",
+    params:
+        cfg=init_cfg,
+        source=source_arg,
+        artifact=_artifact_arg,
+    threads: 1
+    shell:
+        harness("init", "--tokenizer {input.tokenizer} --seed {wildcards.seed} --source {params.source}",
+                "--artifact {params.artifact} --out {output}")
+
+
+def _pretrain_inputs(wildcards):
+    return {"init": STUDENT.format(**wildcards) + "/init", "tokens": TOKENS, **source_input(wildcards)}
+
+
+rule pretrain:
+    input:
+        unpack(_pretrain_inputs),
+    output:
+        directory(STUDENT + "/{budget}/pretrain"),
+    log:
+        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain.log",
+    params:
+        cfg=pretrain_cfg,
+        source=source_arg,
+    threads: C.get("threads", 1)
+    shell:
+        harness("pretrain", "--init {input.init} --tokens {input.tokens} --seed {wildcards.seed}",
+                "--source {params.source} --out {output}")
+
+
+def _sft_inputs(wildcards):
+    return {"pretrained": STUDENT.format(**wildcards) + f"/{wildcards.budget}/pretrain",
+            "task": task_input(wildcards), **source_input(wildcards)}
+
+
+rule sft:
+    input:
+        unpack(_sft_inputs),
+    output:
+        directory(STUDENT + "/{budget}/sft/{task}"),
+    log:
+        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/sft/{task}.log",
+    params:
+        cfg=sft_cfg,
+        source=source_arg,
+        task=task_dir,
+    threads: C.get("threads", 1)
+    shell:
+        harness("sft", "--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed}",
+                "--source {params.source} --out {output}")
