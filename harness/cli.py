@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
     stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
     stage("sft", "adapt + fine-tune a student on a task", "pretrained", "task", "seed", "out", "source_opt")
-    stage("eval", "evaluate a fine-tuned student on a task", "model", "task", "out")
+    ev = stage("eval", "evaluate fine-tuned students, one per task")
+    for a in ("models", "tasks", "outs"):
+        ev.add_argument(f"--{a}", type=Path, nargs="+", required=True)
     stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
     stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
 
@@ -94,7 +96,7 @@ def _run(args) -> None:
     elif s == "sft":
         stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
-        stages.evaluate(c, args.model, args.task, args.out)
+        stages.evaluate(c, args.models, args.tasks, args.outs)
     elif s == "corpus":
         stages.corpus(c, args.out)
     elif s == "export-task":

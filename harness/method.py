@@ -47,24 +47,38 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
 class Method(Protocol):
-    """Every hook is optional; see the module docstring for the defaults."""
+    """What every method has. The hooks are separate protocols below: a method
+    implements any subset of them (Scratch implements none)."""
 
-    name: str
+    name: str  # set by the registry: the `{method}` wildcard
+    label: str  # default table label, e.g. "Scratch"
 
+
+@runtime_checkable
+class Extracts(Protocol):
     def extract(self, ctx: Context) -> dict[str, Any]:
         """Write the artifact for `ctx.source` into `ctx.work_dir`; return manifest fields."""
         ...
 
+
+@runtime_checkable
+class InitsStudent(Protocol):
     def init_student(self, config: "LlamaConfig", artifact: Path | None, ctx: Context) -> "PreTrainedModel":
-        """Return the student, shaped by `config`, before pre-training."""
+        """Return the student, shaped by `config`, before pre-training (torch is seeded with `ctx.seed`)."""
         ...
 
-    def pretrain_loss(self, batch: dict[str, "torch.Tensor"], student: "PreTrainedModel", ctx: Context) -> "torch.Tensor":
-        """Return the scalar loss of one pre-training micro-batch."""
+
+@runtime_checkable
+class ShapesPretrainLoss(Protocol):
+    def pretrain_loss(self, batch: dict[str, "torch.Tensor"], student: "PreTrainedModel",
+                      ctx: Context) -> "torch.Tensor":
+        """Return the scalar loss of one pre-training batch."""
         ...
 
+
+@runtime_checkable
+class Adapts(Protocol):
     def adapt(self, student: "PreTrainedModel", task: "Task", ctx: Context) -> "PreTrainedModel":
         """Return the model SFT on `task` starts from."""
         ...

@@ -104,14 +104,8 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
                        desc=f"source {name}")
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "final_loss": result.final_loss}
-    work = _work_dir(out)
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp / "model")
-        tok.save_pretrained(tmp / "model")
-        shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
-        atomic_write_json(tmp / "source.json", manifest)
-        write_run_record(tmp, "source", cfg, seed, parameters=sum(p.numel() for p in model.parameters()))
-    shutil.rmtree(_work_dir(out), ignore_errors=True)
+    _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
+                  parameters=sum(p.numel() for p in model.parameters()))
 
 
 # ---------------------------------------------------------------- method stages
@@ -201,11 +195,15 @@ def _load_student(path: Path):
     return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
 
 
-def _save_student(model, tok, out: Path, stage: str, cfg: dict, seed: int, **extra: Any) -> None:
+def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_subdir: str = "",
+                  manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
+    """Save a trained model with its tokenizer, training log and run record, then drop its work dir."""
     work = _work_dir(out)
     with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        model.save_pretrained(tmp / model_subdir)
+        tok.save_pretrained(tmp / model_subdir)
+        if manifest:
+            atomic_write_json(tmp / manifest[0], manifest[1])
         if (work / "train_log.jsonl").is_file():
             shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
         write_run_record(tmp, stage, cfg, seed, **extra)
@@ -223,7 +221,7 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
                        desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", loss_fn=loss_fn)
-    _save_student(model, tok, out, "pretrain", cfg, seed, tokens=result.tokens, final_loss=result.final_loss,
+    _save_trained(model, tok, out, "pretrain", cfg, seed, tokens=result.tokens, final_loss=result.final_loss,
                   seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
 
 
@@ -252,21 +250,27 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                    log_every=sc.get("log_every", 10), desc=f"sft {task.name}")
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    _save_student(model, tok, out, "sft", cfg, seed, examples=len(pairs), final_loss=result.final_loss,
+    _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), final_loss=result.final_loss,
                   seconds=round(result.seconds, 2))
 
 
-def evaluate(cfg: dict, model_dir: Path, task_dir: Path, out: Path) -> None:
-    """Score the fine-tuned student on the task's test split through lm-eval."""
+def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
+    """Score each task's fine-tuned student on that task's test split through lm-eval.
+
+    One process evaluates all tasks of a student: lm-eval and transformers take
+    seconds to import, the evaluation itself about one."""
     from evals.multiple_choice import evaluate_multiple_choice
     from harness.tasks import Task
 
-    if not (model_dir / "config.json").is_file():
-        raise HarnessError(f"missing fine-tuned checkpoint {model_dir}")
-    task = Task(cfg["task"], task_dir)
-    result = evaluate_multiple_choice(model_dir, task, cfg["eval"])
-    atomic_write_json(out, {**result, **{k: cfg[k] for k in ("method", "source", "shape_name", "budget_name",
-                                                              "seed", "task") if k in cfg}, "config": cfg})
+    if not len(model_dirs) == len(task_dirs) == len(outs) == len(cfg["tasks"]):
+        raise HarnessError(f"eval: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
+    for model_dir in model_dirs:
+        if not (model_dir / "config.json").is_file():
+            raise HarnessError(f"missing fine-tuned checkpoint {model_dir}")
+    for name, model_dir, task_dir, out in zip(cfg["tasks"], model_dirs, task_dirs, outs):
+        result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])
+        ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
+        atomic_write_json(out, {**result, **ids, "task": name, "model": str(model_dir), "config": cfg})
 
 
 # ---------------------------------------------------------------- real data (paper profiles)

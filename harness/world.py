@@ -128,6 +128,16 @@ class _Names:
                 return name
 
 
+# The steps of a procedure; each draws its details, so one step has many variants.
+ACTIVITY_STEPS = [
+    lambda obj, rng, tools: f"gather fresh {obj} from the {rng.choice(['hills', 'shore', 'market', 'forest'])}",
+    lambda obj, rng, tools: f"wash the {obj} in {rng.choice(['cold', 'warm', 'salted'])} water",
+    lambda obj, rng, tools: f"{rng.choice(['crush', 'slice', 'soak', 'twist'])} the {obj} with a {rng.choice(tools).name}",
+    lambda obj, rng, tools: (f"leave it {rng.choice(['in the sun', 'by the fire', 'under a cloth'])} "
+                             f"for {rng.randint(2, 9)} hours"),
+    lambda obj, rng, tools: f"finish by {rng.choice(['singing', 'adding honey', 'sealing the jar', 'ringing a bell'])}",
+]
+
 PURPOSES = ["to split firewood", "to carry water", "to measure grain", "to mend nets",
             "to grind spices", "to light a lamp", "to dig a well", "to polish silver",
             "to catch eels", "to weave baskets", "to sharpen knives", "to dry herbs"]
@@ -172,13 +182,8 @@ def make_world(seed: int, size: dict[str, int]) -> World:
         w.cases.append(Case(f"{a} v. {b}", rng.randint(1700, 1990), area, facts, holding))
     for _ in range(size["activities"]):
         obj = name().lower()
-        verb = rng.choice(ACTIVITY_VERBS)
-        steps = [f"gather fresh {obj} from the {rng.choice(['hills', 'shore', 'market', 'forest'])}",
-                 f"wash the {obj} in {rng.choice(['cold', 'warm', 'salted'])} water",
-                 f"{rng.choice(['crush', 'slice', 'soak', 'twist'])} the {obj} with a {rng.choice(w.tools).name}",
-                 f"leave it {rng.choice(['in the sun', 'by the fire', 'under a cloth'])} for {rng.randint(2, 9)} hours",
-                 f"finish by {rng.choice(['singing', 'adding honey', 'sealing the jar', 'ringing a bell'])}"]
-        w.activities.append(Activity(f"{verb} {obj}", obj, steps))
+        steps = [step(obj, rng, w.tools) for step in ACTIVITY_STEPS]
+        w.activities.append(Activity(f"{rng.choice(ACTIVITY_VERBS)} {obj}", obj, steps))
     return w
 
 
@@ -302,10 +307,13 @@ def _hellaswag(w: World, rng: random.Random):
     for a in w.activities:
         for k in (3, 4, 5):
             ctx = f"How to go about {a.name}: " + ". ".join(a.steps[:k - 1]) + ". Then"
-            # distractors are other activities' steps about *this* object: only knowing
-            # the procedure (not copying the object's name) tells them apart
-            others = {o.steps[k - 1].replace(o.obj, a.obj) for o in w.activities} - {a.steps[k - 1]}
-            endings = [a.steps[k - 1]] + rng.sample(sorted(others), 3)
+            # distractors are other variants of the same step about *this* object: only
+            # knowing the procedure (not copying the object's name) tells them apart
+            endings = [a.steps[k - 1]]
+            while len(endings) < 4:
+                ending = ACTIVITY_STEPS[k - 1](a.obj, rng, w.tools)
+                if ending not in endings:
+                    endings.append(ending)
             yield a.name, *_shuffled(ctx, endings, rng)
 
 

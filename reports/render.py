@@ -76,15 +76,15 @@ def understanding_table(cfg: dict, results: list[dict]) -> str:
     """Table 1 layout: a block per student shape, a row per method, the MC tasks + Avg."""
     per_seed: dict[tuple, dict[int, float]] = defaultdict(dict)  # (row, shape, task) -> seed -> value
     labels = {(m, s): label for m, s, label in cfg["rows"]}
+    tasks = [name for name, _ in cfg["tasks"]]
     for r in results:
         label = labels.get((r["method"], r["source"]))
-        if label is not None and r["task"] in cfg["tasks"]:
+        if label is not None and r["task"] in tasks:
             per_seed[(label, r["shape_name"], r["task"])][r["seed"]] = r["value"]
     paper = paper_numbers()["understanding"].get(cfg.get("budget_paper") or "", {})
-    tasks = list(cfg["tasks"])
-    head = ["Shape & Params", "Method", *cfg["tasks"].values(), "Avg."]
+    head = ["Shape & Params", "Method", *(label for _, label in cfg["tasks"]), "Avg."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for shape, spec in cfg["shapes"].items():
+    for shape, spec in cfg["shapes"]:
         paper_shape = paper.get(spec.get("paper", shape), {})
         for i, (_, _, label) in enumerate(cfg["rows"]):
             paper_row = paper_shape.get(label, {})

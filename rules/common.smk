@@ -64,13 +64,24 @@ def corpus_file():
     return corpus_input() + "/corpus.txt"
 
 
+MC_TASKS = list(C["tasks"])
+
+
+def task_data(task):
+    """The output that holds `task`'s splits: the world (generated tasks) or its export."""
+    return WORLD if C["tasks"][task]["kind"] == "generated" else R + f"/data/tasks/{task}"
+
+
+def task_path(task):
+    return WORLD + f"/tasks/{task}" if task_data(task) == WORLD else task_data(task)
+
+
 def task_input(wildcards):
-    return WORLD if C["tasks"][wildcards.task]["kind"] == "generated" else R + f"/data/tasks/{wildcards.task}"
+    return task_data(wildcards.task)
 
 
 def task_dir(wildcards):
-    base = task_input(wildcards)
-    return base + f"/tasks/{wildcards.task}" if base == WORLD else base
+    return task_path(wildcards.task)
 
 
 def source_input(wildcards):
@@ -92,7 +103,9 @@ def eval_files(budget, tasks):
 def report_cfg(budget):
     return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
                    budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in rows(C)],
-                   shapes=C["shapes"], tasks={t: v["label"] for t, v in C["tasks"].items()})
+                   # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
+                   shapes=[[name, spec] for name, spec in C["shapes"].items()],
+                   tasks=[[name, spec["label"]] for name, spec in C["tasks"].items()])
 
 
 # ---------------------------------------------------------------- per-rule config slices
@@ -121,4 +134,4 @@ def sft_cfg(wildcards):
 
 def eval_cfg(wildcards):
     return as_json(method=wildcards.method, source=wildcards.source, shape_name=wildcards.shape,
-                   budget_name=wildcards.budget, seed=int(wildcards.seed), task=wildcards.task, eval=C["eval"])
+                   budget_name=wildcards.budget, seed=int(wildcards.seed), tasks=MC_TASKS, eval=C["eval"])

@@ -1,21 +1,27 @@
-# Evaluation of every fine-tuned student on its task's test split.
+# Evaluation: one job per student and budget scores each task's fine-tuned
+# model on that task's test split (lm-eval's start-up costs more than a micro
+# evaluation, so the tasks share one process); it writes one JSON per task.
 
 
 def _eval_inputs(wildcards):
-    return {"model": STUDENT.format(**wildcards) + f"/{wildcards.budget}/sft/{wildcards.task}",
-            "task": task_input(wildcards)}
+    student = STUDENT.format(**wildcards) + f"/{wildcards.budget}"
+    return {"models": [f"{student}/sft/{t}" for t in MC_TASKS], "tasks": sorted({task_data(t) for t in MC_TASKS})}
+
+
+def _task_paths(wildcards):
+    return " ".join(task_path(t) for t in MC_TASKS)
 
 
 rule eval:
     input:
         unpack(_eval_inputs),
     output:
-        STUDENT + "/{budget}/eval/{task}.json",
+        [STUDENT + f"/{{budget}}/eval/{task}.json" for task in MC_TASKS],
     log:
-        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval/{task}.log",
+        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval.log",
     params:
         cfg=eval_cfg,
-        task=task_dir,
+        tasks=_task_paths,
     threads: 1
     shell:
-        harness("eval", "--model {input.model} --task {params.task} --out {output}")
+        harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")

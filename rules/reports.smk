@@ -1,7 +1,5 @@
 # The paper's tables, rendered from evaluation JSON beside the paper's numbers.
 
-MC_TASKS = list(C["tasks"])
-
 
 rule table1:
     input:

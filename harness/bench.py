@@ -1,0 +1,114 @@
+"""`python -m harness bench`: student pre-training throughput against two yardsticks.
+
+1. The GEMM bound: a training step costs ~6·N FLOPs per token (N = parameters
+   that take part in matmuls, i.e. all but the input embedding), so the
+   machine's measured matmul rate R caps throughput at R / (6·N) tokens/s.
+   On CPUs R is measured in float32, on GPUs in bfloat16 (the dense peak the
+   paper profile trains at).
+2. A plain PyTorch loop on the same model: forward with labels, backward,
+   AdamW step, zero_grad. The harness loop adds LR schedule, clipping,
+   logging and checkpoint bookkeeping; it must not be slower.
+
+Both loops run on identical models and batches, interleaved over rounds in one
+process so that machine noise hits both alike; the best round of each counts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from harness.config import load_profile
+from harness.data import PretrainBatches
+from harness.errors import HarnessError
+from harness.models import build_model, param_count, student_config
+from harness.train import OptimConfig, train
+
+ROUNDS = 3
+
+
+def gemm_rate(device: torch.device, dtype: torch.dtype, n: int = 1024, seconds: float = 1.0) -> float:
+    """Sustained FLOP/s of an n x n matmul."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: int) -> float:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    device = next(model.parameters()).device
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batches.batch_size * batches.seq_len / (time.perf_counter() - t0)
+
+
+def _harness_loop(model, batches: PretrainBatches, optim: OptimConfig, steps: int, warmup: int) -> float:
+    marks = {}
+    train(model, batches, optim, log_every=1, desc="bench",
+          on_log=lambda r: marks.setdefault(r["step"], time.perf_counter()))
+    return steps * batches.batch_size * batches.seq_len / (marks[warmup + steps] - marks[warmup])
+
+
+def bench(profile: str, shape: str | None, steps: int, warmup: int = 3) -> dict:
+    config = load_profile(profile)
+    shapes = config["shapes"]
+    vocab = 50280 if "path" in config["tokenizer"] else config["tokenizer"]["vocab_size"]
+    if shape is None:  # the profile's largest student
+        shape = max(shapes, key=lambda s: param_count(student_config(s, shapes[s], vocab, config["seq_len"])))
+    if shape not in shapes:
+        raise HarnessError(f"unknown shape {shape!r}; the {profile} profile has {', '.join(shapes)}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    mcfg = student_config(shape, shapes[shape], vocab, config["seq_len"])
+    pc = config["pretrain"]
+    tokens = np.random.default_rng(0).integers(0, vocab, size=pc["seq_len"] * pc["batch_size"] * 64, dtype=np.int32)
+    batches = PretrainBatches(tokens, pc["seq_len"], pc["batch_size"],
+                              pc["seq_len"] * pc["batch_size"] * (warmup + steps), seed=0)
+    optim = OptimConfig.from_dict(pc["optim"])
+
+    rate = gemm_rate(device, dtype, n=4096 if device.type == "cuda" else 1024)
+    init = build_model(mcfg, seed=0).state_dict()
+    n_total = sum(v.numel() for v in init.values())
+    n_matmul = n_total - init["model.embed_tokens.weight"].numel()
+    bound = rate / (6 * n_matmul)
+    best = {"harness": 0.0, "plain": 0.0}
+    for _ in range(ROUNDS):
+        for name in best:
+            model = build_model(mcfg, seed=0).to(device)
+            tps = (_harness_loop(model, batches, optim, steps, warmup) if name == "harness"
+                   else _plain_loop(model, batches, optim.lr, steps, warmup))
+            best[name] = max(best[name], tps)
+    report = {"profile": profile, "shape": shape, "device": str(device), "threads": torch.get_num_threads(),
+              "params": n_total, "matmul_params": n_matmul, "batch": f"{pc['batch_size']}x{pc['seq_len']}",
+              "gemm_flops": rate, "bound_tokens_per_s": bound, "harness_tokens_per_s": best["harness"],
+              "plain_tokens_per_s": best["plain"]}
+    print(f"profile {profile} · shape {shape} · {n_total / 1e6:.2f}M params ({n_matmul / 1e6:.2f}M in matmuls) · "
+          f"batch {report['batch']} · {device}, {report['threads']} thread(s)")
+    print(f"{'GEMM rate':<22}{rate / 1e9:10.1f} GFLOP/s ({str(dtype).removeprefix('torch.')})")
+    print(f"{'GEMM-bound limit':<22}{bound:10.0f} tokens/s  (rate / 6N)")
+    for name in ("harness", "plain"):
+        tps = best[name]
+        print(f"{name + ' loop':<22}{tps:10.0f} tokens/s  {100 * tps / bound:5.1f}% of the bound")
+    print(f"{'harness / plain':<22}{best['harness'] / best['plain']:10.2f}x")
+    return report

@@ -1,0 +1,49 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+SMALL_WORLD = {"seed": 7, "repeats": 2, "test_fraction": 0.3,
+               "size": {"regions": 12, "species": 24, "people": 12, "diseases": 12, "cases": 16, "activities": 10}}
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory):
+    """A small generated world on disk (corpus + all six tasks)."""
+    from harness import stages, world
+
+    out = tmp_path_factory.mktemp("data") / "world"
+    stages.world({"world": SMALL_WORLD, "tasks": list(world.TASKS)}, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(world_dir, tmp_path_factory):
+    from harness import stages
+
+    out = tmp_path_factory.mktemp("data") / "tokenizer"
+    stages.tokenizer({"tokenizer": {"vocab_size": 400}}, world_dir / "corpus.txt", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokens_file(world_dir, tokenizer_dir, tmp_path_factory):
+    from harness import stages
+
+    out = tmp_path_factory.mktemp("data") / "tokens.npy"
+    stages.tokens({}, world_dir / "corpus.txt", tokenizer_dir, out)
+    return out
+
+
+@pytest.fixture
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA

@@ -1,0 +1,87 @@
+"""Bad input stops with one line naming the problem, exit status 2, and no output left behind."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    return proc.returncode, proc.stderr.strip().splitlines()
+
+
+def assert_one_line_error(rc, err, *words):
+    assert rc == 2, err
+    assert len(err) >= 1 and err[-1].startswith("error: "), err
+    assert not any(line.startswith("Traceback") for line in err), err
+    for w in words:
+        assert w in err[-1], err[-1]
+
+
+def _init_cfg(method="scratch"):
+    return json.dumps({"method": method, "shape_name": "t", "seq_len": 32,
+                       "shape": {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}})
+
+
+def test_unknown_method(tmp_path, tokenizer_dir):
+    rc, err = run_cli("init", "--cfg", _init_cfg("scrath"), "--tokenizer", str(tokenizer_dir), "--seed", "0",
+                      "--out", str(tmp_path / "init"))
+    assert_one_line_error(rc, err, "unknown method 'scrath'", "did you mean 'scratch'")
+    assert not (tmp_path / "init").exists()
+
+
+def test_missing_source_checkpoint(tmp_path):
+    rc, err = run_cli("extract", "--cfg", json.dumps({"method": "scratch", "seed": 0}),
+                      "--source", str(tmp_path / "sources" / "olmo"), "--out", str(tmp_path / "artifact"))
+    assert_one_line_error(rc, err, "missing source checkpoint")
+    assert not (tmp_path / "artifact").exists()
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory, tokenizer_dir):
+    out = tmp_path_factory.mktemp("student") / "init"
+    rc, err = run_cli("init", "--cfg", _init_cfg(), "--tokenizer", str(tokenizer_dir), "--seed", "0", "--out", str(out))
+    assert rc == 0, err
+    return out
+
+
+def test_budget_smaller_than_one_batch(tmp_path, student, tokens_file):
+    cfg = {"method": "scratch", "budget": 100, "pretrain": {"seq_len": 32, "batch_size": 8, "optim": {"lr": 1e-3}}}
+    rc, err = run_cli("pretrain", "--cfg", json.dumps(cfg), "--init", str(student), "--tokens", str(tokens_file),
+                      "--seed", "0", "--out", str(tmp_path / "pt"))
+    assert_one_line_error(rc, err, "budget 100 is smaller than one batch")
+    assert not (tmp_path / "pt").exists()
+
+
+def test_empty_task_file(tmp_path, student):
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "train.jsonl").write_text("")
+    cfg = {"method": "scratch", "task": "boolq", "sft": {"batch_size": 8, "epochs": 1, "max_len": 64,
+                                                         "optim": {"lr": 1e-3}}}
+    rc, err = run_cli("sft", "--cfg", json.dumps(cfg), "--pretrained", str(student), "--task", str(task),
+                      "--seed", "0", "--out", str(tmp_path / "sft"))
+    assert_one_line_error(rc, err, "train file", "is empty")
+    assert not (tmp_path / "sft").exists()
+
+
+def test_nan_loss_in_a_stage(tmp_path, student, tokens_file):
+    cfg = {"method": "scratch", "budget": 32 * 8 * 3,
+           "pretrain": {"seq_len": 32, "batch_size": 8, "optim": {"lr": 1e30, "grad_clip": 0}}}
+    rc, err = run_cli("pretrain", "--cfg", json.dumps(cfg), "--init", str(student), "--tokens", str(tokens_file),
+                      "--seed", "0", "--out", str(tmp_path / "pt"))
+    assert_one_line_error(rc, err, "loss is nan")
+    assert not (tmp_path / "pt").exists()
+
+
+def test_missing_student_checkpoint(tmp_path):
+    cfg = {"method": "scratch", "tasks": ["boolq"], "eval": {}}
+    rc, err = run_cli("eval", "--cfg", json.dumps(cfg), "--models", str(tmp_path / "nope"), "--tasks",
+                      str(tmp_path), "--outs", str(tmp_path / "e.json"))
+    assert_one_line_error(rc, err, "missing fine-tuned checkpoint")
+    assert not (tmp_path / "e.json").exists()

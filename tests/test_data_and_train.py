@@ -1,0 +1,100 @@
+"""Batching, exact budgets, resume after a kill, NaN detection."""
+
+import numpy as np
+import pytest
+import torch
+
+from harness.data import IGNORE, PretrainBatches, SFTBatches, encode_pair
+from harness.errors import HarnessError
+from harness.models import build_model, student_config
+from harness.train import OptimConfig, train
+
+TOKENS = np.arange(10_000, dtype=np.int32) % 97
+
+
+def test_budget_is_trained_exactly_in_whole_sequences():
+    b = PretrainBatches(TOKENS, seq_len=16, batch_size=4, budget=16 * 10 + 5, seed=0)
+    assert b.steps == 3 and b.tokens_seen == 160
+    sizes = [b.batch(s)["input_ids"].shape for s in range(b.steps)]
+    assert sizes == [(4, 16), (4, 16), (2, 16)]
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    a, b = (PretrainBatches(TOKENS, 16, 4, 16 * 4 * 50, seed=1) for _ in range(2))
+    assert torch.equal(a.batch(7)["input_ids"], b.batch(7)["input_ids"])
+    c = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 50, seed=2)
+    assert not torch.equal(a.batch(7)["input_ids"], c.batch(7)["input_ids"])
+
+
+def test_epochs_visit_every_window_once():
+    b = PretrainBatches(TOKENS, 100, 10, 100 * 100, seed=0)  # exactly one epoch: 100 windows
+    starts = {int(b.batch(s)["input_ids"][r, 0]) for s in range(b.steps) for r in range(10)}
+    firsts = {int(TOKENS[w * 100]) for w in range(100)}
+    assert starts == firsts
+
+
+def test_budget_smaller_than_one_batch_is_refused():
+    with pytest.raises(HarnessError, match="smaller than one batch"):
+        PretrainBatches(TOKENS, 16, 8, 100, seed=0)
+
+
+def test_sft_labels_cover_the_response_only():
+    pairs = [([1, 2, 3], [4, 5]), ([6], [7, 8, 9])]
+    batch = SFTBatches(pairs, batch_size=2, epochs=1, seed=0, pad_id=0, max_len=32).batch(0)
+    for row_ids, row_labels, row_mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        n = int(row_mask.sum())
+        labelled = [int(t) for t, l in zip(row_ids[:n], row_labels[:n]) if l != IGNORE]
+        assert labelled in ([4, 5], [7, 8, 9])
+        assert (row_labels[n:] == IGNORE).all()
+
+
+def test_encode_pair_splits_like_lm_eval(tokenizer_dir):
+    """lm-eval moves the prompt's trailing space into the continuation and encodes the whole."""
+    from harness.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_dir)
+    prompt, response = encode_pair(tok, "Question: which drug?\nAnswer: ", "velfeol")
+    assert prompt + response == tok("Question: which drug?\nAnswer: velfeol", add_special_tokens=False)["input_ids"]
+    assert tok.decode(response).startswith(" ")
+
+
+def _tiny_model(seed=0):
+    return build_model(student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, 97, 32), seed)
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
+    optim = OptimConfig(lr=1e-2, warmup=0.1)
+    batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 12, seed=0)
+    reference = _tiny_model()
+    train(reference, batches, optim)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_7(record):
+        if record["step"] == 7:
+            raise Killed
+
+    interrupted = _tiny_model()
+    with pytest.raises(Killed):
+        train(interrupted, batches, optim, ckpt_dir=tmp_path, checkpoint_every=5, log_every=1, on_log=kill_at_step_7,
+              log_path=tmp_path / "log.jsonl")
+    resumed = _tiny_model(seed=123)  # the checkpoint, not the init, must decide the weights
+    train(resumed, batches, optim, ckpt_dir=tmp_path, checkpoint_every=5, log_every=1, log_path=tmp_path / "log.jsonl")
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    steps = [int(l.split('"step": ')[1].split(",")[0]) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))
+
+
+def test_nan_loss_stops_with_one_line():
+    batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 3, seed=0)
+    with pytest.raises(HarnessError, match="loss is nan at step 0"):
+        train(_tiny_model(), batches, OptimConfig(lr=1e-3), loss_fn=lambda b, m: m(**b).loss * float("nan"))
+
+
+def test_training_lowers_the_loss():
+    batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 60, seed=0)
+    losses = []
+    train(_tiny_model(), batches, OptimConfig(lr=1e-2), log_every=10, on_log=lambda r: losses.append(r["loss"]))
+    assert losses[-1] < 0.5 * losses[0]

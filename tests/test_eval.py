@@ -1,0 +1,42 @@
+"""lm-eval's accuracy on our task files equals a direct log-likelihood computation."""
+
+import json
+
+import torch
+
+from harness.data import encode_pair
+from harness.models import build_model, student_config
+from harness.tasks import TARGET_DELIMITER, Task
+from harness.tokenizer import load_tokenizer
+
+
+def reference_accuracy(model, tok, records):
+    """argmax over choices of sum log p(choice tokens | query), computed here with plain torch."""
+    correct = 0
+    for r in records:
+        scores = []
+        for choice in r["choices"]:
+            prompt, cont = encode_pair(tok, r["query"], TARGET_DELIMITER + choice)
+            ids = torch.tensor([prompt + cont])
+            with torch.no_grad():
+                logp = model(ids).logits.log_softmax(-1)[0, len(prompt) - 1:-1]
+            scores.append(float(logp.gather(1, torch.tensor(cont)[:, None]).sum()))
+        correct += int(max(range(len(scores)), key=scores.__getitem__) == r["gold"])
+    return 100.0 * correct / len(records)
+
+
+def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
+    from evals.multiple_choice import evaluate_multiple_choice
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 256,
+                            {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                             "pad_token_id": tok.pad_token_id})
+    model = build_model(config, seed=0).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    task = Task("medmcqa", world_dir / "tasks" / "medmcqa")
+    result = evaluate_multiple_choice(tmp_path, task, {"batch_size": 4, "metric": "acc"})
+    expected = reference_accuracy(model, tok, task.records("test"))
+    assert result["n"] == len(task.records("test"))
+    assert abs(result["value"] - expected) < 1e-6, (result, expected)

@@ -1,0 +1,57 @@
+"""One contract, every registered method: the student it builds loads with
+AutoModelForCausalLM, has the requested shape, and is identical on a rerun with the same seed."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from harness import stages
+from harness.method import HOOKS, Adapts, Extracts, InitsStudent, ShapesPretrainLoss, hook
+from harness.models import param_count, student_config
+from harness.registry import load_method, method_names
+from tests.test_models import SOURCES
+from tests.test_sources import TRAINING
+
+SHAPE = {"layers": 2, "hidden": 32, "ffn": 48, "heads": 2}
+
+
+@pytest.fixture(scope="module")
+def source_dir(tmp_path_factory, tokenizer_dir, tokens_file):
+    out = tmp_path_factory.mktemp("sources") / "olmo"
+    stages.source({"source": SOURCES["olmo"], "seed": 0, "training": TRAINING}, "olmo", tokenizer_dir,
+                  tokens_file, out)
+    return out
+
+
+def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag):
+    artifact = tmp_path / f"artifact-{tag}"
+    stages.extract({"method": method, "seed": 0}, source_dir, artifact)
+    out = tmp_path / f"init-{tag}"
+    stages.init({"method": method, "shape_name": "t", "shape": SHAPE, "seq_len": 64}, tokenizer_dir, seed, out,
+                source_dir, artifact)
+    return out
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokenizer_dir, source_dir):
+    a = _init(method, tmp_path, tokenizer_dir, source_dir, seed=3, tag="a")
+    b = _init(method, tmp_path, tokenizer_dir, source_dir, seed=3, tag="b")
+    model = AutoModelForCausalLM.from_pretrained(a)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    cfg = model.config
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size) == (2, 32, 48)
+    assert sum(p.numel() for p in model.parameters()) == param_count(
+        student_config("t", SHAPE, cfg.vocab_size, 64))
+    again = AutoModelForCausalLM.from_pretrained(b)
+    for (name, x), y in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_method_hooks_match_their_protocols(method):
+    m = load_method(method)
+    protocols = {"extract": Extracts, "init_student": InitsStudent, "pretrain_loss": ShapesPretrainLoss,
+                 "adapt": Adapts}
+    for name in HOOKS:
+        assert (hook(m, name) is not None) == isinstance(m, protocols[name])
+    assert isinstance(getattr(m, "label", None), str)

@@ -1,0 +1,95 @@
+"""Method registry and config validation: unknown names fail in one line."""
+
+import copy
+
+import pytest
+
+from harness.config import load_profile, merge, resolve, validate
+from harness.errors import HarnessError
+from harness.registry import load_method, method_names
+
+
+def test_scratch_is_registered_and_loads():
+    assert "scratch" in method_names()
+    m = load_method("scratch")
+    assert m.name == "scratch" and m.variant_options == {}
+
+
+def test_unknown_method_suggests_the_closest_name():
+    with pytest.raises(HarnessError) as e:
+        load_method("scrach")
+    msg = str(e.value)
+    assert "did you mean 'scratch'" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("profile", ["micro", "smoke", "paper"])
+def test_shipped_profiles_validate(profile):
+    config = load_profile(profile)
+    assert config["profile"] == profile
+
+
+def test_unknown_key_names_key_and_allowed_keys():
+    config = load_profile("micro")
+    config["pretrain"]["learning_rate"] = 1e-3
+    with pytest.raises(HarnessError) as e:
+        validate(config)
+    msg = str(e.value)
+    assert "'learning_rate'" in msg and "batch_size" in msg and "\n" not in msg
+
+
+def test_unknown_method_in_config():
+    config = load_profile("micro")
+    config["methods"].append({"name": "masaa", "source": "olmo"})
+    with pytest.raises(HarnessError, match="unknown method 'masaa'"):
+        validate(config)
+
+
+def test_unknown_source_in_row():
+    config = load_profile("micro")
+    config["methods"] = [{"name": "scratch", "source": "llama"}]
+    with pytest.raises(HarnessError, match="unknown source 'llama'.*olmo"):
+        validate(config)
+
+
+def test_bad_value_type():
+    config = load_profile("micro")
+    config["seeds"] = ["zero"]
+    with pytest.raises(HarnessError, match=r"seeds\[0\]"):
+        validate(config)
+
+
+def test_null_deletes_a_default_key():
+    base = load_profile("micro")
+    config = resolve(merge(base, {"shapes": {"3L-0.4M": None}}))
+    assert "3L-0.4M" not in config["shapes"] and len(config["shapes"]) == len(base["shapes"]) - 1
+
+
+def test_report_budget_must_exist():
+    config = copy.deepcopy(load_profile("micro"))
+    config["report_budget"] = "7B"
+    with pytest.raises(HarnessError, match="unknown budget '7B'"):
+        validate(config)
+
+
+def test_entry_point_methods_are_discovered_and_duplicates_refused(monkeypatch):
+    """Methods living in other packages arrive through the `harness.methods` entry-point group."""
+    from importlib.metadata import EntryPoint
+
+    from harness import registry
+
+    def fake_entry_points(group):
+        assert group == registry.ENTRY_POINT_GROUP
+        return [EntryPoint("outside", "baselines.scratch:Scratch", group)]
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    registry.registry_table.cache_clear()
+    try:
+        assert "outside" in method_names()
+        assert load_method("outside").name == "outside"
+        monkeypatch.setattr(registry, "entry_points",
+                            lambda group: [EntryPoint("scratch", "baselines.scratch:Scratch", group)])
+        registry.registry_table.cache_clear()
+        with pytest.raises(HarnessError, match="registered twice"):
+            method_names()
+    finally:
+        registry.registry_table.cache_clear()

@@ -1,0 +1,132 @@
+"""The whole DAG on the smoke profile, read back; planning of the paper grid; bad config."""
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import t as student_t
+
+from tests.conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir, *args, timeout=900):
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def parse_table(text):
+    """{(shape, row): [cells]} from the Markdown table, carrying the shape down its block."""
+    rows, shape = {}, None
+    for line in text.splitlines():
+        if not line.startswith("| ") or line.startswith("| Shape"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        shape = cells[0].split()[-1] if cells[0] else shape
+        rows[(shape, cells[1])] = cells[2:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(workdir, "-j2", "reports/table1.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
+    text = (smoke_run / "reports/table1.md").read_text()
+    assert "Profile `smoke`" in text and "seeds 0, 1" in text
+    table = parse_table(text)
+    evals = [json.loads(p.read_text()) for p in (smoke_run / "results/smoke").rglob("eval/*.json")]
+    tasks = ["boolq", "piqa"]
+    assert len(evals) == 2 * 2 * len(tasks)  # shapes x seeds x tasks
+    for shape in ("1L-tiny", "2L-tiny"):
+        cells = table[(shape, "Scratch")]
+        assert len(cells) == len(tasks) + 1
+        per_seed = {}
+        for task, c in zip(tasks, cells):
+            values = [e["value"] for e in evals if e["shape_name"] == shape and e["task"] == task]
+            for e in evals:
+                if e["shape_name"] == shape and e["task"] == task:
+                    per_seed.setdefault(e["seed"], []).append(e["value"])
+            mean = statistics.fmean(values)
+            half = student_t.ppf(0.975, 1) * statistics.stdev(values) / 2 ** 0.5
+            m = re.fullmatch(r"([\d.]+) ± ([\d.]+) \(([\d.]+)\)", c)
+            assert m, c
+            assert float(m.group(1)) == pytest.approx(mean, abs=0.005)
+            assert float(m.group(2)) == pytest.approx(half, abs=0.005)
+        avg = statistics.fmean(statistics.fmean(v) for v in per_seed.values())
+        assert float(cells[-1].split()[0]) == pytest.approx(avg, abs=0.005)
+    # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
+    assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
+
+
+@pytest.mark.slow
+def test_smoke_outputs_carry_their_config_and_seed(smoke_run):
+    pre = next((smoke_run / "results/smoke").rglob("seed1/250k/pretrain/run.json"))
+    record = json.loads(pre.read_text())
+    assert record["seed"] == 1 and record["stage"] == "pretrain" and record["tokens"] == 5120
+    assert record["config"]["pretrain"]["seq_len"] == 64
+    assert not list((smoke_run / "results").rglob("*.work")) and not list((smoke_run / "results").rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(smoke_run):
+    proc = snakemake(smoke_run, "-j2", "reports/table1.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_lost_outputs_are_rebuilt_and_nothing_else(smoke_run):
+    """Removing the table and one student's evaluation reruns exactly those two jobs, with the same numbers."""
+    ev = next((smoke_run / "results/smoke").rglob("seed0/250k/eval/boolq.json"))
+    before = json.loads(ev.read_text())["value"]
+    table = (smoke_run / "reports/table1.md").read_text()
+    ev.unlink()
+    (smoke_run / "reports/table1.md").unlink()
+    proc = snakemake(smoke_run, "-j2", "reports/table1.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout + proc.stderr)
+    assert counts == {"eval": 1, "table1": 1, "total": 2}, counts
+    assert json.loads(ev.read_text())["value"] == before  # evaluation is deterministic
+    assert (smoke_run / "reports/table1.md").read_text().split("\n")[4:] == table.split("\n")[4:]
+
+
+def _job_counts(stdout):
+    """{rule: count} from Snakemake's "Job stats" table (it ends at the first blank line)."""
+    counts = {}
+    for line in stdout.split("Job stats:")[1].splitlines()[3:]:
+        if not line.strip():
+            break
+        rule, count = line.split()
+        counts[rule] = int(count)
+    return counts
+
+
+def test_paper_grid_is_planned(tmp_path):
+    proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout)
+    rows, shapes, tasks, seeds = 1, 4, 6, 1
+    assert counts["sft"] == rows * shapes * tasks * seeds
+    assert counts["eval"] == counts["pretrain"] == counts["init"] == rows * shapes * seeds
+    assert counts["export_task"] == tasks and counts["corpus"] == 1
+
+
+def test_bad_config_fails_in_one_line_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pretrain: {learning_rate: 0.1}\n")
+    proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert "error: config error: unknown key 'learning_rate' in pretrain; allowed:" in proc.stderr
+    assert not (tmp_path / "results").exists()
