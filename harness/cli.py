@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     stage("tokens", "tokenise the pre-training corpus", "corpus", "tokenizer", "out")
     stage("source", "resolve or pre-train a source LLM", "tokenizer", "tokens", "out").add_argument(
         "--name", required=True)
-    stage("extract", "a method's once-per-source extraction", "source", "out")
+    ex = stage("extract", "a method's once-per-source extraction", "source", "out", "tokens_opt", "domains_opt")
+    ex.add_argument("--tasks", type=Path, nargs="*", default=[], help="task directories (train splits)")
     stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
     stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
     stage("sft", "adapt + fine-tune a student on a task", "pretrained", "task", "seed", "out", "source_opt")
@@ -88,7 +89,7 @@ def _run(args) -> None:
     elif s == "source":
         stages.source(c, args.name, args.tokenizer, args.tokens, args.out)
     elif s == "extract":
-        stages.extract(c, args.source, args.out)
+        stages.extract(c, args.source, args.out, args.tokens, args.tasks, args.domains)
     elif s == "init":
         stages.init(c, args.tokenizer, args.seed, args.out, args.source, args.artifact)
     elif s == "pretrain":

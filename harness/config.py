@@ -101,6 +101,9 @@ def validate(config: dict[str, Any]) -> None:
         if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
             raise HarnessError(f"config error: methods[{i}]: "
                                + unknown_name_message("source", row["source"], list(config["sources"])))
+    for name in config.get("method_options", {}):
+        if name not in known:
+            raise HarnessError("config error: method_options: " + unknown_name_message("method", name, known))
     labels = [row_label(config, r) for r in config["methods"]]
     if len(set(labels)) != len(labels):
         raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")

@@ -60,6 +60,15 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}{hint} Known: {', '.join(sorted(known))}"
 
 
+def family(name: str) -> str:
+    """The plain entry a variant belongs to (same class, no fixed options); itself otherwise."""
+    spec = method_spec(name)
+    for other in registry_table().values():
+        if other.target == spec.target and not other.options:
+            return other.name
+    return name
+
+
 def method_spec(name: str) -> MethodSpec:
     table = registry_table()
     if name not in table:

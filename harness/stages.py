@@ -121,13 +121,54 @@ def _method_and_context(cfg: dict, seed: int, source_dir: Path | None, work_dir:
     return method, Context(options=options, seed=seed, device=_device(), source=src, work_dir=work_dir)
 
 
-def extract(cfg: dict, source_dir: Path, out: Path) -> None:
+def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path], domains_dir: Path | None) -> dict:
+    """What an `extract` hook may read, loaded lazily: the pre-training token stream, each
+    corpus domain alone (tokenised on demand), and the tasks' train inputs as token batches."""
+    import numpy as np
+
+    from harness.tasks import Task
+    from harness.tokenizer import load_tokenizer
+
+    def tokenizer():
+        return load_tokenizer(ctx.source.model_path)
+
+    def domain_tokens(domain: str):
+        from harness.data import tokenize_corpus
+
+        path = (domains_dir or Path("-")) / f"{domain}.txt"
+        if not path.is_file():
+            raise HarnessError(f"no corpus domain {domain!r} (looked for {path})")
+        return tokenize_corpus(path, tokenizer())
+
+    def task_batches(max_sequences: int = 64):
+        """Task train queries packed into seq_len windows (no padding to skew router counts)."""
+        tok = tokenizer()
+        stream = []
+        for d in task_dirs:
+            for r in Task(d.name, d).records("train"):
+                stream += tok(r["query"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        seq = cfg["seq_len"]
+        import torch
+
+        windows = [stream[i:i + seq] for i in range(0, len(stream) - seq + 1, seq)][:max_sequences]
+        for i in range(0, len(windows), 8):
+            yield torch.tensor(windows[i:i + 8], device=ctx.device)
+
+    tokens = np.load(tokens_file, mmap_mode="r") if tokens_file else None
+    return {"tokens": tokens, "seq_len": cfg["seq_len"], "domain_tokens": domain_tokens,
+            "task_batches": task_batches}
+
+
+def extract(cfg: dict, source_dir: Path, out: Path, tokens_file: Path | None = None,
+            task_dirs: list[Path] = (), domains_dir: Path | None = None) -> None:
     """Run the method's `extract` hook once per source; every student shape reuses the artifact."""
     from harness.method import hook
 
+    method, ctx = _method_and_context(cfg, cfg["seed"], source_dir)
+    fn = hook(method, "extract")
     with atomic_dir(out) as tmp:
-        method, ctx = _method_and_context(cfg, cfg["seed"], source_dir, work_dir=tmp)
-        fn = hook(method, "extract")
+        ctx.work_dir = tmp
+        ctx.extra = _extract_data(cfg, ctx, tokens_file, list(task_dirs), domains_dir)
         manifest = (fn(ctx) or {}) if fn else {}
         atomic_write_json(tmp / "manifest.json", {"method": cfg["method"], "source": ctx.source.name,
                                                   "extracted": fn is not None, **manifest})

@@ -1,10 +1,24 @@
-"""The method table: name -> "module:Class" (or a variant with fixed options).
+"""The method table: name -> "module:Class", or a variant with fixed options.
 
 Adding a method is one file in `methods/` or `baselines/` plus one line here.
-Names are the workflow's `{method}` wildcard and the reports' row keys.
-Nothing is imported until a stage asks for the method.
+Names are the workflow's `{method}` wildcard and the reports' row keys; a
+variant (same class, other options) is its own row, e.g. an ablation. A
+variant reads its family's `method_options` (those of the entry with the same
+class and no fixed options) under its own. Nothing is imported until a stage
+asks for the method.
 """
+
+MASA = "methods.masa:MASA"
+MASA_DOMAINS = ("encyclopedia", "code", "math_science", "law", "medicine")
 
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
+    "masa": MASA,
+    # Table 4 ablations
+    "masa-no-spectral": {"target": MASA, "options": {"spectral_weight": 0.0}, "label": "w.o. Spectral Alignment"},
+    "masa-no-scaling": {"target": MASA, "options": {"scaling": "truncate"}, "label": "w.o. Adaptive Scaling"},
+    # Table 5: M/W ratio
+    **{f"masa-ratio{p}": {"target": MASA, "options": {"ratio": p / 100}, "label": f"{p}%"} for p in (3, 12, 23, 40)},
+    # Figure 4: alignment data from one domain
+    **{f"masa-domain-{d}": {"target": MASA, "options": {"domain": d}, "label": d} for d in MASA_DOMAINS},
 }

@@ -6,6 +6,7 @@ import sys
 
 from harness.config import NO_SOURCE, resolve, rows
 from harness.errors import HarnessError
+from harness.registry import family
 
 try:
     C = resolve(config)
@@ -44,9 +45,10 @@ def as_json(**slice_):
 
 
 def method_cfg(method):
-    """The config slice every method stage sees: the method's own options only, so that
+    """The config slice every method stage sees: its family's options under its own, so that
     changing one method's options reruns that method's jobs and no others."""
-    return {"method": method, "method_options": C.get("method_options", {}).get(method, {})}
+    options = C.get("method_options", {})
+    return {"method": method, "method_options": {**options.get(family(method), {}), **options.get(method, {})}}
 
 
 # ---------------------------------------------------------------- data paths
@@ -115,7 +117,7 @@ def export_task_cfg(wildcards):
 
 
 def extract_cfg(wildcards):
-    return as_json(**method_cfg(wildcards.method), seed=0)
+    return as_json(**method_cfg(wildcards.method), seed=0, seq_len=C["seq_len"])
 
 
 def init_cfg(wildcards):

@@ -28,15 +28,24 @@ rule source:
                 "--out {output}")
 
 
+def _extract_inputs(wildcards):
+    """The source, the pre-training token stream, and the data of every task (expert counting)."""
+    return {"source": R + f"/sources/{wildcards.source}", "tokens": TOKENS,
+            "tasks": sorted({task_data(t) for t in MC_TASKS})}
+
+
 rule extract:
     input:
-        source=R + "/sources/{source}",
+        unpack(_extract_inputs),
     output:
         directory(R + "/artifacts/{method}/{source}"),
     log:
         L + "/artifacts/{method}/{source}.log",
     params:
         cfg=extract_cfg,
-    threads: 1
+        tasks=" ".join(task_path(t) for t in MC_TASKS),
+        domains=WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
+    threads: C.get("threads", 1)
     shell:
-        harness("extract", "--source {input.source} --out {output}")
+        harness("extract", "--source {input.source} --tokens {input.tokens} --tasks {params.tasks}",
+                "--domains {params.domains} --out {output}")

@@ -23,9 +23,11 @@ def source_dir(tmp_path_factory, tokenizer_dir, tokens_file):
     return out
 
 
-def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag):
+def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag, tokens_file, world_dir):
     artifact = tmp_path / f"artifact-{tag}"
-    stages.extract({"method": method, "seed": 0}, source_dir, artifact)
+    stages.extract({"method": method, "seed": 0, "seq_len": 32, "method_options": {"align_tokens": 32 * 4 * 3,
+                                                                                   "align_batch": 4}},
+                   source_dir, artifact, tokens_file, [world_dir / "tasks" / "boolq"], world_dir / "domains")
     out = tmp_path / f"init-{tag}"
     stages.init({"method": method, "shape_name": "t", "shape": SHAPE, "seq_len": 64}, tokenizer_dir, seed, out,
                 source_dir, artifact)
@@ -33,9 +35,10 @@ def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag):
 
 
 @pytest.mark.parametrize("method", method_names())
-def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokenizer_dir, source_dir):
-    a = _init(method, tmp_path, tokenizer_dir, source_dir, seed=3, tag="a")
-    b = _init(method, tmp_path, tokenizer_dir, source_dir, seed=3, tag="b")
+def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokenizer_dir, source_dir, tokens_file,
+                                                       world_dir):
+    a = _init(method, tmp_path, tokenizer_dir, source_dir, 3, "a", tokens_file, world_dir)
+    b = _init(method, tmp_path, tokenizer_dir, source_dir, 3, "b", tokens_file, world_dir)
     model = AutoModelForCausalLM.from_pretrained(a)
     assert type(model).__name__ == "LlamaForCausalLM"
     cfg = model.config

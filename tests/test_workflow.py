@@ -46,11 +46,19 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
     text = (smoke_run / "reports/table1.md").read_text()
     assert "Profile `smoke`" in text and "seeds 0, 1" in text
     table = parse_table(text)
-    evals = [json.loads(p.read_text()) for p in (smoke_run / "results/smoke").rglob("eval/*.json")]
     tasks = ["boolq", "piqa"]
+    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe")]:
+        _check_row(smoke_run, table, row, method, source, tasks)
+    # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
+    assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
+
+
+def _check_row(smoke_run, table, row, method, source, tasks):
+    evals = [json.loads(p.read_text()) for p in (smoke_run / f"results/smoke/students/{method}/{source}").rglob(
+        "eval/*.json")]
     assert len(evals) == 2 * 2 * len(tasks)  # shapes x seeds x tasks
     for shape in ("1L-tiny", "2L-tiny"):
-        cells = table[(shape, "Scratch")]
+        cells = table[(shape, row)]
         assert len(cells) == len(tasks) + 1
         per_seed = {}
         for task, c in zip(tasks, cells):
@@ -66,8 +74,6 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
             assert float(m.group(2)) == pytest.approx(half, abs=0.005)
         avg = statistics.fmean(statistics.fmean(v) for v in per_seed.values())
         assert float(cells[-1].split()[0]) == pytest.approx(avg, abs=0.005)
-    # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
-    assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
 
 
 @pytest.mark.slow
@@ -117,10 +123,12 @@ def test_paper_grid_is_planned(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
-    rows, shapes, tasks, seeds = 1, 4, 6, 1
+    rows, shapes, tasks, seeds, sources = 4, 4, 6, 1, 3
     assert counts["sft"] == rows * shapes * tasks * seeds
     assert counts["eval"] == counts["pretrain"] == counts["init"] == rows * shapes * seeds
     assert counts["export_task"] == tasks and counts["corpus"] == 1
+    # knowledge is size-decoupled: one extraction per (method, source), shared by every shape
+    assert counts["extract"] == counts["source"] == sources
 
 
 def test_bad_config_fails_in_one_line_before_any_job(tmp_path):

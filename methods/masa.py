@@ -1,0 +1,401 @@
+"""MASA (ICLR 2026, "Inheriting Generalizable Knowledge from LLMs to Diverse Vertical Tasks").
+
+Section 3.1: each selected FFN weight W of a frozen source gets a small square
+gene matrix M (r x r), aligned to W by output alignment (eqs. 1-3, appendix
+A.2 eqs. 10-14) plus log-spectral alignment (eqs. 4-5). Section 3.2: adaptive
+scaling reshapes M to any student weight size p x q through its SVD (eq. 6).
+
+Orientation. The paper writes W in R^{d_in x d_out}; this file keeps PyTorch's
+`Linear.weight` orientation, W of shape (d_out, d_in) with y = W x, and M in
+the same column-vector convention as eq. 11 (z = M x). So `adaptive_scale(M,
+p, q)` returns a (p, q) = (out, in) matrix that is directly a student's
+`Linear.weight`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from harness.errors import HarnessError
+
+
+# ---------------------------------------------------------------- section 3.1, appendix A.2
+
+def compress(x: Tensor, r: int) -> Tensor:
+    """f_c (eq. 10): (..., d_in) -> (..., n, r), n = ceil(d_in / r).
+
+    When r does not divide d_in the last block is completed with the last
+    n*r - d_in elements of x, in order ("duplicating elements from the tail of
+    x"). If that is more elements than x has (r > 2*d_in), the tail is taken
+    from x repeated cyclically, still ending at x's last element.
+    """
+    d_in = x.shape[-1]
+    n = math.ceil(d_in / r)
+    pad = n * r - d_in
+    if pad:
+        tail = (torch.arange(pad, device=x.device) + d_in - pad) % d_in  # (pad,)
+        x = torch.cat([x, x[..., tail]], dim=-1)  # (..., n*r)
+    return x.reshape(*x.shape[:-1], n, r)
+
+
+def decompress(z: Tensor, d_out: int) -> Tensor:
+    """f_d (eqs. 12-14): (..., n, r) -> (..., d_out).
+
+    Concatenate the blocks (length n*r); if longer than d_out keep the first
+    d_out entries (eq. 13), otherwise repeat the whole vector ceil(d_out/(n*r))
+    times and truncate (eq. 14).
+    """
+    z = z.reshape(*z.shape[:-2], -1)  # (..., n*r)
+    length = z.shape[-1]
+    if length < d_out:
+        z = z.repeat(*([1] * (z.dim() - 1)), math.ceil(d_out / length))
+    return z[..., :d_out]
+
+
+def gene_forward(M: Tensor, x: Tensor, d_out: int) -> Tensor:
+    """x~ = f_d(M f_c(x)) (eq. 1): (..., d_in) -> (..., d_out).
+
+    Eq. 11 multiplies each block as a column vector, z_i = M x_i. Blocks here
+    are rows of `compress(x)`, so the product is written `blocks @ M^T`, which
+    is the same z_i: (x_i^T M^T)^T = M x_i. Leading dims of M broadcast against
+    those of x like `torch.matmul` (one M per row of a (B, N, d_in) input is
+    M of shape (B, 1, r, r)).
+    """
+    return decompress(compress(x, M.shape[-1]) @ M.transpose(-1, -2), d_out)
+
+
+def output_loss(W: Tensor, M: Tensor, x: Tensor) -> Tensor:
+    """L_out = ||W x - f_d(M f_c(x))||^2, averaged over the inputs in `x` (rows)."""
+    target = x @ W.transpose(-1, -2)  # (N, d_out)
+    return (target - gene_forward(M, x, W.shape[-2])).pow(2).sum(-1).mean()
+
+
+def spectral_loss(W: Tensor, M: Tensor, eps: float = 1e-12) -> Tensor:
+    """L_spec = sum_{i<=k} (log s_i(W) - log s_i(M))^2 over the top k = min(r, rank bound) singular values.
+
+    Stability: `torch.linalg.svdvals` has well-defined gradients even for
+    repeated singular values (unlike singular vectors), and singular values are
+    clamped at `eps` before the log, so a collapsing direction of M gives a
+    large but finite loss and gradient instead of inf/NaN. W is frozen, so its
+    spectrum is computed without gradient.
+    """
+    return log_spectrum_gap(log_spectrum(W, M.shape[-1], eps), M, eps)
+
+
+def log_spectrum(W: Tensor, r: int, eps: float = 1e-12) -> Tensor:
+    """log of W's top min(r, rank bound) singular values; W is frozen, so no gradient."""
+    with torch.no_grad():
+        s = torch.linalg.svdvals(W.to(torch.promote_types(W.dtype, torch.float32)))
+    return s[..., :min(r, *W.shape[-2:])].clamp_min(eps).log()
+
+
+def log_spectrum_gap(log_s_w: Tensor, M: Tensor, eps: float = 1e-12) -> Tensor:
+    """sum_i (log s_i(W) - log s_i(M))^2 given W's log spectrum (computed once per W)."""
+    k = log_s_w.shape[-1]
+    s_m = torch.linalg.svdvals(M)[..., :k]
+    return (log_s_w - s_m.clamp_min(eps).log()).pow(2).sum(-1)
+
+
+def gene_rank(d_in: int, d_out: int, ratio: float) -> int:
+    """r such that r^2 / (d_in * d_out) is closest to the M/W ratio (Table 5: 3/12/23/40 %)."""
+    return max(1, round(math.sqrt(ratio * d_in * d_out)))
+
+
+# ---------------------------------------------------------------- section 3.2
+
+def _resample(importance: Tensor, size: int) -> Tensor:
+    """Indices (..., size) into a dimension of length r = importance.shape[-1] (eq. 6 scores).
+
+    size <= r: the `size` most important indices, kept in their original order.
+    size > r: all r indices, then the most important ones again in descending
+    importance, cycling through them until `size` indices are reached.
+    """
+    r = importance.shape[-1]
+    # Norms equal to 9 decimals are ties, broken by index: with r' = r every row of
+    # U has norm 1, and float noise must not decide which rows survive.
+    importance = torch.round(importance.double(), decimals=9)
+    order = importance.argsort(dim=-1, descending=True, stable=True)  # (..., r)
+    if size <= r:
+        return order[..., :size].sort(dim=-1).values
+    base = torch.arange(r, device=importance.device).expand(*importance.shape[:-1], r)
+    extra = order[..., torch.arange(size - r, device=importance.device) % r]
+    return torch.cat([base, extra], dim=-1)
+
+
+def adaptive_scale(M: Tensor, p: int, q: int, rank: int) -> Tensor:
+    """M (..., r, r) -> M_hat (..., p, q) = U_p S V_q^T (section 3.2).
+
+    SVD M = U S V^T keeping `rank` = r' components; the importance of row i of
+    U_r is ||U_r[i, :]|| and of column j of V_r^T is ||V_r^T[:, j]|| (eq. 6).
+    Rows of U_r and columns of V_r^T are kept or replicated by `_resample`; S is
+    unchanged.
+    """
+    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    U, S, Vh = U[..., :, :rank], S[..., :rank], Vh[..., :rank, :]  # (..., r, r'), (..., r'), (..., r', r)
+    rows = _resample(U.norm(dim=-1), p)  # (..., p)
+    cols = _resample(Vh.norm(dim=-2), q)  # (..., q)
+    U_p = U.gather(-2, rows[..., :, None].expand(*rows.shape, U.shape[-1]))  # (..., p, r')
+    V_q = Vh.gather(-1, cols[..., None, :].expand(*Vh.shape[:-1], cols.shape[-1]))  # (..., r', q)
+    return (U_p * S[..., None, :]) @ V_q
+
+
+# ---------------------------------------------------------------- the method
+
+DEFAULTS = {
+    "ratio": 0.23,  # M/W ratio r^2 / (d_in d_out); Table 5's best
+    # lambda in L = L_out + lambda L_spec. Not stated in the paper. L_spec is scale-free (logs) while
+    # L_out scales with W's outputs; on the micro sources L_out ~ 2 and L_spec ~ 90 at init, and
+    # lambda = 1 lets the spectrum swamp the output term, so the default puts them on par.
+    "spectral_weight": 0.01,
+    "align_tokens": 200_000,  # tokens of alignment text (paper: 4M-10M)
+    "align_batch": 8,  # sequences per alignment step
+    "lr": 1e-2,  # Adam on the gene matrices (not stated in the paper)
+    "experts_per_layer": 1,  # standard MoE: gene matrices for this many most-used experts per layer
+    "rank_fraction": 0.5,  # r' = rank_fraction * r principal components kept by adaptive scaling
+    "scaling": "adaptive",  # adaptive (section 3.2) | truncate (Table 4's "w.o. adaptive scaling")
+    "layer_map": "uniform",  # student layer k <- source layer round(k (L_src - 1) / (L_s - 1))
+    "rescale": False,  # rescale M_hat to the student's init std (the paper does not)
+    "domain": None,  # align on one corpus domain only (Figure 4); None = the whole corpus
+}
+KINDS = ("gate", "up", "down")
+GENES_FILE = "genes.safetensors"
+
+
+@dataclass
+class AlignedWeight:
+    """One source FFN weight W (out, in) and where its input comes from."""
+
+    key: str  # "layers.3.up"
+    layer: int
+    kind: str  # gate | up | down
+    weight: Tensor  # (d_out, d_in), frozen
+    expert: int | None = None  # routed expert index (standard MoE), None for dense / shared FFNs
+
+
+def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None) -> list[AlignedWeight]:
+    """The FFN weights MASA aligns (section 3.1): every gate/up/down of a dense source; the
+    shared experts of a shared-expert MoE; the chosen routed experts of a standard MoE.
+
+    transformers 5 fuses routed experts: `experts.gate_up_proj` is (E, 2I, H) with gate on
+    the first I rows (the forward `chunk`s the output in two), `experts.down_proj` is (E, H, I).
+    """
+    out = []
+    for l, layer in enumerate(source.model.layers):
+        mlp = layer.mlp
+        if hasattr(mlp, "gate_proj"):  # dense FFN
+            ffn = {"gate": mlp.gate_proj.weight, "up": mlp.up_proj.weight, "down": mlp.down_proj.weight}
+            out += [AlignedWeight(f"layers.{l}.{k}", l, k, w.detach()) for k, w in ffn.items()]
+        elif getattr(mlp, "shared_experts", None) is not None:
+            se = mlp.shared_experts
+            ffn = {"gate": se.gate_proj.weight, "up": se.up_proj.weight, "down": se.down_proj.weight}
+            out += [AlignedWeight(f"layers.{l}.{k}", l, k, w.detach()) for k, w in ffn.items()]
+        else:
+            if expert_choice is None:
+                raise HarnessError("a standard MoE source needs its most-used experts counted first")
+            gate_up, down = mlp.experts.gate_up_proj.detach(), mlp.experts.down_proj.detach()
+            inter = gate_up.shape[1] // 2
+            for e in expert_choice[l]:
+                ffn = {"gate": gate_up[e, :inter], "up": gate_up[e, inter:], "down": down[e]}
+                out += [AlignedWeight(f"layers.{l}.expert{e}.{k}", l, k, w, e) for k, w in ffn.items()]
+    return out
+
+
+def _mlp_inputs(source, input_ids: Tensor) -> dict[int, Tensor]:
+    """The hidden states each layer's FFN receives (post-norm), captured by forward hooks: (N, H)."""
+    captured, handles = {}, []
+    for l, layer in enumerate(source.model.layers):
+        def grab(module, args, l=l):
+            captured[l] = args[0].reshape(-1, args[0].shape[-1])
+        handles.append(layer.mlp.register_forward_pre_hook(grab))
+    try:
+        with torch.no_grad():
+            source(input_ids=input_ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return captured
+
+
+def routed_experts(source, x: Tensor, layer: int) -> Tensor:
+    """(N, k) indices of the experts the router of `layer` sends each row of x to."""
+    return source.model.layers[layer].mlp.gate(x)[2]
+
+
+def expert_frequencies(source, batches) -> dict[int, Tensor]:
+    """Per layer, how often the router's top-k picks each expert over `batches` of input ids."""
+    counts: dict[int, Tensor] = {}
+    for input_ids in batches:
+        for l, x in _mlp_inputs(source, input_ids).items():
+            idx = routed_experts(source, x, l)
+            n_experts = source.model.layers[l].mlp.experts.gate_up_proj.shape[0]
+            counts[l] = counts.get(l, 0) + torch.bincount(idx.reshape(-1), minlength=n_experts)
+    return counts
+
+
+def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
+    """The inputs the frozen source feeds to W, given the FFN input x (N, H) of its layer.
+
+    gate/up see x; down sees act(gate x) * up x. A routed expert only sees the tokens its
+    router sends to it."""
+    if w.expert is not None:
+        x = x[(routed_experts(source, x, w.layer) == w.expert).any(-1)]
+    if w.kind != "down":
+        return x
+    mlp = source.model.layers[w.layer].mlp
+    if w.expert is not None:
+        gate_up = mlp.experts.gate_up_proj[w.expert]
+        gate, up = (x @ gate_up.T).chunk(2, dim=-1)
+        act = mlp.experts.act_fn
+    else:
+        ffn = mlp if hasattr(mlp, "gate_proj") else mlp.shared_experts
+        gate, up, act = ffn.gate_proj(x), ffn.up_proj(x), ffn.act_fn
+    return act(gate) * up
+
+
+def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra: dict[str, Tensor],
+                   inputs: dict[str, Tensor], spectral_weight: float) -> tuple[Tensor, Tensor]:
+    """(L_out, L_spec) summed over the aligned weights; L = L_out + lambda L_spec (section 3.1).
+
+    `inputs[key]` holds the rows the source fed to weight `key` in this batch (it may be empty
+    for a routed expert no token reached); `spectra[key]` is `log_spectrum(W, r)`."""
+    l_out = l_spec = torch.zeros(())
+    for key, M in genes.items():
+        if len(inputs[key]):
+            l_out = l_out + output_loss(weights[key], M, inputs[key])
+        l_spec = l_spec + log_spectrum_gap(spectra[key], M)
+    return l_out, l_spec
+
+
+def init_gene(w: Tensor, r: int, generator: torch.Generator) -> Tensor:
+    """Random M whose block products have W's output scale: Var(M_ij) = Var(W) d_in / r.
+    (The paper does not say how M starts; this keeps L_out's first steps well scaled.)"""
+    d_in = w.shape[1]
+    std = float(w.float().std()) * math.sqrt(d_in / r)
+    return torch.randn(r, r, generator=generator) * std
+
+
+def layer_map(n_source: int, n_student: int, how: str) -> list[int]:
+    """Source layer feeding each student layer: `uniform` spreads the student over the
+    source's depth (first to last), `first` takes the first n_student layers."""
+    if how == "first":
+        return [k % n_source for k in range(n_student)]
+    if how != "uniform":
+        raise HarnessError(f"masa: unknown layer_map {how!r}; use uniform or first")
+    if n_student == 1:
+        return [0]
+    return [round(k * (n_source - 1) / (n_student - 1)) for k in range(n_student)]
+
+
+def truncate_or_pad(M: Tensor, p: int, q: int, init: Tensor) -> Tensor:
+    """Table 4's "w.o. adaptive scaling": M cut to p x q where it is large enough, the rest
+    left at the student's random init."""
+    out = init.clone()
+    a, b = min(p, M.shape[0]), min(q, M.shape[1])
+    out[:a, :b] = M[:a, :b]
+    return out
+
+
+class MASA:
+    """Gene matrices aligned to a source's FFN weights, scaled into a Llama student's FFNs."""
+
+    label = "MASA"
+
+    def options(self, ctx) -> dict:
+        opts = {**DEFAULTS, **ctx.options}
+        unknown = set(opts) - set(DEFAULTS)
+        if unknown:
+            raise HarnessError(f"masa: unknown option {sorted(unknown)[0]!r}; options: {', '.join(DEFAULTS)}")
+        return opts
+
+    def extract(self, ctx) -> dict:
+        import numpy as np
+        from safetensors.torch import save_file
+        from tqdm import tqdm
+
+        from harness.data import PretrainBatches
+
+        opts = self.options(ctx)
+        source = ctx.source.load(ctx.device)
+        torch.manual_seed(ctx.seed)
+        tokens = ctx.extra["tokens"] if opts["domain"] is None else ctx.extra["domain_tokens"](opts["domain"])
+        seq_len = min(ctx.extra["seq_len"], source.config.max_position_embeddings)
+        batches = PretrainBatches(np.asarray(tokens), seq_len, opts["align_batch"], opts["align_tokens"], ctx.seed)
+
+        choice, freq = None, None
+        if not any(hasattr(l.mlp, "gate_proj") or getattr(l.mlp, "shared_experts", None) is not None
+                   for l in source.model.layers[:1]):
+            freq = expert_frequencies(source, ctx.extra["task_batches"]())
+            choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
+                      for l, c in freq.items()}
+        weights = ffn_weights(source, choice)
+        d_out, d_in = weights[0].weight.shape
+        r = gene_rank(d_in, d_out, opts["ratio"])  # d_in * d_out is the same for gate, up and down
+        gen = torch.Generator().manual_seed(ctx.seed)
+        genes = {w.key: torch.nn.Parameter(init_gene(w.weight, r, gen).to(ctx.device)) for w in weights}
+        frozen = {w.key: w.weight for w in weights}
+        spectra = {w.key: log_spectrum(w.weight, r) for w in weights}
+        opt = torch.optim.Adam(genes.values(), lr=opts["lr"])
+        history = []
+        bar = tqdm(range(batches.steps), desc=f"masa align {ctx.source.name}", unit="step", mininterval=2.0)
+        for step in bar:
+            xs = _mlp_inputs(source, batches.batch(step)["input_ids"].to(ctx.device))
+            with torch.no_grad():
+                inputs = {w.key: weight_inputs(source, w, xs[w.layer]) for w in weights}
+            l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"])
+            loss = l_out + opts["spectral_weight"] * l_spec
+            if not torch.isfinite(loss):
+                raise HarnessError(f"masa: alignment loss is {loss.item()} at step {step}; lower `lr`")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            record = {"step": step + 1, "l_out": l_out.item(), "l_spec": l_spec.item(), "loss": loss.item()}
+            history.append(record)
+            bar.set_postfix(l_out=f"{record['l_out']:.3g}", l_spec=f"{record['l_spec']:.3g}")
+        bar.close()
+        save_file({k: v.detach().cpu().contiguous() for k, v in genes.items()}, ctx.work_dir / GENES_FILE)
+        (ctx.work_dir / "align_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        return {"r": r, "ratio": opts["ratio"], "spectral_weight": opts["spectral_weight"],
+                "source_layers": len(source.model.layers), "weights": [w.key for w in weights],
+                "experts": choice, "expert_counts": {l: c.tolist() for l, c in freq.items()} if freq else None,
+                "tokens": batches.tokens_seen, "initial": history[0], "final": history[-1],
+                "options": opts}
+
+    def init_student(self, config, artifact, ctx):
+        from safetensors.torch import load_file
+
+        from harness.io import read_json
+        from harness.models import build_model
+
+        opts = self.options(ctx)
+        if artifact is None or not (artifact / GENES_FILE).is_file():
+            raise HarnessError(f"masa: no gene matrices in {artifact}; run the extract stage first")
+        manifest = read_json(artifact / "manifest.json")
+        genes = load_file(artifact / GENES_FILE)
+        student = build_model(config, ctx.seed)
+        rank = max(1, round(opts["rank_fraction"] * manifest["r"]))
+        by_layer: dict[int, dict[str, list[Tensor]]] = {}
+        for key in manifest["weights"]:
+            parts = key.split(".")
+            by_layer.setdefault(int(parts[1]), {}).setdefault(parts[-1], []).append(genes[key])
+        src_of = layer_map(manifest["source_layers"], config.num_hidden_layers, opts["layer_map"])
+        with torch.no_grad():
+            for k, layer in enumerate(student.model.layers):
+                for kind in KINDS:
+                    linear = getattr(layer.mlp, f"{kind}_proj")
+                    p, q = linear.weight.shape  # (out, in)
+                    M = by_layer[src_of[k]][kind][0]  # the layer's first (most used) expert
+                    if opts["scaling"] == "adaptive":
+                        new = adaptive_scale(M.double(), p, q, rank).float()
+                    elif opts["scaling"] == "truncate":
+                        new = truncate_or_pad(M, p, q, linear.weight)
+                    else:
+                        raise HarnessError(f"masa: unknown scaling {opts['scaling']!r}; use adaptive or truncate")
+                    if opts["rescale"]:
+                        new = new * (linear.weight.std() / new.std())
+                    linear.weight.copy_(new)
+        return student
