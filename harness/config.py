@@ -101,6 +101,20 @@ def validate(config: dict[str, Any]) -> None:
         if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
             raise HarnessError(f"config error: methods[{i}]: "
                                + unknown_name_message("source", row["source"], list(config["sources"])))
+    ab = config.get("ablation")
+    if ab:
+        if ab["shape"] not in config["shapes"]:
+            raise HarnessError("config error: ablation.shape: " + unknown_name_message(
+                "shape", ab["shape"], list(config["shapes"])))
+        if ab["source"] not in config["sources"]:
+            raise HarnessError("config error: ablation.source: " + unknown_name_message(
+                "source", ab["source"], list(config["sources"])))
+        for report in ("table4", "table5", "fig4"):
+            for v in ab[report]:
+                name = v if isinstance(v, str) else v["name"]
+                if name not in known:
+                    raise HarnessError(f"config error: ablation.{report}: " + unknown_name_message(
+                        "method", name, known))
     for name in config.get("method_options", {}):
         if name not in known:
             raise HarnessError("config error: method_options: " + unknown_name_message("method", name, known))
@@ -143,6 +157,15 @@ def row_label(config: dict, row: dict) -> str:
 def rows(config: dict) -> list[tuple[str, str, str]]:
     """(method, source wildcard, label) of every table row, in config order."""
     return [(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
+
+
+def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:
+    """(method, source, label) rows of an ablation report (Tables 4, 5, Figure 4)."""
+    from harness.registry import method_label
+
+    ab = config["ablation"]
+    return [(v, ab["source"], method_label(v)) if isinstance(v, str) else (v["name"], ab["source"], v["label"])
+            for v in ab[report]]
 
 
 def describe(config: dict) -> str:

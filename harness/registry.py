@@ -69,6 +69,11 @@ def family(name: str) -> str:
     return name
 
 
+def method_label(name: str) -> str:
+    """A method's table label from the registry (no plugin import): its `label`, else its name."""
+    return method_spec(name).label or name
+
+
 def method_spec(name: str) -> MethodSpec:
     table = registry_table()
     if name not in table:

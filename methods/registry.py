@@ -13,7 +13,7 @@ MASA_DOMAINS = ("encyclopedia", "code", "math_science", "law", "medicine")
 
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
-    "masa": MASA,
+    "masa": {"target": MASA, "label": "MASA"},
     # Table 4 ablations
     "masa-no-spectral": {"target": MASA, "options": {"spectral_weight": 0.0}, "label": "w.o. Spectral Alignment"},
     "masa-no-scaling": {"target": MASA, "options": {"scaling": "truncate"}, "label": "w.o. Adaptive Scaling"},

@@ -4,7 +4,7 @@ import json
 import re
 import sys
 
-from harness.config import NO_SOURCE, resolve, rows
+from harness.config import NO_SOURCE, ablation_rows, resolve, rows
 from harness.errors import HarnessError
 from harness.registry import family
 
@@ -24,8 +24,11 @@ def _alternatives(names):
     return "|".join(re.escape(str(n)) for n in names)
 
 
+ABLATIONS = {report: ablation_rows(C, report) for report in ("table4", "table5", "fig4")} if "ablation" in C else {}
+
+
 wildcard_constraints:
-    method=_alternatives({m for m, _, _ in rows(C)}),
+    method=_alternatives({m for m, _, _ in rows(C) + [r for rs in ABLATIONS.values() for r in rs]}),
     source=_alternatives([*C["sources"], NO_SOURCE]),
     shape=_alternatives(C["shapes"]),
     budget=_alternatives(C["budgets"]),
@@ -97,16 +100,16 @@ def source_arg(wildcards, input):
 
 # ---------------------------------------------------------------- targets
 
-def eval_files(budget, tasks):
+def eval_files(table_rows, shapes, budget, tasks):
     return [R + f"/students/{m}/{s}/{shape}/seed{seed}/{budget}/eval/{t}.json"
-            for m, s, _ in rows(C) for shape in C["shapes"] for seed in C["seeds"] for t in tasks]
+            for m, s, _ in table_rows for shape in shapes for seed in C["seeds"] for t in tasks]
 
 
-def report_cfg(budget):
+def report_cfg(table_rows, shapes, budget):
     return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
-                   budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in rows(C)],
+                   budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                    # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
-                   shapes=[[name, spec] for name, spec in C["shapes"].items()],
+                   shapes=[[name, C["shapes"][name]] for name in shapes],
                    tasks=[[name, spec["label"]] for name, spec in C["tasks"].items()])
 
 

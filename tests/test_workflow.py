@@ -138,3 +138,22 @@ def test_bad_config_fails_in_one_line_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "error: config error: unknown key 'learning_rate' in pretrain; allowed:" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_ablation_reports(smoke_run):
+    proc = snakemake(smoke_run, "-j2", "reports/table4.md", "reports/table5.md", "reports/fig4.png",
+                     "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table4 = parse_table((smoke_run / "reports/table4.md").read_text())
+    assert [row for _, row in table4] == ["w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]
+    assert "(73.36)" in table4[("2L-tiny", "MASA")][0]  # the paper's Table 4 BoolQ for full MASA
+    table5 = parse_table((smoke_run / "reports/table5.md").read_text())
+    assert [row for _, row in table5] == ["3%", "MASA"] and "(72.14)" in table5[("2L-tiny", "3%")][0]
+    png = (smoke_run / "reports/fig4.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # one extraction per (variant, source), none per student
+    artifacts = sorted(p.parent.name for p in (smoke_run / "results/smoke/artifacts").glob("*/olmoe"))
+    assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3"]
+    manifest = json.loads((smoke_run / "results/smoke/artifacts/masa-no-spectral/olmoe/manifest.json").read_text())
+    assert manifest["spectral_weight"] == 0.0
