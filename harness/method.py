@@ -36,7 +36,10 @@ class Context:
     `options` are the method's settings: the registry variant's overrides on
     top of `config.method_options[<name>]`. `source` is None for methods run
     without a source (Scratch). `work_dir` is the directory a hook may write
-    into (the artifact directory for `extract`).
+    into (the artifact directory for `extract`). For `extract`, `extra` holds the
+    data: `tokens` (the pre-training token stream), `seq_len`, `domain_tokens(name)`
+    (one corpus domain, tokenised) and `task_batches()` (the tasks' train inputs as
+    batches of token ids).
     """
 
     options: dict[str, Any]

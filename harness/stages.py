@@ -110,7 +110,7 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
 
 # ---------------------------------------------------------------- method stages
 
-def _method_and_context(cfg: dict, seed: int, source_dir: Path | None, work_dir: Path | None = None):
+def _method_and_context(cfg: dict, seed: int, source_dir: Path | None):
     from harness.method import Context
     from harness.registry import load_method
     from harness.sources import Source
@@ -118,13 +118,14 @@ def _method_and_context(cfg: dict, seed: int, source_dir: Path | None, work_dir:
     method = load_method(cfg["method"])
     options = {**cfg.get("method_options", {}), **method.variant_options}
     src = Source.from_manifest(source_dir) if source_dir else None
-    return method, Context(options=options, seed=seed, device=_device(), source=src, work_dir=work_dir)
+    return method, Context(options=options, seed=seed, device=_device(), source=src)
 
 
 def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path], domains_dir: Path | None) -> dict:
     """What an `extract` hook may read, loaded lazily: the pre-training token stream, each
     corpus domain alone (tokenised on demand), and the tasks' train inputs as token batches."""
     import numpy as np
+    import torch
 
     from harness.tasks import Task
     from harness.tokenizer import load_tokenizer
@@ -148,8 +149,6 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
             for r in Task(d.name, d).records("train"):
                 stream += tok(r["query"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         seq = cfg["seq_len"]
-        import torch
-
         windows = [stream[i:i + seq] for i in range(0, len(stream) - seq + 1, seq)][:max_sequences]
         for i in range(0, len(windows), 8):
             yield torch.tensor(windows[i:i + 8], device=ctx.device)
