@@ -8,7 +8,14 @@ import torch
 
 from methods.masa import adaptive_scale, compress, decompress, gene_forward, gene_rank, spectral_loss
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64():
+    """References are float64; restore the default so other modules keep float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def ref_compress(x, r):
