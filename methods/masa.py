@@ -204,6 +204,17 @@ def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None) -> li
     return out
 
 
+def routed_only(mlp) -> bool:
+    """A standard-MoE layer: routed experts and neither a dense FFN nor shared experts."""
+    return not hasattr(mlp, "gate_proj") and getattr(mlp, "shared_experts", None) is None
+
+
+def gene_ranks(weights: list[AlignedWeight], ratio: float) -> dict[str, int]:
+    """r of each weight's gene matrix from the M/W ratio. Per weight, because sources mix FFN
+    sizes (DeepSeekMoE's first layer is dense and wider than its shared experts)."""
+    return {w.key: gene_rank(w.weight.shape[1], w.weight.shape[0], ratio) for w in weights}
+
+
 def _mlp_inputs(source, input_ids: Tensor) -> dict[int, Tensor]:
     """The hidden states each layer's FFN receives (post-norm), captured by forward hooks: (N, H)."""
     captured, handles = {}, []
@@ -326,18 +337,16 @@ class MASA:
         batches = PretrainBatches(np.asarray(tokens), seq_len, opts["align_batch"], opts["align_tokens"], ctx.seed)
 
         choice, freq = None, None
-        if not any(hasattr(l.mlp, "gate_proj") or getattr(l.mlp, "shared_experts", None) is not None
-                   for l in source.model.layers[:1]):
+        if any(routed_only(layer.mlp) for layer in source.model.layers):
             freq = expert_frequencies(source, ctx.extra["task_batches"]())
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}
         weights = ffn_weights(source, choice)
-        d_out, d_in = weights[0].weight.shape
-        r = gene_rank(d_in, d_out, opts["ratio"])  # d_in * d_out is the same for gate, up and down
+        r = gene_ranks(weights, opts["ratio"])
         gen = torch.Generator().manual_seed(ctx.seed)
-        genes = {w.key: torch.nn.Parameter(init_gene(w.weight, r, gen).to(ctx.device)) for w in weights}
+        genes = {w.key: torch.nn.Parameter(init_gene(w.weight, r[w.key], gen).to(ctx.device)) for w in weights}
         frozen = {w.key: w.weight for w in weights}
-        spectra = {w.key: log_spectrum(w.weight, r) for w in weights}
+        spectra = {w.key: log_spectrum(w.weight, r[w.key]) for w in weights}
         opt = torch.optim.Adam(genes.values(), lr=opts["lr"])
         history = []
         bar = tqdm(range(batches.steps), desc=f"masa align {ctx.source.name}", unit="step", mininterval=2.0)
@@ -376,7 +385,6 @@ class MASA:
         manifest = read_json(artifact / "manifest.json")
         genes = load_file(artifact / GENES_FILE)
         student = build_model(config, ctx.seed)
-        rank = max(1, round(opts["rank_fraction"] * manifest["r"]))
         by_layer: dict[int, dict[str, list[Tensor]]] = {}
         for key in manifest["weights"]:
             parts = key.split(".")
@@ -388,6 +396,7 @@ class MASA:
                     linear = getattr(layer.mlp, f"{kind}_proj")
                     p, q = linear.weight.shape  # (out, in)
                     M = by_layer[src_of[k]][kind][0]  # the layer's first (most used) expert
+                    rank = max(1, round(opts["rank_fraction"] * M.shape[-1]))
                     if opts["scaling"] == "adaptive":
                         new = adaptive_scale(M.double(), p, q, rank).float()
                     elif opts["scaling"] == "truncate":

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from harness import stages
 from harness.models import build_model, source_config
 from methods.masa import (adaptive_scale, alignment_step, expert_frequencies, ffn_weights, gene_forward,
-                          init_gene, layer_map, log_spectrum, weight_inputs)
+                          gene_ranks, init_gene, layer_map, log_spectrum, routed_only, weight_inputs)
 from tests.test_models import SOURCES
 
 
@@ -104,6 +104,22 @@ def test_aligned_weights_and_their_inputs_reproduce_the_ffn(source):
     torch.testing.assert_close(got, expected)
 
 
+def test_dense_first_layer_of_a_shared_expert_moe():
+    """DeepSeekMoE-16B's first layer is a dense FFN: aligned as such, with its own r, and no
+    expert counting (every other layer has shared experts)."""
+    from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
+
+    cfg = source_config("deepseek", SOURCES["deepseek"], 100, 64)
+    cfg = DeepseekV2Config(**{**cfg.to_dict(), "first_k_dense_replace": 1, "intermediate_size": 48})
+    model = DeepseekV2ForCausalLM(cfg)
+    assert not any(routed_only(layer.mlp) for layer in model.model.layers)
+    weights = ffn_weights(model)
+    shapes = {w.key: tuple(w.weight.shape) for w in weights}
+    assert shapes["layers.0.gate"] == (48, 32) and shapes["layers.1.gate"] == (16, 32)
+    ranks = gene_ranks(weights, 0.23)
+    assert ranks["layers.0.up"] == round(math.sqrt(0.23 * 48 * 32)) != ranks["layers.1.up"]
+
+
 def test_layer_map():
     assert layer_map(4, 4, "uniform") == [0, 1, 2, 3]
     assert layer_map(4, 3, "uniform") == [0, 2, 3]
@@ -128,7 +144,7 @@ def masa_artifact(tmp_path_factory, world_dir, tokenizer_dir, tokens_file):
 
 def test_extraction_manifest_and_losses(masa_artifact):
     manifest = json.loads((masa_artifact / "artifact/manifest.json").read_text())
-    assert manifest["extracted"] and manifest["r"] == round(math.sqrt(0.4 * 32 * 16))
+    assert manifest["extracted"] and set(manifest["r"].values()) == {round(math.sqrt(0.4 * 32 * 16))}
     assert manifest["tokens"] == 32 * 4 * 10
     # standard MoE: the most used expert of each layer, by the counts stored beside it
     for layer, experts in manifest["experts"].items():
@@ -147,10 +163,10 @@ def test_student_ffn_weights_are_the_scaled_gene_matrices(masa_artifact, tokeniz
     student = AutoModelForCausalLM.from_pretrained(tmp_path)
     manifest = json.loads((masa_artifact / "artifact/manifest.json").read_text())
     genes = load_file(masa_artifact / "artifact/genes.safetensors")
-    rank = round(0.5 * manifest["r"])
     for k, src in enumerate(layer_map(manifest["source_layers"], 3, "uniform")):
         for kind in ("gate", "up", "down"):
             key = next(w for w in manifest["weights"] if w.startswith(f"layers.{src}.") and w.endswith(kind))
+            rank = round(0.5 * manifest["r"][key])
             weight = getattr(student.model.layers[k].mlp, f"{kind}_proj").weight
             expected = adaptive_scale(genes[key].double(), *weight.shape, rank).float()
             torch.testing.assert_close(weight, expected)
