@@ -65,7 +65,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
                               limit=cfg.get("limit"), bootstrap_iters=0, log_samples=False,
                               random_seed=0, numpy_random_seed=0, torch_random_seed=0)
     res = out["results"][name]
+    stderr = res.get(f"{metric}_stderr,none")  # lm-eval writes "N/A" when it has none
     return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
-            "stderr": 100.0 * res.get(f"{metric}_stderr,none", float("nan")) if isinstance(
-                res.get(f"{metric}_stderr,none"), float) else None,
+            "stderr": 100.0 * stderr if isinstance(stderr, float) else None,
             "n": n_test if cfg.get("limit") is None else min(n_test, cfg["limit"])}

@@ -247,24 +247,24 @@ def expert_frequencies(source, batches) -> dict[int, Tensor]:
     return counts
 
 
-def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
-    """The inputs the frozen source feeds to W, given the FFN input x (N, H) of its layer.
-
-    gate/up see x; down sees act(gate x) * up x. A routed expert only sees the tokens its
-    router sends to it."""
-    if w.expert is not None:
-        x = x[(routed_experts(source, x, w.layer) == w.expert).any(-1)]
-    if w.kind != "down":
-        return x
-    mlp = source.model.layers[w.layer].mlp
-    if w.expert is not None:
-        gate_up = mlp.experts.gate_up_proj[w.expert]
-        gate, up = (x @ gate_up.T).chunk(2, dim=-1)
+def ffn_inputs(source, layer: int, expert: int | None, x: Tensor) -> dict[str, Tensor]:
+    """The inputs the frozen source feeds to one FFN's gate, up and down, given the FFN input
+    x (N, H) of its layer: gate/up see x, down sees act(gate x) * up x. A routed expert only
+    sees the tokens its router sends to it. Computed once for the three weights."""
+    mlp = source.model.layers[layer].mlp
+    if expert is not None:
+        x = x[(routed_experts(source, x, layer) == expert).any(-1)]
+        gate, up = (x @ mlp.experts.gate_up_proj[expert].T).chunk(2, dim=-1)
         act = mlp.experts.act_fn
     else:
         ffn = mlp if hasattr(mlp, "gate_proj") else mlp.shared_experts
         gate, up, act = ffn.gate_proj(x), ffn.up_proj(x), ffn.act_fn
-    return act(gate) * up
+    return {"gate": x, "up": x, "down": act(gate) * up}
+
+
+def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
+    """The inputs the frozen source feeds to the single weight W (see `ffn_inputs`)."""
+    return ffn_inputs(source, w.layer, w.expert, x)[w.kind]
 
 
 def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra: dict[str, Tensor],
@@ -353,7 +353,9 @@ class MASA:
         for step in bar:
             xs = _mlp_inputs(source, batches.batch(step)["input_ids"].to(ctx.device))
             with torch.no_grad():
-                inputs = {w.key: weight_inputs(source, w, xs[w.layer]) for w in weights}
+                per_ffn = {(w.layer, w.expert): ffn_inputs(source, w.layer, w.expert, xs[w.layer])
+                           for w in weights if w.kind == "gate"}
+                inputs = {w.key: per_ffn[(w.layer, w.expert)][w.kind] for w in weights}
             l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"])
             loss = l_out + opts["spectral_weight"] * l_spec
             if not torch.isfinite(loss):

@@ -19,12 +19,15 @@ rule table1:
         harness("report table1", "--out {output} {input}")
 
 
+ABLATION_SHAPES = [C["ablation"]["shape"]] if ABLATIONS else []
+
+
 def _ablation_inputs(report):
-    return eval_files(ABLATIONS.get(report, []), [C["ablation"]["shape"]] if ABLATIONS else [], BUDGET, MC_TASKS)
+    return eval_files(ABLATIONS.get(report, []), ABLATION_SHAPES, BUDGET, MC_TASKS)
 
 
 def _ablation_cfg(report):
-    return report_cfg(ABLATIONS.get(report, []), [C["ablation"]["shape"]] if ABLATIONS else [], BUDGET)
+    return report_cfg(ABLATIONS.get(report, []), ABLATION_SHAPES, BUDGET)
 
 
 rule table4:
