@@ -38,8 +38,9 @@ class Context:
     without a source (Scratch). `work_dir` is the directory a hook may write
     into (the artifact directory for `extract`). For `extract`, `extra` holds the
     data: `tokens` (the pre-training token stream), `seq_len`, `domain_tokens(name)`
-    (one corpus domain, tokenised) and `task_batches()` (the tasks' train inputs as
-    batches of token ids).
+    (one corpus domain, tokenised), `task_batches()` (the tasks' train inputs as
+    batches of token ids), `task_records(split)` ({task: records}) and `tokenizer()`
+    (the source's). For `pretrain_loss`, `extra["tokenizer"]` is the student's.
     """
 
     options: dict[str, Any]
@@ -85,6 +86,17 @@ class Adapts(Protocol):
     def adapt(self, student: "PreTrainedModel", task: "Task", ctx: Context) -> "PreTrainedModel":
         """Return the model SFT on `task` starts from."""
         ...
+
+
+def resolve_options(name: str, defaults: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The method's defaults overridden by `ctx.options`; an unknown option is a one-line error
+    (a typo in the config must not silently run the default)."""
+    from harness.errors import HarnessError
+
+    unknown = sorted(set(ctx.options) - set(defaults))
+    if unknown:
+        raise HarnessError(f"{name}: unknown option {unknown[0]!r}; options: {', '.join(defaults)}")
+    return {**defaults, **ctx.options}
 
 
 def hook(method: object, name: str):

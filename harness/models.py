@@ -84,3 +84,15 @@ def param_count(config: PretrainedConfig) -> int:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())
+
+
+def layer_map(n_source: int, n_student: int, how: str) -> list[int]:
+    """Source layer feeding each student layer: `uniform` spreads the student over the
+    source's depth (first to last), `first` takes the first n_student layers."""
+    if how == "first":
+        return [k % n_source for k in range(n_student)]
+    if how != "uniform":
+        raise HarnessError(f"unknown layer map {how!r}; use uniform or first")
+    if n_student == 1:
+        return [0]
+    return [round(k * (n_source - 1) / (n_student - 1)) for k in range(n_student)]

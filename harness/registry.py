@@ -81,15 +81,28 @@ def method_spec(name: str) -> MethodSpec:
     return table[name]
 
 
-def load_method(name: str):
-    """Instantiate the plugin registered as `name`; its variant options are on `.variant_options`."""
+def _method_class(name: str):
     spec = method_spec(name)
     module_name, _, class_name = spec.target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as e:
         raise HarnessError(f"method {name!r}: cannot load {spec.target} ({e})") from None
-    method = cls()
+
+
+def implements(name: str, hook_name: str) -> bool:
+    """Whether the plugin registered as `name` has the hook (imports the plugin's module)."""
+    from harness.method import HOOKS
+
+    if hook_name not in HOOKS:
+        raise ValueError(f"unknown hook {hook_name!r}; hooks are {', '.join(HOOKS)}")
+    return callable(getattr(_method_class(name), hook_name, None))
+
+
+def load_method(name: str):
+    """Instantiate the plugin registered as `name`; its variant options are on `.variant_options`."""
+    spec = method_spec(name)
+    method = _method_class(name)()
     method.name = name
     method.variant_options = dict(spec.options)
     return method

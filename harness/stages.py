@@ -123,7 +123,8 @@ def _method_and_context(cfg: dict, seed: int, source_dir: Path | None):
 
 def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path], domains_dir: Path | None) -> dict:
     """What an `extract` hook may read, loaded lazily: the pre-training token stream, each
-    corpus domain alone (tokenised on demand), and the tasks' train inputs as token batches."""
+    corpus domain alone (tokenised on demand), the tasks' train inputs as token batches,
+    the tasks' records, and the source's tokenizer."""
     import numpy as np
     import torch
 
@@ -153,9 +154,12 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
         for i in range(0, len(windows), 8):
             yield torch.tensor(windows[i:i + 8], device=ctx.device)
 
+    def task_records(split: str = "train") -> dict[str, list[dict]]:
+        return {d.name: Task(d.name, d).records(split) for d in task_dirs}
+
     tokens = np.load(tokens_file, mmap_mode="r") if tokens_file else None
     return {"tokens": tokens, "seq_len": cfg["seq_len"], "domain_tokens": domain_tokens,
-            "task_batches": task_batches}
+            "task_batches": task_batches, "task_records": task_records, "tokenizer": tokenizer}
 
 
 def extract(cfg: dict, source_dir: Path, out: Path, tokens_file: Path | None = None,
@@ -257,6 +261,7 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
 
     model, tok = _load_student(init_dir)
     method, ctx = _method_and_context(cfg, seed, source_dir)
+    ctx.extra = {"tokenizer": tok}
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from harness.errors import HarnessError
+from harness.method import resolve_options
+from harness.models import layer_map  # noqa: F401  (public here too: tests and users call masa.layer_map)
 
 
 # ---------------------------------------------------------------- section 3.1, appendix A.2
@@ -289,18 +291,6 @@ def init_gene(w: Tensor, r: int, generator: torch.Generator) -> Tensor:
     return torch.randn(r, r, generator=generator) * std
 
 
-def layer_map(n_source: int, n_student: int, how: str) -> list[int]:
-    """Source layer feeding each student layer: `uniform` spreads the student over the
-    source's depth (first to last), `first` takes the first n_student layers."""
-    if how == "first":
-        return [k % n_source for k in range(n_student)]
-    if how != "uniform":
-        raise HarnessError(f"masa: unknown layer_map {how!r}; use uniform or first")
-    if n_student == 1:
-        return [0]
-    return [round(k * (n_source - 1) / (n_student - 1)) for k in range(n_student)]
-
-
 def truncate_or_pad(M: Tensor, p: int, q: int, init: Tensor) -> Tensor:
     """Table 4's "w.o. adaptive scaling": M cut to p x q where it is large enough, the rest
     left at the student's random init."""
@@ -316,11 +306,7 @@ class MASA:
     label = "MASA"
 
     def options(self, ctx) -> dict:
-        opts = {**DEFAULTS, **ctx.options}
-        unknown = set(opts) - set(DEFAULTS)
-        if unknown:
-            raise HarnessError(f"masa: unknown option {sorted(unknown)[0]!r}; options: {', '.join(DEFAULTS)}")
-        return opts
+        return resolve_options("masa", DEFAULTS, ctx)
 
     def extract(self, ctx) -> dict:
         import numpy as np

@@ -13,6 +13,8 @@ MASA_DOMAINS = ("encyclopedia", "code", "math_science", "law", "medicine")
 
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
+    "distill": "baselines.distill:Distillation",
+    "pruning-eep": "baselines.eep:PruningEEP",
     "masa": {"target": MASA, "label": "MASA"},
     # Table 4 ablations
     "masa-no-spectral": {"target": MASA, "options": {"spectral_weight": 0.0}, "label": "w.o. Spectral Alignment"},

@@ -6,7 +6,7 @@ import sys
 
 from harness.config import NO_SOURCE, ablation_rows, resolve, rows
 from harness.errors import HarnessError
-from harness.registry import family
+from harness.registry import family, implements
 
 try:
     C = resolve(config)

@@ -3,8 +3,9 @@
 
 
 def _init_inputs(wildcards):
+    """A method that extracts from its source starts each student from that one artifact."""
     inputs = {"tokenizer": TOKENIZER, **source_input(wildcards)}
-    if wildcards.source != NO_SOURCE:
+    if wildcards.source != NO_SOURCE and implements(wildcards.method, "extract"):
         inputs["artifact"] = R + f"/artifacts/{wildcards.method}/{wildcards.source}"
     return inputs
 

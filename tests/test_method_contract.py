@@ -8,35 +8,46 @@ from transformers import AutoModelForCausalLM
 from harness import stages
 from harness.method import HOOKS, Adapts, Extracts, InitsStudent, ShapesPretrainLoss, hook
 from harness.models import param_count, student_config
-from harness.registry import load_method, method_names
+from harness.registry import family, load_method, method_names
 from tests.test_models import SOURCES
 from tests.test_sources import TRAINING
 
 SHAPE = {"layers": 2, "hidden": 32, "ffn": 48, "heads": 2}
+# small settings per method family; a method not listed runs on its defaults
+OPTIONS = {"masa": {"align_tokens": 32 * 4 * 3, "align_batch": 4},
+           "pruning-eep": {"experts_kept": 3, "population": 2, "prune_archive": 3, "merge_archive": 4,
+                           "fitness_examples": 2, "dev_examples": 2, "dev_top": 2, "calibration_sequences": 2}}
+SOURCE = {"pruning-eep": "olmoe"}  # EEP prunes a standard MoE; every other method gets the dense source
 
 
 @pytest.fixture(scope="module")
-def source_dir(tmp_path_factory, tokenizer_dir, tokens_file):
-    out = tmp_path_factory.mktemp("sources") / "olmo"
-    stages.source({"source": SOURCES["olmo"], "seed": 0, "training": TRAINING}, "olmo", tokenizer_dir,
-                  tokens_file, out)
-    return out
+def source_dirs(tmp_path_factory, tokenizer_dir, tokens_file):
+    dirs = {}
+
+    def get(name):
+        if name not in dirs:
+            dirs[name] = tmp_path_factory.mktemp("sources") / name
+            stages.source({"source": SOURCES[name], "seed": 0, "training": TRAINING}, name, tokenizer_dir,
+                          tokens_file, dirs[name])
+        return dirs[name]
+    return get
 
 
 def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag, tokens_file, world_dir):
     artifact = tmp_path / f"artifact-{tag}"
-    stages.extract({"method": method, "seed": 0, "seq_len": 32, "method_options": {"align_tokens": 32 * 4 * 3,
-                                                                                   "align_batch": 4}},
+    options = OPTIONS.get(family(method), {})
+    stages.extract({"method": method, "seed": 0, "seq_len": 32, "method_options": options},
                    source_dir, artifact, tokens_file, [world_dir / "tasks" / "boolq"], world_dir / "domains")
     out = tmp_path / f"init-{tag}"
-    stages.init({"method": method, "shape_name": "t", "shape": SHAPE, "seq_len": 64}, tokenizer_dir, seed, out,
-                source_dir, artifact)
+    stages.init({"method": method, "shape_name": "t", "shape": SHAPE, "seq_len": 64, "method_options": options},
+                tokenizer_dir, seed, out, source_dir, artifact)
     return out
 
 
 @pytest.mark.parametrize("method", method_names())
-def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokenizer_dir, source_dir, tokens_file,
+def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokenizer_dir, source_dirs, tokens_file,
                                                        world_dir):
+    source_dir = source_dirs(SOURCE.get(family(method), "olmo"))
     a = _init(method, tmp_path, tokenizer_dir, source_dir, 3, "a", tokens_file, world_dir)
     b = _init(method, tmp_path, tokenizer_dir, source_dir, 3, "b", tokens_file, world_dir)
     model = AutoModelForCausalLM.from_pretrained(a)

@@ -47,7 +47,8 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
     assert "Profile `smoke`" in text and "seeds 0, 1" in text
     table = parse_table(text)
     tasks = ["boolq", "piqa"]
-    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe")]:
+    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe"),
+                                  ("Distillation", "distill", "olmo"), ("Pruning-EEP", "pruning-eep", "olmoe")]:
         _check_row(smoke_run, table, row, method, source, tasks)
     # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
     assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
@@ -123,12 +124,13 @@ def test_paper_grid_is_planned(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
-    rows, shapes, tasks, seeds, sources = 4, 4, 6, 1, 3
+    rows, shapes, tasks, seeds, sources = 6, 4, 6, 1, 3
     assert counts["sft"] == rows * shapes * tasks * seeds
     assert counts["eval"] == counts["pretrain"] == counts["init"] == rows * shapes * seeds
-    assert counts["export_task"] == tasks and counts["corpus"] == 1
-    # knowledge is size-decoupled: one extraction per (method, source), shared by every shape
-    assert counts["extract"] == counts["source"] == sources
+    assert counts["export_task"] == tasks and counts["corpus"] == 1 and counts["source"] == sources
+    # knowledge is size-decoupled: one extraction per (method, source), shared by every shape;
+    # MASA from 3 sources and EEP's search on OLMoE extract, Distillation reads its teacher directly
+    assert counts["extract"] == 3 + 1
 
 
 def test_bad_config_fails_in_one_line_before_any_job(tmp_path):
@@ -154,6 +156,7 @@ def test_ablation_reports(smoke_run):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     # one extraction per (variant, source), none per student
     artifacts = sorted(p.parent.name for p in (smoke_run / "results/smoke/artifacts").glob("*/olmoe"))
-    assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3"]
+    assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3",
+                         "pruning-eep"]
     manifest = json.loads((smoke_run / "results/smoke/artifacts/masa-no-spectral/olmoe/manifest.json").read_text())
     assert manifest["spectral_weight"] == 0.0
