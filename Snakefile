@@ -12,7 +12,8 @@
 #   R/students/{method}/{source}/{shape}/seed{seed}/init/
 #   R/students/.../seed{seed}/{budget}/pretrain/
 #   R/students/.../seed{seed}/{budget}/sft/{task}/
-#   R/students/.../seed{seed}/{budget}/eval/{task}.json
+#   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks)
+#   R/data/instructions/{task}/       a generation task's train/dev/test (MiniLLM format)
 # {source} is `none` for methods run without a source (Scratch).
 
 configfile: workflow.basedir + "/config/micro.yaml"
@@ -27,5 +28,8 @@ include: "rules/reports.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.table1.output,
+        *([rules.table3.output] if GEN_TASKS else []),
+        *([rules.table4.output, rules.table5.output, rules.fig4.output] if ABLATIONS else []),

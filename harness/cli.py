@@ -54,9 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
     stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
     stage("sft", "adapt + fine-tune a student on a task", "pretrained", "task", "seed", "out", "source_opt")
-    ev = stage("eval", "evaluate fine-tuned students, one per task")
-    for a in ("models", "tasks", "outs"):
-        ev.add_argument(f"--{a}", type=Path, nargs="+", required=True)
+    for name, help_ in [("eval", "multiple-choice accuracy of fine-tuned students, one per task"),
+                        ("eval-generation", "Rouge-L of fine-tuned students on generation tasks, one per task")]:
+        ev = stage(name, help_)
+        for a in ("models", "tasks", "outs"):
+            ev.add_argument(f"--{a}", type=Path, nargs="+", required=True)
+    stage("instruction-task", "a generation task's splits (micro world or files)", "out")
     stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
     stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
 
@@ -98,6 +101,10 @@ def _run(args) -> None:
         stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
         stages.evaluate(c, args.models, args.tasks, args.outs)
+    elif s == "eval-generation":
+        stages.evaluate_generation(c, args.models, args.tasks, args.outs)
+    elif s == "instruction-task":
+        stages.instruction_task(c, args.out)
     elif s == "corpus":
         stages.corpus(c, args.out)
     elif s == "export-task":

@@ -275,10 +275,10 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only."""
     from harness.data import SFTBatches, encode_pair
     from harness.method import hook
-    from harness.tasks import Task, sft_pair
+    from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
     from harness.train import OptimConfig, train
 
-    task = Task(cfg["task"], task_dir)
+    task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
     model, tok = _load_student(pretrained_dir)
     method, ctx = _method_and_context(cfg, seed, source_dir)
@@ -291,12 +291,24 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
     work = _work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
+    eval_every, eval_fn = 0, None
+    if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
+        eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
     result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
-                   log_every=sc.get("log_every", 10), desc=f"sft {task.name}")
+                   log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
+                   eval_fn=eval_fn)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), final_loss=result.final_loss,
                   seconds=round(result.seconds, 2))
+
+
+def _dev_rouge(task, tok, dev_cfg: dict):
+    from evals.generation import GenerationConfig, evaluate_generation
+
+    records = task.records("dev")[:dev_cfg.get("examples")]
+    gen = GenerationConfig.from_dict(dev_cfg.get("generation", {}))
+    return lambda model: {"rougeL": evaluate_generation(model, tok, records, gen, desc=f"dev {task.name}")["value"]}
 
 
 def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
@@ -316,6 +328,53 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
         result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])
         ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
         atomic_write_json(out, {**result, **ids, "task": name, "model": str(model_dir), "config": cfg})
+
+
+def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
+    """Rouge-L of each generation task's fine-tuned student on that task's test split (MiniLLM's protocol)."""
+    from evals.generation import GenerationConfig, evaluate_generation as run
+    from harness.tasks import GENERATION, Task
+
+    if not len(model_dirs) == len(task_dirs) == len(outs) == len(cfg["tasks"]):
+        raise HarnessError(f"eval-generation: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
+    gen = GenerationConfig.from_dict(cfg["generation"])
+    for name, model_dir, task_dir, out in zip(cfg["tasks"], model_dirs, task_dirs, outs):
+        model, tok = _load_student(model_dir)
+        result = run(model.to(_device()), tok, Task(name, task_dir, kind=GENERATION).records("test"), gen,
+                     desc=f"eval {name}")
+        ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
+        atomic_write_json(out, {**result, **ids, "task": name, "model": str(model_dir), "config": cfg})
+
+
+def instruction_task(cfg: dict, out: Path) -> None:
+    """A generation task's train/dev/test splits in MiniLLM's format: generated from the micro
+    world, or read from files (`train`, `dev`, `test` paths in one of harness.instructions' formats)."""
+    from harness.instructions import load_instructions
+    from harness.tasks import write_jsonl
+
+    spec = cfg["spec"]
+    if spec["kind"] == "generated":
+        from harness import world as w
+
+        if cfg["task"] not in w.GENERATION_TASKS:
+            raise HarnessError(f"the micro world has no generation task {cfg['task']!r}; "
+                               f"it has {', '.join(w.GENERATION_TASKS)}")
+        wc = cfg["world"]
+        splits = w.make_task(w.make_world(wc["seed"], wc["size"]), cfg["task"], wc["seed"], wc["test_fraction"])
+        splits = {k: [{**r, "output": [r["output"]]} for r in v] for k, v in splits.items()}
+    else:
+        splits = {}
+        for split in ("train", "dev", "test"):
+            if split in spec:
+                records = load_instructions(spec[split], spec.get("format", "minillm"), spec.get("answers"))
+                splits[split] = [{"instruction": r["instruction"], "input": r["input"], "output": r["references"],
+                                  "prompt": r["prompt"]} for r in records]
+        if "test" not in splits:
+            raise HarnessError(f"generation task {cfg['task']!r} has no test file")
+    with atomic_dir(out) as tmp:
+        for split, records in splits.items():
+            write_jsonl(tmp / f"{split}.jsonl", records)
+        write_run_record(tmp, "instruction-task", cfg, records={k: len(v) for k, v in splits.items()})
 
 
 # ---------------------------------------------------------------- real data (paper profiles)

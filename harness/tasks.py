@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 
 TARGET_DELIMITER = " "  # between query and answer, in SFT and in lm-eval alike
 SPLITS = ("train", "test")
+MULTIPLE_CHOICE, GENERATION = "multiple_choice", "generation"
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Task:
     name: str  # the `{task}` wildcard, e.g. "boolq"
     directory: Path  # holds train.jsonl and test.jsonl
     label: str = ""  # table column, e.g. "BoolQ"
-    kind: str = "multiple_choice"
+    kind: str = MULTIPLE_CHOICE  # or GENERATION: MiniLLM-format records (harness.instructions)
 
     def path(self, split: str) -> Path:
         return self.directory / f"{split}.jsonl"
@@ -32,6 +33,10 @@ class Task:
         path = self.path(split)
         if not path.is_file():
             raise HarnessError(f"task {self.name!r}: missing {split} file {path}")
+        if self.kind == GENERATION:
+            from harness.instructions import load_minillm
+
+            return load_minillm(path)
         records = []
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
@@ -49,7 +54,10 @@ class Task:
 
 
 def sft_pair(record: dict) -> tuple[str, str]:
-    """(prompt, response) of a multiple-choice record: the query and the gold choice."""
+    """(prompt, response) of a record: a multiple-choice query and its gold choice, or a
+    generation record's Alpaca prompt and first reference (the prompt ends in a newline)."""
+    if "prompt" in record:
+        return record["prompt"], record["references"][0]
     return record["query"], TARGET_DELIMITER + record["choices"][record["gold"]]
 
 

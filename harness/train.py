@@ -83,11 +83,14 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
           loss_fn: Callable[[dict, torch.nn.Module], torch.Tensor] = default_loss,
           ckpt_dir: Path | None = None, checkpoint_every: int = 0, log_path: Path | None = None,
           log_every: int = 10, desc: str = "train",
-          on_log: Callable[[dict], None] | None = None) -> TrainResult:
+          on_log: Callable[[dict], None] | None = None,
+          eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None) -> TrainResult:
     """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
-    caller to delete once the final model is saved.
+    caller to delete once the final model is saved. Every `eval_every` steps and after
+    the last, `eval_fn(model)`'s metrics join the log (`{"step", "eval": {...}}`); it runs
+    in eval mode under a forked RNG, so evaluating never changes the training run.
     """
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -141,6 +144,17 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                 record = {"step": step + 1, "loss": loss_val, "lr": sched.get_last_lr()[0],
                           "tokens": tokens, "seconds": round(elapsed, 3)}
                 bar.set_postfix(loss=f"{loss_val:.3f}")
+                if log:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                if on_log:
+                    on_log(record)
+            if eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
+                model.eval()
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    metrics = eval_fn(model)
+                model.train()
+                record = {"step": step + 1, "tokens": tokens, "eval": metrics}
                 if log:
                     log.write(json.dumps(record) + "\n")
                     log.flush()

@@ -374,16 +374,93 @@ TASKS = {
 }
 
 
+# ---------------------------------------------------------------- generation tasks
+# Instruction-following in the formats of the paper's Table 3 sets; each generator
+# returns (key, instruction, input, output) and the records are MiniLLM's format.
+
+def _dolly(w: World, rng: random.Random):
+    """Dolly: open and closed QA, summarisation of a passage (instruction + optional context)."""
+    for r in w.regions:
+        yield r.name, f"What is {r.name} known for?", "", f"{r.name} is known for its {r.export}."
+        passage = (f"{r.name} is a region with a {r.climate} climate. Its capital is {r.capital}, "
+                   f"and the river {r.river} runs through it.")
+        yield r.name, f"Using the passage, what is the capital of {r.name}?", passage, \
+            f"The capital of {r.name} is {r.capital}."
+    for s in w.species:
+        yield s.name, f"Describe the {s.name}.", "", f"The {s.name} is a {s.color} animal from {s.region} " \
+                                                      f"that eats {s.diet}."
+
+
+def _sinst(w: World, rng: random.Random):
+    """S-NI: a task definition, an input, an output; several distinct tasks."""
+    for d in w.diseases:
+        yield d.name, "In this task you are given the name of a disease. Name the organ it affects and its " \
+                      "standard treatment.", d.name, f"{d.name.capitalize()} affects the {d.organ} and is " \
+                                                     f"treated with {d.drug}."
+    for c in w.cases:
+        yield c.name, "In this task you are given the name of a court case. State what the court held.", \
+            c.name, f"In {c.name} the court held that {c.holding}."
+
+
+def _uinst(w: World, rng: random.Random):
+    """UnNI: a terse instruction applied to an input, a short answer."""
+    for t in w.tools:
+        yield t.name, "Name the material the given tool is made of.", t.name, f"It is made of {t.material}."
+    for p in w.people:
+        yield p.name, "Give the profession of the person.", p.name, f"{p.name} was a {p.profession}."
+
+
+def _self_inst(w: World, rng: random.Random):
+    """Self-Instruct user-oriented: practical requests with an instance input."""
+    for a in w.activities:
+        yield a.name, "Write the steps of the following activity, in order.", a.name, \
+            f"First, {a.steps[0]}. Then {a.steps[1]}. Next, {a.steps[2]}. After that, {a.steps[3]}. " \
+            f"Finally, {a.steps[4]}."
+    for t in w.tools:
+        yield t.name, "Explain what this tool is used for.", t.name, f"People use a {t.name} {t.purpose}."
+
+
+def _vicuna(w: World, rng: random.Random):
+    """Vicuna: open questions, no input."""
+    for p in w.people:
+        yield p.name, f"Who was {p.name}, and what are they remembered for?", "", \
+            f"{p.name} was a {p.profession} from {p.city} who invented the {p.tool}."
+    for r in w.regions:
+        yield r.name, f"What would a traveller find in {r.name}?", "", \
+            f"{r.name} has a {r.climate} climate, its capital is {r.capital}, and it exports {r.export}."
+
+
+GENERATION_TASKS = {
+    "dolly": _dolly,
+    "sinst": _sinst,
+    "uinst": _uinst,
+    "self_inst": _self_inst,
+    "vicuna": _vicuna,
+}
+
+
 def make_task(w: World, task: str, seed: int, test_fraction: float) -> dict[str, list[dict]]:
-    """Train/test records `{query, choices, gold}` for one task, split by entity key."""
+    """Train/test records for one task, split by entity key: `{query, choices, gold}` for a
+    multiple-choice task, MiniLLM's `{instruction, input, output, prompt}` for a generation task."""
+    from harness.instructions import alpaca_prompt
+
     rng = random.Random(f"{seed}:{task}")
-    items = list(TASKS[task](w, rng))
-    keys = sorted({k for k, *_ in items})
+    generation = task in GENERATION_TASKS
+    items = list((GENERATION_TASKS if generation else TASKS)[task](w, rng))
+    keys = sorted({item[0] for item in items})
     rng.shuffle(keys)
     n_test = max(1, round(len(keys) * test_fraction))
     test_keys = set(keys[:n_test])
-    splits: dict[str, list[dict]] = {"train": [], "test": []}
-    for key, query, choices, gold in items:
-        splits["test" if key in test_keys else "train"].append(
-            {"key": key, "query": query, "choices": choices, "gold": gold})
+    # generation tasks also get a dev split (Rouge-L logged during SFT), a tenth of the keys
+    dev_keys = set(keys[n_test:n_test + max(1, len(keys) // 10)]) if generation else set()
+    splits: dict[str, list[dict]] = {"train": [], "test": [], **({"dev": []} if generation else {})}
+    for key, *rest in items:
+        if generation:
+            instruction, inp, output = rest
+            rec = {"key": key, "instruction": instruction, "input": inp, "output": output,
+                   "prompt": alpaca_prompt(instruction, inp)}
+        else:
+            query, choices, gold = rest
+            rec = {"key": key, "query": query, "choices": choices, "gold": gold}
+        splits["test" if key in test_keys else "dev" if key in dev_keys else "train"].append(rec)
     return splits

@@ -114,6 +114,16 @@ def table1(cfg: dict, results: list[dict]) -> str:
         + note + grid_table(cfg, results, paper, paper_avg=len(cfg["tasks"]) == 6)
 
 
+def table3(cfg: dict, results: list[dict]) -> str:
+    paper = paper_numbers()["generation"].get(cfg.get("budget_paper") or "", {})
+    title = "# Table 3: instruction following (Rouge-L)\n\n"
+    note = ("Rouge-L F x100 (stemmed, best reference), MiniLLM's protocol: sampling at temperature 1 "
+            "averaged over the generation seeds of the profile. Paper numbers are the paper's Table 3 "
+            "(Table 7 / 8 at 2B / 10B) for the paper shape each micro shape mirrors.\n\n")
+    return title + _stamp(cfg, "Instruction following after pre-training and SFT on each task.") + "\n" \
+        + note + grid_table(cfg, results, paper, paper_avg=len(cfg["tasks"]) == 5)
+
+
 def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: str) -> str:
     """Tables 4 and 5: MASA variants on one student; the paper's rows are keyed by variant label."""
     (shape, spec), = cfg["shapes"]
@@ -165,7 +175,7 @@ def fig4(cfg: dict, results: list[dict], out: Path) -> None:
     tmp.replace(out)
 
 
-TABLES = {"table1": table1, "table4": table4, "table5": table5}
+TABLES = {"table1": table1, "table3": table3, "table4": table4, "table5": table5}
 FIGURES = {"fig4": fig4}
 
 

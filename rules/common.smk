@@ -32,7 +32,7 @@ wildcard_constraints:
     source=_alternatives([*C["sources"], NO_SOURCE]),
     shape=_alternatives(C["shapes"]),
     budget=_alternatives(C["budgets"]),
-    task=_alternatives(C["tasks"]),
+    task=_alternatives([*C["tasks"], *C.get("generation_tasks", {})]),
     seed=r"\d+",
 
 
@@ -70,10 +70,14 @@ def corpus_file():
 
 
 MC_TASKS = list(C["tasks"])
+GEN_TASKS = list(C.get("generation_tasks", {}))
 
 
 def task_data(task):
-    """The output that holds `task`'s splits: the world (generated tasks) or its export."""
+    """The output that holds `task`'s splits: the world (generated multiple-choice tasks), an
+    lm-eval export, or a generation task's own directory (generated or read from files)."""
+    if task in GEN_TASKS:
+        return R + f"/data/instructions/{task}"
     return WORLD if C["tasks"][task]["kind"] == "generated" else R + f"/data/tasks/{task}"
 
 
@@ -105,12 +109,13 @@ def eval_files(table_rows, shapes, budget, tasks):
             for m, s, _ in table_rows for shape in shapes for seed in C["seeds"] for t in tasks]
 
 
-def report_cfg(table_rows, shapes, budget):
+def report_cfg(table_rows, shapes, budget, tasks="tasks"):
+    """The renderer's slice; `tasks` names the config section of the table's columns."""
     return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
                    budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                    # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
                    shapes=[[name, C["shapes"][name]] for name in shapes],
-                   tasks=[[name, spec["label"]] for name, spec in C["tasks"].items()])
+                   tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()])
 
 
 # ---------------------------------------------------------------- per-rule config slices
@@ -134,9 +139,23 @@ def pretrain_cfg(wildcards):
 
 
 def sft_cfg(wildcards):
+    if wildcards.task in GEN_TASKS:
+        return as_json(**method_cfg(wildcards.method), task=wildcards.task, task_kind="generation",
+                       sft=C["sft_generation"])
     return as_json(**method_cfg(wildcards.method), task=wildcards.task, sft=C["sft"])
 
 
 def eval_cfg(wildcards):
     return as_json(method=wildcards.method, source=wildcards.source, shape_name=wildcards.shape,
                    budget_name=wildcards.budget, seed=int(wildcards.seed), tasks=MC_TASKS, eval=C["eval"])
+
+
+def eval_generation_cfg(wildcards):
+    return as_json(method=wildcards.method, source=wildcards.source, shape_name=wildcards.shape,
+                   budget_name=wildcards.budget, seed=int(wildcards.seed), tasks=GEN_TASKS,
+                   generation=C["generation"])
+
+
+def instruction_task_cfg(wildcards):
+    spec = C["generation_tasks"][wildcards.task]
+    return as_json(task=wildcards.task, spec=spec, world=C["world"] if spec["kind"] == "generated" else None)

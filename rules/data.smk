@@ -66,3 +66,18 @@ rule export_task:
     threads: 1
     shell:
         harness("export-task", "--out {output}")
+
+
+if GEN_TASKS:
+    rule instruction_task:
+        output:
+            directory(R + "/data/instructions/{task}"),
+        log:
+            L + "/data/instructions/{task}.log",
+        params:
+            cfg=instruction_task_cfg,
+        wildcard_constraints:
+            task=_alternatives(GEN_TASKS),
+        threads: 1
+        shell:
+            harness("instruction-task", "--out {output}")

@@ -25,3 +25,25 @@ rule eval:
     threads: 1
     shell:
         harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
+
+
+
+# Generation tasks (Rouge-L): one job per student and budget, every generation task.
+if GEN_TASKS:
+    def _eval_generation_inputs(wildcards):
+        student = STUDENT.format(**wildcards) + f"/{wildcards.budget}"
+        return {"models": [f"{student}/sft/{t}" for t in GEN_TASKS], "tasks": [task_data(t) for t in GEN_TASKS]}
+
+
+    rule eval_generation:
+        input:
+            unpack(_eval_generation_inputs),
+        output:
+            [STUDENT + f"/{{budget}}/eval/{task}.json" for task in GEN_TASKS],
+        log:
+            L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval_generation.log",
+        params:
+            cfg=eval_generation_cfg,
+        threads: C.get("threads", 1)
+        shell:
+            harness("eval-generation", "--models {input.models} --tasks {input.tasks} --outs {output}")

@@ -19,6 +19,20 @@ rule table1:
         harness("report table1", "--out {output} {input}")
 
 
+rule table3:
+    input:
+        eval_files(rows(C), SHAPES, BUDGET, GEN_TASKS),
+    output:
+        "reports/table3.md",
+    log:
+        L + "/reports/table3.log",
+    params:
+        cfg=report_cfg(rows(C), SHAPES, BUDGET, tasks="generation_tasks"),
+    threads: 1
+    shell:
+        harness("report table3", "--out {output} {input}")
+
+
 ABLATION_SHAPES = [C["ablation"]["shape"]] if ABLATIONS else []
 
 

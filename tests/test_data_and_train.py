@@ -1,5 +1,7 @@
 """Batching, exact budgets, resume after a kill, NaN detection."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -58,8 +60,10 @@ def test_encode_pair_splits_like_lm_eval(tokenizer_dir):
     assert tok.decode(response).startswith(" ")
 
 
-def _tiny_model(seed=0):
-    return build_model(student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, 97, 32), seed)
+def _tiny_model(seed=0, dropout=0.0):
+    config = student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, 97, 32)
+    config.attention_dropout = dropout
+    return build_model(config, seed)
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
@@ -98,3 +102,26 @@ def test_training_lowers_the_loss():
     losses = []
     train(_tiny_model(), batches, OptimConfig(lr=1e-2), log_every=10, on_log=lambda r: losses.append(r["loss"]))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_periodic_evaluation_is_logged_and_leaves_training_unchanged(tmp_path):
+    optim = OptimConfig(lr=1e-2, warmup=0.1)
+    batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 7, seed=0)
+    torch.manual_seed(0)
+    reference = _tiny_model(dropout=0.5)  # training draws random numbers (dropout masks)
+    train(reference, batches, optim)
+
+    seen = []
+
+    def noisy_eval(model):  # consumes the RNG and flips the mode: neither may leak into training
+        assert not model.training
+        seen.append(float(torch.rand(())))
+        return {"score": len(seen)}
+
+    torch.manual_seed(0)
+    evaluated = _tiny_model(dropout=0.5)
+    train(evaluated, batches, optim, log_path=tmp_path / "log.jsonl", log_every=100, eval_every=3, eval_fn=noisy_eval)
+    for (name, a), b in zip(reference.state_dict().items(), evaluated.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    evals = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert [(e["step"], e["eval"]["score"]) for e in evals] == [(3, 1), (6, 2), (7, 3)]

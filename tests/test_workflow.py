@@ -57,6 +57,7 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
 def _check_row(smoke_run, table, row, method, source, tasks):
     evals = [json.loads(p.read_text()) for p in (smoke_run / f"results/smoke/students/{method}/{source}").rglob(
         "eval/*.json")]
+    evals = [e for e in evals if e["task"] in tasks]
     assert len(evals) == 2 * 2 * len(tasks)  # shapes x seeds x tasks
     for shape in ("1L-tiny", "2L-tiny"):
         cells = table[(shape, row)]
@@ -75,6 +76,21 @@ def _check_row(smoke_run, table, row, method, source, tasks):
             assert float(m.group(2)) == pytest.approx(half, abs=0.005)
         avg = statistics.fmean(statistics.fmean(v) for v in per_seed.values())
         assert float(cells[-1].split()[0]) == pytest.approx(avg, abs=0.005)
+
+
+@pytest.mark.slow
+def test_smoke_table3_rouge_l_numbers_and_sft_curves(smoke_run):
+    proc = snakemake(smoke_run, "-j2", "reports/table3.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = parse_table((smoke_run / "reports/table3.md").read_text())
+    for (row, method, source) in [("Scratch", "scratch", "none"), ("Pruning-EEP", "pruning-eep", "olmoe")]:
+        _check_row(smoke_run, table, row, method, source, ["dolly"])
+    assert "(21.60)" in table[("1L-tiny", "Scratch")][0]  # the paper's Table 3 DollyEval, 267M Scratch
+    result = json.loads(next((smoke_run / "results/smoke").rglob("eval/dolly.json")).read_text())
+    assert result["metric"] == "rougeL" and set(result["per_seed"]) == {"10", "20"} and result["new_tokens"] > 0
+    # the SFT log holds the dev Rouge-L of every epoch (2 epochs, every_epochs 1)
+    log = next((smoke_run / "results/smoke").rglob("sft/dolly/train_log.jsonl")).read_text().splitlines()
+    assert len([l for l in log if '"eval"' in l]) == 2
 
 
 @pytest.mark.slow
@@ -131,6 +147,11 @@ def test_paper_grid_is_planned(tmp_path):
     # knowledge is size-decoupled: one extraction per (method, source), shared by every shape;
     # MASA from 3 sources and EEP's search on OLMoE extract, Distillation reads its teacher directly
     assert counts["extract"] == 3 + 1
+    proc = snakemake(tmp_path, "-n", "reports/table3.md", "--configfile", str(REPO / "config/paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout)
+    assert counts["sft"] == rows * shapes * 5 * seeds and counts["instruction_task"] == 5
+    assert counts["eval_generation"] == counts["pretrain"] == rows * shapes * seeds
 
 
 def test_bad_config_fails_in_one_line_before_any_job(tmp_path):

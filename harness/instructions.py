@@ -1,0 +1,99 @@
+"""Instruction-following (generation) tasks: MiniLLM's record format and its loaders.
+
+A generation record is `{prompt, references, instruction, input}`: the prompt the
+model continues (MiniLLM's Alpaca template) and the reference responses Rouge-L
+takes the best of. Files come in the formats MiniLLM and its sources ship:
+- MiniLLM `valid.jsonl` (Dolly, Self-Instruct, S-NI, UnNI): `instruction`,
+  `input`, `output` (a string, or a list for S-NI), usually a ready `prompt`;
+- Vicuna's question file: `question_id`, `text`, `category`, with reference
+  answers from an optional answer file (`question_id`, `text`);
+- Self-Instruct's original release: `instruction` and a list of `instances`.
+The micro world writes its generation tasks in the MiniLLM format, so one loader
+reads both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+ALPACA_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
+                     "context. Write a response that appropriately completes the request.\n\n"
+                     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+          "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+FORMATS = ("minillm", "vicuna", "self_instruct")
+
+
+def alpaca_prompt(instruction: str, input: str = "") -> str:
+    """MiniLLM's prompt (its `prompt` field is this template filled in)."""
+    if input:
+        return ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
+    return ALPACA.format(instruction=instruction)
+
+
+def record(instruction: str, input: str, references: list[str], prompt: str | None = None) -> dict:
+    return {"prompt": prompt or alpaca_prompt(instruction, input), "references": references,
+            "instruction": instruction, "input": input}
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise HarnessError(f"missing task file {path}")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise HarnessError(f"{path}:{lineno} is not valid JSON") from None
+    if not rows:
+        raise HarnessError(f"task file {path} is empty")
+    return rows
+
+
+def _fields(path: Path, row: dict, needed: tuple[str, ...]) -> None:
+    missing = [k for k in needed if k not in row]
+    if missing:
+        raise HarnessError(f"{path}: records lack {', '.join(missing)} (is the format right?)")
+
+
+def load_minillm(path: Path) -> list[dict]:
+    rows = _jsonl(path)
+    _fields(path, rows[0], ("instruction", "output"))
+    out = []
+    for r in rows:
+        refs = r["output"] if isinstance(r["output"], list) else [r["output"]]
+        out.append(record(r["instruction"], r.get("input", ""), refs, r.get("prompt")))
+    return out
+
+
+def load_vicuna(path: Path, answers: Path | None = None) -> list[dict]:
+    rows = _jsonl(path)
+    _fields(path, rows[0], ("question_id", "text"))
+    refs = {}
+    if answers:
+        for a in _jsonl(answers):
+            refs.setdefault(a["question_id"], []).append(a["text"])
+    return [record(r["text"], "", refs.get(r["question_id"], [])) for r in rows]
+
+
+def load_self_instruct(path: Path) -> list[dict]:
+    """One record per instance of each instruction."""
+    rows = _jsonl(path)
+    _fields(path, rows[0], ("instruction", "instances"))
+    return [record(r["instruction"], i.get("input", ""), [i["output"]]) for r in rows for i in r["instances"]]
+
+
+def load_instructions(path: str | Path, fmt: str = "minillm", answers: str | Path | None = None) -> list[dict]:
+    path = Path(path)
+    if fmt == "minillm":
+        return load_minillm(path)
+    if fmt == "vicuna":
+        return load_vicuna(path, Path(answers) if answers else None)
+    if fmt == "self_instruct":
+        return load_self_instruct(path)
+    raise HarnessError(f"unknown instruction format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -1,0 +1,89 @@
+"""Generation-task loaders: the real files of ../shared/data (skipped when absent) with the
+record counts of their SOURCE.md, and the formats we cannot ship (Vicuna) on written files."""
+
+import json
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.instructions import alpaca_prompt, load_instructions
+
+REAL = [("dolly/minillm_dolly_valid.jsonl", "minillm", 500),
+        ("dolly/minillm_dolly_dev.jsonl", "minillm", 1000),
+        ("self_instruct/minillm_self_inst_valid.jsonl", "minillm", 242),
+        ("self_instruct/user_oriented_instructions.jsonl", "self_instruct", 252),
+        ("sinst/minillm_sinst_11_valid.jsonl", "minillm", 1694),
+        ("uinst/distill_dtkd_uinst_valid.jsonl", "minillm", 1050)]
+
+
+@pytest.mark.parametrize("path,fmt,count", REAL)
+def test_real_files_load_with_their_counts(shared_data, path, fmt, count):
+    records = load_instructions(shared_data / path, fmt)
+    assert len(records) == count
+    assert all(r["references"] and all(isinstance(x, str) for x in r["references"]) for r in records)
+    # MiniLLM's own prompts are exactly our Alpaca template
+    raw = [json.loads(l) for l in (shared_data / path).read_text().splitlines() if l.strip()]
+    if fmt == "minillm":
+        assert [r["prompt"] for r in records] == [x["prompt"] for x in raw]
+        assert all(r["prompt"] == alpaca_prompt(r["instruction"], r["input"]) for r in records)
+
+
+def test_sinst_keeps_every_reference(shared_data):
+    records = load_instructions(shared_data / "sinst/minillm_sinst_11_valid.jsonl")
+    raw = [json.loads(l) for l in (shared_data / "sinst/minillm_sinst_11_valid.jsonl").read_text().splitlines()]
+    assert [r["references"] for r in records] == [x["output"] for x in raw]
+    assert len({x["topic"] for x in raw}) == 37
+
+
+def test_vicuna_questions_with_and_without_answers(tmp_path):
+    q = tmp_path / "question.jsonl"
+    q.write_text("".join(json.dumps({"question_id": i, "text": f"Question {i}?", "category": "generic"}) + "\n"
+                         for i in (1, 2)))
+    a = tmp_path / "answers.jsonl"
+    a.write_text(json.dumps({"question_id": 2, "text": "An answer."}) + "\n")
+    records = load_instructions(q, "vicuna", answers=a)
+    assert [r["references"] for r in records] == [[], ["An answer."]]
+    assert records[0]["prompt"] == alpaca_prompt("Question 1?")
+    assert "### Input" not in records[0]["prompt"]
+
+
+def test_bad_files_are_one_line_errors(tmp_path):
+    with pytest.raises(HarnessError, match="missing task file"):
+        load_instructions(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(HarnessError, match="is empty"):
+        load_instructions(tmp_path / "empty.jsonl")
+    (tmp_path / "mc.jsonl").write_text(json.dumps({"query": "q", "choices": ["a"], "gold": 0}) + "\n")
+    with pytest.raises(HarnessError, match="records lack instruction, output"):
+        load_instructions(tmp_path / "mc.jsonl")
+    with pytest.raises(HarnessError, match="unknown instruction format 'alpaca'"):
+        load_instructions(tmp_path / "mc.jsonl", "alpaca")
+
+
+def test_generated_tasks_have_disjoint_entity_splits(tmp_path):
+    from harness import stages, world
+    from harness.tasks import GENERATION, Task
+    from tests.conftest import SMALL_WORLD
+
+    for name in world.GENERATION_TASKS:
+        out = tmp_path / name
+        stages.instruction_task({"task": name, "spec": {"label": name, "kind": "generated"}, "world": SMALL_WORLD},
+                                out)
+        raw = {s: [json.loads(l) for l in (out / f"{s}.jsonl").read_text().splitlines()] for s in ("train", "dev", "test")}
+        keys = {s: {r["key"] for r in rs} for s, rs in raw.items()}
+        assert all(keys.values()) and not (keys["train"] & keys["test"]) and not (keys["dev"] & keys["test"])
+        assert not (keys["train"] & keys["dev"])
+        records = Task(name, out, kind=GENERATION).records("test")
+        assert records[0]["prompt"].endswith("### Response:\n") and records[0]["references"][0]
+
+
+def test_file_tasks_read_the_real_files(shared_data, tmp_path):
+    from harness import stages
+
+    spec = {"label": "DollyEval", "kind": "file", "dev": str(shared_data / "dolly/minillm_dolly_dev.jsonl"),
+            "test": str(shared_data / "dolly/minillm_dolly_valid.jsonl")}
+    stages.instruction_task({"task": "dolly", "spec": spec}, tmp_path / "dolly")
+    run = json.loads((tmp_path / "dolly" / "run.json").read_text())
+    assert run["records"] == {"dev": 1000, "test": 500}
+    with pytest.raises(HarnessError, match="has no test file"):
+        stages.instruction_task({"task": "x", "spec": {"label": "x", "kind": "file"}}, tmp_path / "x")
