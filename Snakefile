@@ -32,4 +32,6 @@ rule all:
     input:
         rules.table1.output,
         *([rules.table3.output] if GEN_TASKS else []),
+        *([rules.table2.output] if GEN_TASKS and "table2" in C else []),
+        *([rules.fig2.output, rules.fig3.output] if GEN_TASKS and "figures" in C else []),
         *([rules.table4.output, rules.table5.output, rules.fig4.output] if ABLATIONS else []),

@@ -101,14 +101,15 @@ def validate(config: dict[str, Any]) -> None:
         if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
             raise HarnessError(f"config error: methods[{i}]: "
                                + unknown_name_message("source", row["source"], list(config["sources"])))
+    def must_name(where: str, kind: str, value: str, section: str) -> None:
+        if value not in config.get(section, {}):
+            raise HarnessError(f"config error: {where}: " + unknown_name_message(
+                kind, value, list(config.get(section, {}))))
+
     ab = config.get("ablation")
     if ab:
-        if ab["shape"] not in config["shapes"]:
-            raise HarnessError("config error: ablation.shape: " + unknown_name_message(
-                "shape", ab["shape"], list(config["shapes"])))
-        if ab["source"] not in config["sources"]:
-            raise HarnessError("config error: ablation.source: " + unknown_name_message(
-                "source", ab["source"], list(config["sources"])))
+        must_name("ablation.shape", "shape", ab["shape"], "shapes")
+        must_name("ablation.source", "source", ab["source"], "sources")
         for report in ("table4", "table5", "fig4"):
             for v in ab[report]:
                 name = v if isinstance(v, str) else v["name"]
@@ -121,6 +122,17 @@ def validate(config: dict[str, Any]) -> None:
     labels = [row_label(config, r) for r in config["methods"]]
     if len(set(labels)) != len(labels):
         raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")
+    if "table2" in config:
+        for s in config["table2"]["sources"]:
+            must_name("table2.sources", "source", s, "sources")
+        must_name("table2.shape", "shape", config["table2"]["shape"], "shapes")
+        must_name("table2.budget", "budget", config["table2"]["budget"], "budgets")
+    if "figures" in config:
+        must_name("figures.shape", "shape", config["figures"]["shape"], "shapes")
+        must_name("figures.curve_task", "generation task", config["figures"]["curve_task"], "generation_tasks")
+        for label in config["figures"]["rows"]:
+            if label not in labels:
+                raise HarnessError("config error: figures.rows: " + unknown_name_message("row", label, labels))
     if config["report_budget"] not in config["budgets"]:
         raise HarnessError("config error: report_budget: " + unknown_name_message(
             "budget", config["report_budget"], list(config["budgets"])))

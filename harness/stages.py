@@ -239,6 +239,17 @@ def _load_student(path: Path):
     return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
 
 
+def _load_model(path: Path):
+    """A student checkpoint, or the model a source directory's manifest points at (trainable)."""
+    from harness.sources import MANIFEST, Source
+    from harness.tokenizer import load_tokenizer
+
+    if (path / MANIFEST).is_file():
+        source = Source.from_manifest(path)
+        return source.load().train().requires_grad_(True), load_tokenizer(source.model_path)
+    return _load_student(path)
+
+
 def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_subdir: str = "",
                   manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
     """Save a trained model with its tokenizer, training log and run record, then drop its work dir."""
@@ -272,7 +283,9 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
 
 def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         source_dir: Path | None = None) -> None:
-    """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only."""
+    """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only.
+    `pretrained_dir` may also be a source's directory (Table 2 fine-tunes the sources); a
+    config without `method` adapts nothing."""
     from harness.data import SFTBatches, encode_pair
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
@@ -280,11 +293,12 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
 
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
-    model, tok = _load_student(pretrained_dir)
-    method, ctx = _method_and_context(cfg, seed, source_dir)
-    fn = hook(method, "adapt")
-    if fn:
-        model = fn(model, task, ctx)
+    model, tok = _load_model(pretrained_dir)
+    if "method" in cfg:
+        method, ctx = _method_and_context(cfg, seed, source_dir)
+        fn = hook(method, "adapt")
+        if fn:
+            model = fn(model, task, ctx)
     sc = cfg["sft"]
     pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
     pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
@@ -339,7 +353,7 @@ def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path]
         raise HarnessError(f"eval-generation: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
     gen = GenerationConfig.from_dict(cfg["generation"])
     for name, model_dir, task_dir, out in zip(cfg["tasks"], model_dirs, task_dirs, outs):
-        model, tok = _load_student(model_dir)
+        model, tok = _load_model(model_dir)
         result = run(model.to(_device()), tok, Task(name, task_dir, kind=GENERATION).records("test"), gen,
                      desc=f"eval {name}")
         ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}

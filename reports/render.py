@@ -124,6 +124,124 @@ def table3(cfg: dict, results: list[dict]) -> str:
         + note + grid_table(cfg, results, paper, paper_avg=len(cfg["tasks"]) == 5)
 
 
+def table2(cfg: dict, results: list[dict]) -> str:
+    """Paper Table 2: each source before and after SFT, then the MASA student from it and its
+    share of the fine-tuned source (the "% of source" rows)."""
+    paper = paper_numbers()["sources_vs_masa"]
+    tasks = [name for name, _ in cfg["tasks"]]
+    (shape, _), = cfg["shapes"]
+
+    def values(method, source, shape_name, task):
+        return [r["value"] for r in results if (r["method"], r["source"], r["shape_name"], r["task"])
+                == (method, source, shape_name, task)]
+
+    def row(label, per_task, paper_row):
+        avgs = [statistics.fmean(v) for v in zip(*per_task)] if all(per_task) else []
+        cells = [cell(v, paper_row.get(t)) for v, t in zip(per_task, tasks)]
+        return "| " + " | ".join([label, *cells, cell(avgs, None)]) + " |"
+
+    head = ["Model", *(label for _, label in cfg["tasks"]), "Avg."]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for source, label in cfg["sources"]:
+        base = [values("source", source, source, t) for t in tasks]
+        tuned = [values("source-sft", source, source, t) for t in tasks]
+        lines.append(row(label, base, paper.get(label, {})))
+        lines.append(row(f"{label}-SFT", tuned, paper.get(f"{label}-SFT", {})))
+        for method, src, row_label in cfg["rows"]:
+            if src != source:
+                continue
+            student = [values(method, src, shape, t) for t in tasks]
+            lines.append(row(f"{row_label} ({shape})", student, paper.get("MASA", {})))
+            share = [[100 * statistics.fmean(s) / statistics.fmean(b)] if s and b and statistics.fmean(b) else []
+                     for s, b in zip(student, tuned)]
+            lines.append("| " + " | ".join([f"% of {label}-SFT", *(f"{v[0]:.1f}%" if v else "–" for v in share),
+                                            "–"]) + " |")
+    note = ("Sources score their prompts before and after SFT on each task (seed 0); students are means over "
+            f"seeds. Paper numbers: Table 2 (7B sources, the 877M MASA student).\n\n")
+    return "# Table 2: sources vs the largest MASA student (Rouge-L)\n\n" + _stamp(
+        cfg, f"Student `{shape}` at budget `{cfg['budget']}`.") + "\n" + note + "\n".join(lines) + "\n"
+
+
+def _save_figure(fig, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(out)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig2(cfg: dict, results: list[dict], out: Path) -> None:
+    """Figure 2: Rouge-L per task against the pre-training budget, one line per row."""
+    plt = _pyplot()
+    tasks = cfg["tasks"]
+    (shape, _), = cfg["shapes"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.0, 3.2 * len(tasks)), 3.8), squeeze=False)
+    for ax, (task, task_label) in zip(axes[0], tasks):
+        for method, source, label in cfg["rows"]:
+            xs, ms, hs = [], [], []
+            for budget, tokens, _ in cfg["budgets"]:
+                v = [r["value"] for r in results if (r["method"], r["source"], r["task"], r.get("budget_name"))
+                     == (method, source, task, budget)]
+                if v:
+                    m, h = mean_ci(v)
+                    xs.append(tokens), ms.append(m), hs.append(h or 0.0)
+            ax.errorbar(xs, ms, yerr=hs, marker="o", capsize=2, label=label)
+        ax.set_xscale("log")
+        ax.set_title(task_label, fontsize=9)
+        ax.set_xlabel("pre-training tokens")
+    axes[0][0].set_ylabel("Rouge-L, mean ± 95% CI over seeds")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Figure 2: Rouge-L vs pre-training budget\nprofile {cfg['profile']} · student {shape} · "
+                 f"seeds {', '.join(map(str, cfg['seeds']))}", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, out)
+
+
+def fig3(cfg: dict, out: Path) -> None:
+    """Figure 3: dev Rouge-L and training loss during SFT on one task, read from the SFT logs."""
+    plt = _pyplot()
+    (shape, _), = cfg["shapes"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for method, source, label in cfg["rows"]:
+        curves = []
+        for m, s, _, seed, path in cfg["curves"]:
+            if (m, s) != (method, source):
+                continue
+            try:
+                records = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+            except OSError as e:
+                raise HarnessError(f"fig3: cannot read SFT log {path}: {e}") from None
+            last = max(r["step"] for r in records)
+            curves.append(([(r["step"] / last * cfg["epochs"], r["eval"]["rougeL"]) for r in records if "eval" in r],
+                           [(r["step"] / last * cfg["epochs"], r["loss"]) for r in records if "loss" in r]))
+        for ax, k in ((left, 0), (right, 1)):
+            points = defaultdict(list)
+            for c in curves:
+                for x, y in c[k]:
+                    points[round(x, 6)].append(y)
+            xs = sorted(points)
+            ax.plot(xs, [statistics.fmean(points[x]) for x in xs], marker="o", markersize=4 if k == 0 else 2,
+                    label=label)
+    left.set(xlabel="epoch", ylabel="dev Rouge-L (mean over seeds)")
+    right.set(xlabel="epoch", ylabel="training loss (mean over seeds)")
+    left.legend(fontsize=8)
+    fig.suptitle(f"Figure 3: SFT on {cfg['task']} · profile {cfg['profile']} · student {shape} · budget "
+                 f"{cfg['budget']} · seeds {', '.join(map(str, cfg['seeds']))}", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, out)
+
+
 def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: str) -> str:
     """Tables 4 and 5: MASA variants on one student; the paper's rows are keyed by variant label."""
     (shape, spec), = cfg["shapes"]
@@ -146,11 +264,7 @@ def table5(cfg: dict, results: list[dict]) -> str:
 
 def fig4(cfg: dict, results: list[dict], out: Path) -> None:
     """Figure 4: accuracy per task for alignment on each single domain vs all domains."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     labels = {(m, s): label for m, s, label in cfg["rows"]}
     tasks = cfg["tasks"]
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tasks), 4.2))
@@ -168,21 +282,20 @@ def fig4(cfg: dict, results: list[dict], out: Path) -> None:
                  f"seeds {', '.join(map(str, cfg['seeds']))}", fontsize=9)
     ax.legend(title="alignment data", fontsize=8, ncol=2)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out)
+    _save_figure(fig, out)
 
 
-TABLES = {"table1": table1, "table3": table3, "table4": table4, "table5": table5}
-FIGURES = {"fig4": fig4}
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5}
+FIGURES = {"fig2": fig2, "fig4": fig4}
+LOG_FIGURES = {"fig3": fig3}  # drawn from training logs named in the config, not from evaluations
 
 
 def render(name: str, cfg: dict, inputs: list[Path], out: Path) -> None:
-    if name in FIGURES:
+    if name in LOG_FIGURES:
+        LOG_FIGURES[name](cfg, out)
+    elif name in FIGURES:
         FIGURES[name](cfg, load_results(inputs), out)
     elif name in TABLES:
         atomic_write_text(out, TABLES[name](cfg, load_results(inputs)))
     else:
-        raise HarnessError(f"unknown report {name!r}; known: {', '.join([*TABLES, *FIGURES])}")
+        raise HarnessError(f"unknown report {name!r}; known: {', '.join([*TABLES, *FIGURES, *LOG_FIGURES])}")

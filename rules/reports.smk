@@ -84,3 +84,63 @@ rule fig4:
     threads: 1
     shell:
         harness("report fig4", "--out {output} {input}")
+
+
+# Table 2 and Figures 2, 3 (generation tasks): which sources, shape and rows come from the
+# config's `table2:` and `figures:` sections.
+if GEN_TASKS and "table2" in C:
+    T2 = C["table2"]
+    T2_ROWS = [r for r in rows(C) if r[0] == "masa" and r[1] in T2["sources"]]
+
+    rule table2:
+        input:
+            sources=[R + f"/sources-eval/{s}/{v}/{t}.json" for s in T2["sources"] for v in ("base", "sft")
+                     for t in GEN_TASKS],
+            students=eval_files(T2_ROWS, [T2["shape"]], T2["budget"], GEN_TASKS),
+        output:
+            "reports/table2.md",
+        log:
+            L + "/reports/table2.log",
+        params:
+            cfg=as_json(**json.loads(report_cfg(T2_ROWS, [T2["shape"]], T2["budget"], tasks="generation_tasks")),
+                        sources=[[s, C["sources"][s].get("label", s)] for s in T2["sources"]]),
+        threads: 1
+        shell:
+            harness("report table2", "--out {output} {input}")
+
+if GEN_TASKS and "figures" in C:
+    FIG = C["figures"]
+    FIG_ROWS = [r for r in rows(C) if r[2] in FIG["rows"]]
+
+    rule fig2:
+        input:
+            [f for b in C["budgets"] for f in eval_files(FIG_ROWS, [FIG["shape"]], b, GEN_TASKS)],
+        output:
+            "reports/fig2.png",
+        log:
+            L + "/reports/fig2.log",
+        params:
+            cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
+                        budgets=[[b, spec["tokens"], spec.get("paper")] for b, spec in C["budgets"].items()]),
+        threads: 1
+        shell:
+            harness("report fig2", "--out {output} {input}")
+
+    def _curve_logs():
+        return [[m, s, label, seed, R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/"
+                 f"{FIG['curve_task']}/train_log.jsonl"] for m, s, label in FIG_ROWS for seed in C["seeds"]]
+
+    rule fig3:
+        input:
+            [R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/{FIG['curve_task']}"
+             for m, s, _ in FIG_ROWS for seed in C["seeds"]],
+        output:
+            "reports/fig3.png",
+        log:
+            L + "/reports/fig3.log",
+        params:
+            cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
+                        curves=_curve_logs(), task=FIG["curve_task"], epochs=C["sft_generation"]["epochs"]),
+        threads: 1
+        shell:
+            harness("report fig3", "--out {output} {input}")

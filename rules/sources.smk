@@ -49,3 +49,46 @@ rule extract:
     shell:
         harness("extract", "--source {input.source} --tokens {input.tokens} --tasks {params.tasks}",
                 "--domains {params.domains} --out {output}")
+
+
+# Table 2: each source fine-tuned on each generation task and scored before and after.
+if GEN_TASKS:
+    rule source_sft:
+        input:
+            source=R + "/sources/{source}",
+            task=task_input,
+        output:
+            directory(R + "/sources-sft/{source}/{task}"),
+        log:
+            L + "/sources-sft/{source}/{task}.log",
+        params:
+            cfg=lambda w: as_json(task=w.task, task_kind="generation", sft=C["sft_generation"]),
+            task=task_dir,
+        wildcard_constraints:
+            task=_alternatives(GEN_TASKS),
+        threads: C.get("threads", 1)
+        shell:
+            harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
+
+
+    def _source_eval_inputs(wildcards):
+        base = [R + f"/sources/{wildcards.source}"] * len(GEN_TASKS)
+        sft = [R + f"/sources-sft/{wildcards.source}/{t}" for t in GEN_TASKS]
+        return {"models": base if wildcards.variant == "base" else sft, "tasks": [task_data(t) for t in GEN_TASKS]}
+
+
+    rule source_eval_generation:
+        input:
+            unpack(_source_eval_inputs),
+        output:
+            [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in GEN_TASKS],
+        log:
+            L + "/sources-eval/{source}/{variant}.log",
+        params:
+            cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
+                                  shape_name=w.source, seed=0, tasks=GEN_TASKS, generation=C["generation"]),
+        wildcard_constraints:
+            variant="base|sft",
+        threads: C.get("threads", 1)
+        shell:
+            harness("eval-generation", "--models {input.models} --tasks {input.tasks} --outs {output}")

@@ -94,6 +94,26 @@ def test_smoke_table3_rouge_l_numbers_and_sft_curves(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_table2_and_generation_figures(smoke_run):
+    proc = snakemake(smoke_run, "-j2", "reports/table2.md", "reports/fig2.png", "reports/fig3.png",
+                     "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {l.split("|")[1].strip(): [c.strip() for c in l.strip().strip("|").split("|")[1:]]
+             for l in (smoke_run / "reports/table2.md").read_text().splitlines() if l.startswith("| ")}
+    base = json.loads((smoke_run / "results/smoke/sources-eval/olmoe/base/dolly.json").read_text())["value"]
+    tuned = json.loads((smoke_run / "results/smoke/sources-eval/olmoe/sft/dolly.json").read_text())["value"]
+    assert lines["OLMoE"][0] == f"{base:.2f} (10.78)" and lines["OLMoE-SFT"][0] == f"{tuned:.2f} (29.13)"
+    student = [json.loads(p.read_text())["value"] for p in
+               (smoke_run / "results/smoke/students/masa/olmoe/2L-tiny").rglob("250k/eval/dolly.json")]
+    assert float(lines["MASA-OLMoE (2L-tiny)"][0].split()[0]) == pytest.approx(statistics.fmean(student), abs=0.005)
+    if tuned:
+        assert lines["% of OLMoE-SFT"][0] == f"{100 * statistics.fmean(student) / tuned:.1f}%"
+    for fig in ("fig2", "fig3"):
+        png = (smoke_run / f"reports/{fig}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.slow
 def test_smoke_outputs_carry_their_config_and_seed(smoke_run):
     pre = next((smoke_run / "results/smoke").rglob("seed1/250k/pretrain/run.json"))
     record = json.loads(pre.read_text())
