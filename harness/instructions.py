@@ -40,19 +40,9 @@ def record(instruction: str, input: str, references: list[str], prompt: str | No
 
 
 def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise HarnessError(f"missing task file {path}")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise HarnessError(f"{path}:{lineno} is not valid JSON") from None
-    if not rows:
-        raise HarnessError(f"task file {path} is empty")
-    return rows
+    from harness.io import read_jsonl
+
+    return read_jsonl(path, "task file")
 
 
 def _fields(path: Path, row: dict, needed: tuple[str, ...]) -> None:

@@ -99,3 +99,24 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise HarnessError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_jsonl(path: str | Path, name: str = "file") -> list[dict]:
+    """The records of a JSON-lines file; a missing, empty or malformed file is a one-line error
+    naming the file as `name` (e.g. "task 'boolq': train file")."""
+    from harness.errors import HarnessError
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"missing {name} {path}")
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise HarnessError(f"{name} {path}:{lineno} is not valid JSON") from None
+    if not records:
+        raise HarnessError(f"{name} {path} is empty")
+    return records

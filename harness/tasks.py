@@ -30,6 +30,8 @@ class Task:
         return self.directory / f"{split}.jsonl"
 
     def records(self, split: str) -> list[dict]:
+        from harness.io import read_jsonl
+
         path = self.path(split)
         if not path.is_file():
             raise HarnessError(f"task {self.name!r}: missing {split} file {path}")
@@ -37,16 +39,7 @@ class Task:
             from harness.instructions import load_minillm
 
             return load_minillm(path)
-        records = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise HarnessError(f"task {self.name!r}: {path}:{lineno} is not valid JSON") from None
-        if not records:
-            raise HarnessError(f"task {self.name!r}: {split} file {path} is empty")
+        records = read_jsonl(path, f"task {self.name!r}: {split} file")
         missing = {"query", "choices", "gold"} - set(records[0])
         if missing:
             raise HarnessError(f"task {self.name!r}: {path} records lack {', '.join(sorted(missing))}")

@@ -104,24 +104,30 @@ def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool) -> 
     return "\n".join(lines) + "\n"
 
 
+def _grid_report(cfg: dict, results: list[dict], section: str, title: str, what: str, note: str,
+                 paper_columns: int) -> str:
+    """Tables 1 and 3: the shape x row grid at one budget, the paper's table for that budget beside."""
+    paper = paper_numbers()[section].get(cfg.get("budget_paper") or "", {})
+    return f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(
+        cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns)
+
+
 def table1(cfg: dict, results: list[dict]) -> str:
-    paper = paper_numbers()["understanding"].get(cfg.get("budget_paper") or "", {})
-    title = "# Table 1: language understanding (accuracy %)\n\n"
-    note = ("Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
-            "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
-            "profile's students, so compare orderings and gaps, not absolute values.\n\n")
-    return title + _stamp(cfg, "Language understanding after pre-training and SFT on each task.") + "\n" \
-        + note + grid_table(cfg, results, paper, paper_avg=len(cfg["tasks"]) == 6)
+    return _grid_report(
+        cfg, results, "understanding", "Table 1: language understanding (accuracy %)",
+        "Language understanding after pre-training and SFT on each task.",
+        "Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
+        "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
+        "profile's students, so compare orderings and gaps, not absolute values.\n\n", paper_columns=6)
 
 
 def table3(cfg: dict, results: list[dict]) -> str:
-    paper = paper_numbers()["generation"].get(cfg.get("budget_paper") or "", {})
-    title = "# Table 3: instruction following (Rouge-L)\n\n"
-    note = ("Rouge-L F x100 (stemmed, best reference), MiniLLM's protocol: sampling at temperature 1 "
-            "averaged over the generation seeds of the profile. Paper numbers are the paper's Table 3 "
-            "(Table 7 / 8 at 2B / 10B) for the paper shape each micro shape mirrors.\n\n")
-    return title + _stamp(cfg, "Instruction following after pre-training and SFT on each task.") + "\n" \
-        + note + grid_table(cfg, results, paper, paper_avg=len(cfg["tasks"]) == 5)
+    return _grid_report(
+        cfg, results, "generation", "Table 3: instruction following (Rouge-L)",
+        "Instruction following after pre-training and SFT on each task.",
+        "Rouge-L F x100 (stemmed, best reference), MiniLLM's protocol: sampling at temperature 1 "
+        "averaged over the generation seeds of the profile. Paper numbers are the paper's Table 3 "
+        "(Table 7 / 8 at 2B / 10B) for the paper shape each micro shape mirrors.\n\n", paper_columns=5)
 
 
 def table2(cfg: dict, results: list[dict]) -> str:
