@@ -116,3 +116,23 @@ def test_no_teacher_and_bad_options_are_one_line_errors(tmp_path):
         Distillation().pretrain_loss(batch(), student, Context({"kd_ratio": 1}, 0, torch.device("cpu"), ctx.source))
     with pytest.raises(HarnessError, match="needs a teacher"):
         Distillation().pretrain_loss(batch(), student, Context({}, 0, torch.device("cpu")))
+
+
+def test_pretrain_stage_distils_from_the_rows_source(tmp_path, tokenizer_dir, tokens_file):
+    """The stage the workflow runs: teacher from the source manifest, tokenizers compared, KD loss logged."""
+    import json
+
+    from harness import stages
+    from tests.test_models import SOURCES
+    from tests.test_sources import TRAINING
+
+    stages.source({"source": SOURCES["olmo"], "seed": 0, "training": TRAINING}, "olmo", tokenizer_dir, tokens_file,
+                  tmp_path / "olmo")
+    shape = {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}
+    stages.init({"method": "distill", "shape_name": "t", "shape": shape, "seq_len": 32}, tokenizer_dir, 0,
+                tmp_path / "init", tmp_path / "olmo")
+    cfg = {"method": "distill", "method_options": {"alpha": 0.5}, "shape_name": "t", "budget": 32 * 4 * 3,
+           "pretrain": {"seq_len": 32, "batch_size": 4, "log_every": 1, "optim": {"lr": 1e-3}}}
+    stages.pretrain(cfg, tmp_path / "init", tokens_file, 0, tmp_path / "pre", tmp_path / "olmo")
+    record = json.loads((tmp_path / "pre" / "run.json").read_text())
+    assert record["tokens"] == 32 * 4 * 3 and record["final_loss"] > 0

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
-def snakemake(workdir, *args, timeout=900):
+def snakemake(workdir, *args, timeout=2400):
     return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
                           timeout=timeout)
 
@@ -47,8 +47,7 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
     assert "Profile `smoke`" in text and "seeds 0, 1" in text
     table = parse_table(text)
     tasks = ["boolq", "piqa"]
-    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe"),
-                                  ("Distillation", "distill", "olmo"), ("Pruning-EEP", "pruning-eep", "olmoe")]:
+    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe")]:
         _check_row(smoke_run, table, row, method, source, tasks)
     # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
     assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
@@ -83,7 +82,7 @@ def test_smoke_table3_rouge_l_numbers_and_sft_curves(smoke_run):
     proc = snakemake(smoke_run, "-j2", "reports/table3.md", "--configfile", str(REPO / "config/smoke.yaml"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = parse_table((smoke_run / "reports/table3.md").read_text())
-    for (row, method, source) in [("Scratch", "scratch", "none"), ("Pruning-EEP", "pruning-eep", "olmoe")]:
+    for (row, method, source) in [("Scratch", "scratch", "none"), ("MASA-OLMoE", "masa", "olmoe")]:
         _check_row(smoke_run, table, row, method, source, ["dolly"])
     assert "(21.60)" in table[("1L-tiny", "Scratch")][0]  # the paper's Table 3 DollyEval, 267M Scratch
     result = json.loads(next((smoke_run / "results/smoke").rglob("eval/dolly.json")).read_text())
@@ -197,7 +196,6 @@ def test_ablation_reports(smoke_run):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     # one extraction per (variant, source), none per student
     artifacts = sorted(p.parent.name for p in (smoke_run / "results/smoke/artifacts").glob("*/olmoe"))
-    assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3",
-                         "pruning-eep"]
+    assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3"]
     manifest = json.loads((smoke_run / "results/smoke/artifacts/masa-no-spectral/olmoe/manifest.json").read_text())
     assert manifest["spectral_weight"] == 0.0
