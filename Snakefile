@@ -14,6 +14,8 @@
 #   R/students/.../seed{seed}/{budget}/sft/{task}/
 #   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks)
 #   R/data/instructions/{task}/       a generation task's train/dev/test (MiniLLM format)
+#   R/sources-sft/{source}/{task}/, R/sources-eval/{source}/{base|sft}/{task}.json   (Table 2, PKT table)
+# A method that only adapts before SFT (LoRA, Seeking, LaTen) fine-tunes Scratch's pre-trained student.
 # {source} is `none` for methods run without a source (Scratch).
 
 configfile: workflow.basedir + "/config/micro.yaml"
@@ -35,3 +37,4 @@ rule all:
         *([rules.table2.output] if GEN_TASKS and "table2" in C else []),
         *([rules.fig2.output, rules.fig3.output] if GEN_TASKS and "figures" in C else []),
         *([rules.table4.output, rules.table5.output, rules.fig4.output] if ABLATIONS else []),
+        *([rules.table_pkt.output] if "pkt" in C else []),

@@ -133,6 +133,20 @@ def validate(config: dict[str, Any]) -> None:
         for label in config["figures"]["rows"]:
             if label not in labels:
                 raise HarnessError("config error: figures.rows: " + unknown_name_message("row", label, labels))
+    if "pkt" in config:
+        pkt = config["pkt"]
+        must_name("pkt.shape", "shape", pkt["shape"], "shapes")
+        must_name("pkt.budget", "budget", pkt["budget"], "budgets")
+        must_name("pkt.reference", "source", pkt["reference"], "sources")
+        for task in pkt["tasks"]:
+            if task not in config["tasks"] and task not in config.get("generation_tasks", {}):
+                raise HarnessError("config error: pkt.tasks: " + unknown_name_message(
+                    "task", task, [*config["tasks"], *config.get("generation_tasks", {})]))
+        for i, row in enumerate(pkt["rows"]):
+            if row["name"] not in known:
+                raise HarnessError(f"config error: pkt.rows[{i}]: " + unknown_name_message("method", row["name"], known))
+            if "source" in row:
+                must_name(f"pkt.rows[{i}]", "source", row["source"], "sources")
     if config["report_budget"] not in config["budgets"]:
         raise HarnessError("config error: report_budget: " + unknown_name_message(
             "budget", config["report_budget"], list(config["budgets"])))
@@ -178,6 +192,14 @@ def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:
     ab = config["ablation"]
     return [(v, ab["source"], method_label(v)) if isinstance(v, str) else (v["name"], ab["source"], v["label"])
             for v in ab[report]]
+
+
+def pkt_rows(config: dict) -> list[tuple[str, str, str]]:
+    """(method, source, label) rows of the parametric-knowledge-transfer table."""
+    from harness.registry import method_label
+
+    return [(r["name"], r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
+            for r in config.get("pkt", {}).get("rows", [])]
 
 
 def describe(config: dict) -> str:

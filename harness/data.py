@@ -110,16 +110,22 @@ class SFTBatches:
         epoch, i = divmod(step, self.per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
         chosen = [self.pairs[j] for j in order[i * self.batch_size:(i + 1) * self.batch_size]]
-        seqs, labels = [], []
-        for prompt, response in chosen:
-            response = response[:self.max_len]
-            prompt = prompt[max(0, len(prompt) + len(response) - self.max_len):]
-            seqs.append(prompt + response)
-            labels.append([IGNORE] * len(prompt) + response)
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), self.pad_id)
-        lab = torch.full((len(seqs), width), IGNORE)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, (s, l) in enumerate(zip(seqs, labels)):
-            ids[r, :len(s)], lab[r, :len(l)], mask[r, :len(s)] = torch.tensor(s), torch.tensor(l), 1
-        return {"input_ids": ids, "labels": lab, "attention_mask": mask}
+        return collate(chosen, self.pad_id, self.max_len)
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, max_len: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch of (prompt, response) id pairs, labels on the response only; a pair
+    longer than `max_len` loses the start of its prompt (then of its response's end)."""
+    seqs, labels = [], []
+    for prompt, response in pairs:
+        response = response[:max_len]
+        prompt = prompt[max(0, len(prompt) + len(response) - max_len):]
+        seqs.append(prompt + response)
+        labels.append([IGNORE] * len(prompt) + response)
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad_id)
+    lab = torch.full((len(seqs), width), IGNORE)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, (s, l) in enumerate(zip(seqs, labels)):
+        ids[r, :len(s)], lab[r, :len(l)], mask[r, :len(s)] = torch.tensor(s), torch.tensor(l), 1
+    return {"input_ids": ids, "labels": lab, "attention_mask": mask}

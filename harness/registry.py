@@ -29,13 +29,15 @@ class MethodSpec:
     target: str  # "module:Class"
     options: dict[str, Any] = field(default_factory=dict)
     label: str | None = None  # table label; defaults to the class's `label`
+    finetune: bool = True  # False: the adapted student is evaluated without SFT (zero epochs)
 
 
 def _parse(name: str, entry: Any) -> MethodSpec:
     if isinstance(entry, str):
         return MethodSpec(name, entry)
     if isinstance(entry, dict) and "target" in entry:
-        return MethodSpec(name, entry["target"], dict(entry.get("options", {})), entry.get("label"))
+        return MethodSpec(name, entry["target"], dict(entry.get("options", {})), entry.get("label"),
+                          entry.get("finetune", True))
     raise HarnessError(f"registry entry {name!r} must be 'module:Class' or a dict with 'target'")
 
 
@@ -61,10 +63,10 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
 
 
 def family(name: str) -> str:
-    """The plain entry a variant belongs to (same class, no fixed options); itself otherwise."""
+    """The plain entry a variant belongs to (same class, no fixed options, fine-tuned); itself otherwise."""
     spec = method_spec(name)
     for other in registry_table().values():
-        if other.target == spec.target and not other.options:
+        if other.target == spec.target and not other.options and other.finetune:
             return other.name
     return name
 
@@ -97,6 +99,13 @@ def implements(name: str, hook_name: str) -> bool:
     if hook_name not in HOOKS:
         raise ValueError(f"unknown hook {hook_name!r}; hooks are {', '.join(HOOKS)}")
     return callable(getattr(_method_class(name), hook_name, None))
+
+
+def shares_pretraining(name: str) -> bool:
+    """Whether the method's pre-trained student is Scratch's: it shapes neither the initial
+    student nor the pre-training loss (e.g. a method that only adapts before SFT), so its
+    rows start from the very checkpoint the Scratch row fine-tunes."""
+    return not any(implements(name, h) for h in ("extract", "init_student", "pretrain_loss"))
 
 
 def load_method(name: str):

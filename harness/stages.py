@@ -286,6 +286,8 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only.
     `pretrained_dir` may also be a source's directory (Table 2 fine-tunes the sources); a
     config without `method` adapts nothing."""
+    import torch
+
     from harness.data import SFTBatches, encode_pair
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
@@ -296,8 +298,10 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     model, tok = _load_model(pretrained_dir)
     if "method" in cfg:
         method, ctx = _method_and_context(cfg, seed, source_dir)
+        ctx.extra = {"tokenizer": tok}
         fn = hook(method, "adapt")
         if fn:
+            torch.manual_seed(seed)
             model = fn(model, task, ctx)
     sc = cfg["sft"]
     pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
@@ -313,8 +317,8 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
                    log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
                    eval_fn=eval_fn)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), final_loss=result.final_loss,
-                  seconds=round(result.seconds, 2))
+    _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
+                  final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2))
 
 
 def _dev_rouge(task, tok, dev_cfg: dict):

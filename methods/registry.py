@@ -15,6 +15,13 @@ METHODS = {
     "scratch": "baselines.scratch:Scratch",
     "distill": "baselines.distill:Distillation",
     "pruning-eep": "baselines.eep:PruningEEP",
+    # The parametric-knowledge-transfer table (LaTen paper, Table 1): SFT of the Scratch student
+    "scratch-nosft": {"target": "baselines.scratch:Scratch", "finetune": False, "label": "Student (no SFT)"},
+    "lora": {"target": "baselines.lora:LoRA", "label": "LoRA (random init)"},
+    "lora-pissa": {"target": "baselines.lora:LoRA", "options": {"init": "pissa"}, "label": "LoRA (PiSSA init)"},
+    "seeking": {"target": "baselines.seeking:Seeking", "label": "Seeking"},
+    "laten": {"target": "baselines.laten:LaTen", "label": "LaTen + SFT"},
+    "laten-nosft": {"target": "baselines.laten:LaTen", "finetune": False, "label": "LaTen (no SFT)"},
     "masa": {"target": MASA, "label": "MASA"},
     # Table 4 ablations
     "masa-no-spectral": {"target": MASA, "options": {"spectral_weight": 0.0}, "label": "w.o. Spectral Alignment"},

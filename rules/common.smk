@@ -4,9 +4,9 @@ import json
 import re
 import sys
 
-from harness.config import NO_SOURCE, ablation_rows, resolve, rows
+from harness.config import NO_SOURCE, ablation_rows, pkt_rows, resolve, rows
 from harness.errors import HarnessError
-from harness.registry import family, implements
+from harness.registry import family, implements, method_spec, shares_pretraining
 
 try:
     C = resolve(config)
@@ -28,7 +28,7 @@ ABLATIONS = {report: ablation_rows(C, report) for report in ("table4", "table5",
 
 
 wildcard_constraints:
-    method=_alternatives({m for m, _, _ in rows(C) + [r for rs in ABLATIONS.values() for r in rs]}),
+    method=_alternatives({m for m, _, _ in rows(C) + pkt_rows(C) + [r for rs in ABLATIONS.values() for r in rs]}),
     source=_alternatives([*C["sources"], NO_SOURCE]),
     shape=_alternatives(C["shapes"]),
     budget=_alternatives(C["budgets"]),
@@ -138,11 +138,16 @@ def pretrain_cfg(wildcards):
                    budget=C["budgets"][wildcards.budget]["tokens"], pretrain=C["pretrain"])
 
 
+def sft_settings(method, task):
+    """The SFT section a task's fine-tuning uses; zero epochs for a method's no-SFT variant."""
+    sft = C["sft_generation"] if task in GEN_TASKS else C["sft"]
+    return sft if method is None or method_spec(method).finetune else {**sft, "epochs": 0}
+
+
 def sft_cfg(wildcards):
-    if wildcards.task in GEN_TASKS:
-        return as_json(**method_cfg(wildcards.method), task=wildcards.task, task_kind="generation",
-                       sft=C["sft_generation"])
-    return as_json(**method_cfg(wildcards.method), task=wildcards.task, sft=C["sft"])
+    kind = {"task_kind": "generation"} if wildcards.task in GEN_TASKS else {}
+    return as_json(**method_cfg(wildcards.method), task=wildcards.task, **kind,
+                   sft=sft_settings(wildcards.method, wildcards.task))
 
 
 def eval_cfg(wildcards):

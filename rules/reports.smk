@@ -144,3 +144,28 @@ if GEN_TASKS and "figures" in C:
         threads: 1
         shell:
             harness("report fig3", "--out {output} {input}")
+
+
+# The parametric-knowledge-transfer table (LaTen paper, Table 1): rows adapt the Scratch student
+# of one shape before SFT on each task; the reference source fine-tuned on each task sits on top.
+if "pkt" in C:
+    PKT = C["pkt"]
+
+    rule table_pkt:
+        input:
+            reference=[R + f"/sources-eval/{PKT['reference']}/sft/{t}.json" for t in PKT["tasks"]],
+            students=eval_files(pkt_rows(C), [PKT["shape"]], PKT["budget"], PKT["tasks"]),
+        output:
+            "reports/table_pkt.md",
+        log:
+            L + "/reports/table_pkt.log",
+        params:
+            cfg=as_json(profile=PROFILE, seeds=C["seeds"], budget=PKT["budget"],
+                        budget_paper=C["budgets"][PKT["budget"]].get("paper"),
+                        budget_tokens=C["budgets"][PKT["budget"]]["tokens"], rows=[list(r) for r in pkt_rows(C)],
+                        shapes=[[PKT["shape"], C["shapes"][PKT["shape"]]]],
+                        tasks=[[t, {**C["tasks"], **C.get("generation_tasks", {})}[t]["label"]] for t in PKT["tasks"]],
+                        reference=[PKT["reference"], C["sources"][PKT["reference"]].get("label", PKT["reference"])]),
+        threads: 1
+        shell:
+            harness("report table_pkt", "--out {output} {input}")

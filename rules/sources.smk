@@ -51,26 +51,42 @@ rule extract:
                 "--domains {params.domains} --out {output}")
 
 
-# Table 2: each source fine-tuned on each generation task and scored before and after.
+# Table 2 and the PKT table: each source fine-tuned on a task (the SFT its students get) and scored.
+rule source_sft:
+    input:
+        source=R + "/sources/{source}",
+        task=task_input,
+    output:
+        directory(R + "/sources-sft/{source}/{task}"),
+    log:
+        L + "/sources-sft/{source}/{task}.log",
+    params:
+        cfg=lambda w: as_json(task=w.task, **({"task_kind": "generation"} if w.task in GEN_TASKS else {}),
+                              sft=sft_settings(None, w.task)),
+        task=task_dir,
+    threads: C.get("threads", 1)
+    shell:
+        harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
+
+
+rule source_eval:
+    input:
+        models=[R + f"/sources-sft/{{source}}/{t}" for t in MC_TASKS],
+        tasks=sorted({task_data(t) for t in MC_TASKS}),
+    output:
+        [R + f"/sources-eval/{{source}}/sft/{t}.json" for t in MC_TASKS],
+    log:
+        L + "/sources-eval/{source}/sft-multiple-choice.log",
+    params:
+        cfg=lambda w: as_json(method="source-sft", source=w.source, shape_name=w.source, seed=0, tasks=MC_TASKS,
+                              eval=C["eval"]),
+        tasks=" ".join(task_path(t) for t in MC_TASKS),
+    threads: 1
+    shell:
+        harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
+
+
 if GEN_TASKS:
-    rule source_sft:
-        input:
-            source=R + "/sources/{source}",
-            task=task_input,
-        output:
-            directory(R + "/sources-sft/{source}/{task}"),
-        log:
-            L + "/sources-sft/{source}/{task}.log",
-        params:
-            cfg=lambda w: as_json(task=w.task, task_kind="generation", sft=C["sft_generation"]),
-            task=task_dir,
-        wildcard_constraints:
-            task=_alternatives(GEN_TASKS),
-        threads: C.get("threads", 1)
-        shell:
-            harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
-
-
     def _source_eval_inputs(wildcards):
         base = [R + f"/sources/{wildcards.source}"] * len(GEN_TASKS)
         sft = [R + f"/sources-sft/{wildcards.source}/{t}" for t in GEN_TASKS]

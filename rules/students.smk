@@ -51,8 +51,17 @@ rule pretrain:
                 "--source {params.source} --out {output}")
 
 
+def _pretrained(wildcards):
+    """The checkpoint SFT starts from: the method's own, or Scratch's when the method leaves
+    initialisation and pre-training alone (it only adapts; see registry.shares_pretraining)."""
+    w = dict(wildcards)
+    if shares_pretraining(wildcards.method):
+        w.update(method="scratch", source=NO_SOURCE)
+    return STUDENT.format(**w) + f"/{wildcards.budget}/pretrain"
+
+
 def _sft_inputs(wildcards):
-    return {"pretrained": STUDENT.format(**wildcards) + f"/{wildcards.budget}/pretrain",
+    return {"pretrained": _pretrained(wildcards),
             "task": task_input(wildcards), **source_input(wildcards)}
 
 

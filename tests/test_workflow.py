@@ -199,3 +199,39 @@ def test_ablation_reports(smoke_run):
     assert artifacts == ["masa", "masa-domain-law", "masa-no-scaling", "masa-no-spectral", "masa-ratio3"]
     manifest = json.loads((smoke_run / "results/smoke/artifacts/masa-no-spectral/olmoe/manifest.json").read_text())
     assert manifest["spectral_weight"] == 0.0
+
+
+@pytest.mark.slow
+def test_smoke_pkt_table(smoke_run):
+    """Adapt-only rows fine-tune Scratch's pre-trained student (no init or pre-training of their
+    own); the table's cells are the evaluations, with the fine-tuned source on top."""
+    proc = snakemake(smoke_run, "-j2", "reports/table_pkt.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    students = smoke_run / "results/smoke/students"
+    assert not (students / "seeking/olmo/1L-tiny/seed0/init").exists()
+    assert not (students / "lora/none/1L-tiny/seed0/250k/pretrain").exists()
+    sft = json.loads((students / "seeking/olmo/1L-tiny/seed0/250k/sft/boolq/run.json").read_text())
+    assert sft["steps"] > 0
+    nosft = json.loads((students / "laten-nosft/olmo/1L-tiny/seed1/250k/sft/piqa/run.json").read_text())
+    assert nosft["steps"] == 0 and nosft["config"]["sft"]["epochs"] == 0
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.strip().strip("|").split("|")[1:]]
+            for l in (smoke_run / "reports/table_pkt.md").read_text().splitlines() if l.startswith("| ")}
+    values = [json.loads((students / f"seeking/olmo/1L-tiny/seed{s}/250k/eval/boolq.json").read_text())["value"]
+              for s in (0, 1)]
+    assert rows["Seeking"][0].startswith(f"{sum(values) / 2:.2f} ± ")
+    source = json.loads((smoke_run / "results/smoke/sources-eval/olmo/sft/boolq.json").read_text())["value"]
+    assert rows["OLMo-SFT (source)"][0] == f"{source:.2f}"
+    assert rows["LoRA (random init)"][-1].startswith("0.00 ± 0.00")  # its own paired difference
+    assert "| Pre-Align (100): LaTen + Pre-Aligned 13B Param. | 44.40 |" in (smoke_run / "reports/table_pkt.md").read_text()
+
+
+def test_pkt_table_is_planned_on_the_paper_grid(tmp_path):
+    proc = snakemake(tmp_path, "-n", "reports/table_pkt.md", "--configfile", str(REPO / "config/paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout)
+    rows, tasks = 7, 6
+    # one pre-trained student (Scratch's) serves every row; the source is fine-tuned per task
+    assert counts["pretrain"] == counts["init"] == 1
+    assert counts["sft"] == rows * tasks and counts["eval"] == rows
+    assert counts["source_sft"] == tasks and counts["source_eval"] == 1
+    assert "extract" not in counts

@@ -1,0 +1,160 @@
+"""Seeking Neural Nuggets (Zhong et al., ICLR 2024): LoRA started from the source's most
+task-sensitive sub-matrices (METHODS.md section 1).
+
+1. Sensitivity `S += |theta * dL/dtheta|` of the source, summed over `samples` seed examples
+   of the task (one forward/backward each, loss on the response only, no normalisation).
+2. A source layer's score is the sum of S over its parameters; the top L_student layers,
+   in depth order, feed student layers 0..L_student-1.
+3. Per module, the contiguous block of the student's size with the largest summed S
+   (first maximum in row-major order; head boundaries ignored). Routed experts count as
+   one wide FFN (`harness.neurons.ffn_pool`), so MoE sources work like dense ones.
+4. B = U_r diag(S_r), A = V_r^T from the block's SVD; the base weights are offset by BA,
+   so the student computes exactly what it did before adaptation (section 1.6: the source
+   only chooses where LoRA fine-tuning starts).
+
+Modules the source lacks (DeepSeek's latent attention has no k_proj/v_proj) keep PEFT's
+zero-B LoRA; the adapt log lists them. Layer scores match `layers.{l}.` exactly, not the
+reference's substring `layers.{l}`, which also counts layer 1's score into layers 10-19.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from harness import lora
+from harness.data import IGNORE, encode_pair
+from harness.errors import HarnessError
+from harness.method import resolve_options
+from harness.neurons import ffn_pool, top_layers
+
+DEFAULTS = {**lora.DEFAULTS, "samples": 32, "max_len": 2048}
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+FFN = {"gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
+
+
+def seed_pairs(records: list[dict], n: int) -> list[dict]:
+    """The task's seed samples: a fixed draw of n train records (the reference's fixed 32-line files)."""
+    if not records:
+        raise HarnessError("seeking: the task has no train records")
+    order = np.random.default_rng(0).permutation(len(records))
+    return [records[i] for i in order[:n]]
+
+
+def sensitivity(model, batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """{parameter name: sum over batches of |theta * grad|}, each batch one example."""
+    params = dict(model.named_parameters())
+    total = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
+    flags = {name: p.requires_grad for name, p in params.items()}
+    model.requires_grad_(True)
+    try:
+        for batch in tqdm(batches, desc="sensitivity", unit="example", mininterval=2.0):
+            model.zero_grad(set_to_none=True)
+            model(**batch).loss.backward()
+            for name, p in params.items():
+                if p.grad is not None:
+                    total[name] += (p.detach() * p.grad).abs().float()
+    finally:
+        model.zero_grad(set_to_none=True)
+        for name, p in params.items():
+            p.requires_grad_(flags[name])
+    return total
+
+
+def example_batch(tokenizer, record_pair: tuple[str, str], max_len: int, device) -> dict[str, Tensor]:
+    prompt, response = encode_pair(tokenizer, *record_pair)
+    response = response + [tokenizer.eos_token_id]
+    ids = (prompt + response)[-max_len:]
+    labels = ([IGNORE] * len(prompt) + response)[-max_len:]
+    return {"input_ids": torch.tensor([ids], device=device), "labels": torch.tensor([labels], device=device)}
+
+
+def layer_scores(sens: dict[str, Tensor], n_layers: int) -> Tensor:
+    """Sum of S over every parameter of each decoder layer (norms and routers included)."""
+    scores = torch.zeros(n_layers, dtype=torch.float64)
+    for name, s in sens.items():
+        parts = name.split(".")
+        if "layers" in parts:
+            scores[int(parts[parts.index("layers") + 1])] += s.double().sum()
+    return scores
+
+
+def best_block(scores: Tensor, rows: int, cols: int) -> tuple[int, int]:
+    """Top-left corner of the rows x cols block of `scores` with the largest sum, first in
+    row-major order among ties, via a summed-area table (all offsets at once)."""
+    m, n = scores.shape
+    if rows > m or cols > n:
+        raise HarnessError(f"seeking: a {rows} x {cols} student block does not fit in a {m} x {n} source matrix")
+    sat = torch.zeros(m + 1, n + 1, dtype=torch.float64)
+    sat[1:, 1:] = scores.double().cumsum(0).cumsum(1)
+    sums = sat[rows:, cols:] - sat[:-rows, cols:] - sat[rows:, :-cols] + sat[:-rows, :-cols]
+    flat = int(torch.argmax(sums.reshape(-1)))  # torch.argmax returns the first maximum
+    return divmod(flat, sums.shape[1])
+
+
+def lora_factors(block: Tensor, rank: int, scaling: float) -> tuple[Tensor, Tensor]:
+    """(B, A) with scaling * B @ A the best rank-r approximation of `block`: B = U_r S_r, A = V_r^T."""
+    if rank > min(block.shape):
+        raise HarnessError(f"seeking: LoRA rank {rank} exceeds the {tuple(block.shape)} block's smaller side")
+    U, S, Vh = torch.linalg.svd(block.double(), full_matrices=False)
+    return (U[:, :rank] * S[:rank] / scaling).float(), Vh[:rank].float()
+
+
+def source_matrices(source, layer: int, view) -> dict[str, Tensor]:
+    """The source's matrices of one layer under `view` (weights or sensitivities), keyed by
+    the student module they seed; absent modules are left out."""
+    block = source.model.layers[layer]
+    out = {name: view(getattr(block.self_attn, name).weight) for name in ATTENTION if hasattr(block.self_attn, name)}
+    pool = ffn_pool(block.mlp, view)
+    out.update({name: pool[kind] for name, kind in FFN.items()})
+    return out
+
+
+def _global_matrices(source, view) -> dict[str, Tensor]:
+    # the reference searches the embedding transposed (hidden x vocab), like the LoRA's B @ A
+    return {"embed_tokens": view(source.get_input_embeddings().weight).T, "lm_head": view(source.lm_head.weight)}
+
+
+class Seeking:
+    label = "Seeking"
+
+    def adapt(self, student, task, ctx):
+        from harness.tasks import sft_pair
+        from harness.tokenizer import load_tokenizer
+
+        o = resolve_options(self.name, DEFAULTS, ctx)
+        if ctx.source is None:
+            raise HarnessError("seeking needs a source: give the table row a `source:`")
+        source = ctx.source.load(ctx.device)
+        tok = load_tokenizer(ctx.source.model_path)
+        records = seed_pairs(task.records("train"), o["samples"])
+        sens = sensitivity(source, [example_batch(tok, sft_pair(r), o["max_len"], ctx.device) for r in records])
+        by_param = {p: sens[name] for name, p in source.named_parameters()}
+        weights = {p: p.detach() for p in by_param}
+
+        n_student = student.config.num_hidden_layers
+        kept = top_layers(layer_scores(sens, source.config.num_hidden_layers), n_student)
+        model = lora.attach(student, o["rank"], o["alpha"], o["dropout"], o["modules"], init="zero")
+        layers = lora.lora_layers(model)
+        factors, missing = {}, []
+        for name, layer in layers.items():
+            module = name.rsplit(".", 1)[-1]
+            if module in ("embed_tokens", "lm_head"):
+                S, W = _global_matrices(source, by_param.get)[module], _global_matrices(source, weights.get)[module]
+            else:
+                src_layer = kept[int(name.split(".")[2])]
+                S = source_matrices(source, src_layer, by_param.get).get(module)
+                W = source_matrices(source, src_layer, weights.get).get(module)
+            if S is None:
+                missing.append(name)
+                continue
+            rows, cols = lora.delta_shape(layer)
+            i, j = best_block(S, rows, cols)
+            factors[name] = lora_factors(W[i:i + rows, j:j + cols], layer.r[lora.ADAPTER],
+                                         layer.scaling[lora.ADAPTER])
+        lora.set_factors(model, factors)
+        print(f"seeking: source layers {kept} -> student layers 0..{n_student - 1}; "
+              f"{len(factors)} LoRA modules seeded" + (f", left at zero (no source module): {missing}" if missing else ""))
+        return model

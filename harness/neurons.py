@@ -1,0 +1,188 @@
+"""Neurons of a decoder layer, and their static attribution through the logit lens.
+
+One view serves every architecture of the grid. A layer's FFN is a *pool* of
+neurons: the dense FFN's, or every expert's side by side (shared experts first,
+then routed experts 0..E-1), so neuron i has a gate row, an up row and a down
+column, and its output at a token is `coef_i * act(gate_i x) * (up_i x)` with
+coef the token's routing weight for a routed expert (0 when not routed) and 1
+otherwise. The attention's neurons are the inputs of o_proj: neuron n of the
+concatenated heads writes `s_n * W_o[:, n]`, with `s` the attention-weighted
+value; the sum over n is the attention output exactly (Yu & Ananiadou 2024;
+LaTen's appendix A.2).
+
+Attribution (LaTen, METHODS.md section 2): with the final norm's scale fixed
+at its value on the last position, the lens `h -> lm_head(norm(h))` is linear,
+and a component v of the residual h scores `log p(y | h + v) - log p(y | h)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from harness.errors import HarnessError
+
+
+def ffn_pool(mlp, view: Callable[[Tensor], Tensor] = lambda p: p) -> dict[str, Tensor]:
+    """{"gate": (P, H), "up": (P, H), "down": (H, P)} of one FFN's neuron pool. `view` maps each
+    parameter to the tensor to arrange (the weight itself, or e.g. its sensitivity)."""
+    if hasattr(mlp, "gate_proj"):
+        return {"gate": view(mlp.gate_proj.weight), "up": view(mlp.up_proj.weight), "down": view(mlp.down_proj.weight)}
+    parts = []
+    if getattr(mlp, "shared_experts", None) is not None:
+        parts.append(ffn_pool(mlp.shared_experts, view))
+    gate_up, down = view(mlp.experts.gate_up_proj), view(mlp.experts.down_proj)  # (E, 2I, H), (E, H, I)
+    inter = gate_up.shape[1] // 2
+    parts.append({"gate": gate_up[:, :inter].reshape(-1, gate_up.shape[-1]),
+                  "up": gate_up[:, inter:].reshape(-1, gate_up.shape[-1]),
+                  "down": down.permute(1, 0, 2).reshape(down.shape[1], -1)})
+    return {k: torch.cat([p[k] for p in parts], dim=1 if k == "down" else 0) for k in ("gate", "up", "down")}
+
+
+def pool_activations(mlp, x: Tensor) -> Tensor:
+    """(N, P): each pool neuron's coefficient times act(gate x) * up x, for FFN inputs x (N, H);
+    `ffn_pool(mlp)["down"] @ a.T` is the FFN's output."""
+    if hasattr(mlp, "gate_proj"):
+        return mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x)
+    parts = []
+    if getattr(mlp, "shared_experts", None) is not None:
+        parts.append(pool_activations(mlp.shared_experts, x))
+    _, weights, index = mlp.gate(x)  # (N, k) routing weights and expert ids
+    experts = mlp.experts
+    coef = torch.zeros(x.shape[0], experts.gate_up_proj.shape[0], dtype=x.dtype, device=x.device)
+    coef.scatter_(1, index, weights.to(x.dtype))
+    gate, up = torch.einsum("nh,eih->nei", x, experts.gate_up_proj).chunk(2, dim=-1)
+    parts.append((experts.act_fn(gate) * up * coef[..., None]).reshape(x.shape[0], -1))
+    return torch.cat(parts, dim=1)
+
+
+def attention_value_rows(attn, n_neurons: int) -> Tensor | None:
+    """Row of v_proj each attention neuron reads its value from (heads sharing a key/value head
+    share rows), or None for attention without a v_proj (DeepSeek's latent attention)."""
+    if not hasattr(attn, "v_proj"):
+        return None
+    v_rows = attn.v_proj.weight.shape[0]
+    head_dim = v_rows // attn.config.num_key_value_heads
+    heads_per_kv = n_neurons // v_rows
+    n = torch.arange(n_neurons)
+    head, j = n // head_dim, n % head_dim
+    return (head // heads_per_kv) * head_dim + j
+
+
+class LogitLens:
+    """`lm_head(norm(h))` with the norm's scale frozen at its value on `x_final`, the last layer's
+    output at the attributed position: linear in h, and exact at h = x_final."""
+
+    def __init__(self, model, x_final: Tensor):
+        norm = model.model.norm
+        self.center = not hasattr(norm, "weight")  # OLMo's final norm is a parameter-free LayerNorm
+        x = x_final.float()
+        if self.center:
+            var = x.var(unbiased=False)
+            eps = 1e-5
+        else:
+            var = x.pow(2).mean()
+            eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+        self.scale = torch.rsqrt(var + eps)
+        self.weight = norm.weight.float() if hasattr(norm, "weight") else None
+        self.unembed = model.get_output_embeddings().weight.float()
+
+    def __call__(self, h: Tensor) -> Tensor:
+        """Logits of residual vectors h (..., H)."""
+        h = h.float()
+        if self.center:
+            h = h - h.mean(-1, keepdim=True)
+        h = h * self.scale
+        if self.weight is not None:
+            h = h * self.weight
+        return h @ self.unembed.T
+
+
+def component_scores(lens: LogitLens, h: Tensor, vectors: Tensor, target: int, chunk: int = 1024) -> Tensor:
+    """log p(target | h + v) - log p(target | h) for each row v of `vectors` (K, H)."""
+    base = lens(h)
+    base_lp = torch.log_softmax(base, -1)[target]
+    out = []
+    for part in vectors.split(chunk):
+        logits = base + lens(part)
+        out.append(torch.log_softmax(logits, -1)[:, target] - base_lp)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
+class Attribution:
+    """One example's scores: per layer, the whole attention / FFN output and each neuron."""
+
+    attn_layer: Tensor  # (L,)
+    ffn_layer: Tensor  # (L,)
+    attn: list[Tensor]  # per layer (n_attn,)
+    ffn: list[Tensor]  # per layer (P_l,)
+
+
+@torch.no_grad()
+def attribute(model, input_ids: list[int], target: int) -> Attribution:
+    """Static attribution of every layer and neuron to predicting `target` after `input_ids`."""
+    if not input_ids:
+        raise HarnessError("attribution needs at least one context token before the target")
+    layers = model.model.layers
+    grabbed: dict[tuple[str, int], Tensor] = {}
+
+    def last(value):  # batch row 0, last position
+        return (value[0] if isinstance(value, tuple) else value)[0, -1].detach()
+
+    def on_input(key):
+        return lambda module, args, kwargs: grabbed.__setitem__(key, last(args[0] if args else kwargs["hidden_states"]))
+
+    def on_output(key):
+        return lambda module, args, output: grabbed.__setitem__(key, last(output))
+
+    handles = [model.model.norm.register_forward_pre_hook(on_input(("final", 0)), with_kwargs=True)]
+    for l, layer in enumerate(layers):
+        handles += [layer.register_forward_pre_hook(on_input(("in", l)), with_kwargs=True),
+                    layer.self_attn.register_forward_hook(on_output(("attn", l))),
+                    layer.self_attn.o_proj.register_forward_pre_hook(on_input(("s", l)), with_kwargs=True),
+                    layer.mlp.register_forward_pre_hook(on_input(("x", l)), with_kwargs=True),
+                    layer.mlp.register_forward_hook(on_output(("ffn", l)))]
+    try:
+        model(input_ids=torch.tensor([input_ids], device=model.device))
+    finally:
+        for h in handles:
+            h.remove()
+    lens = LogitLens(model, grabbed[("final", 0)])
+    attn_layer, ffn_layer, attn, ffn = [], [], [], []
+    for l, layer in enumerate(layers):
+        h_in, a = grabbed[("in", l)], grabbed[("attn", l)]
+        resid = h_in + a
+        attn_layer.append(component_scores(lens, h_in, a[None], target)[0])
+        ffn_layer.append(component_scores(lens, resid, grabbed[("ffn", l)][None], target)[0])
+        s = grabbed[("s", l)]
+        attn.append(component_scores(lens, h_in, (layer.self_attn.o_proj.weight * s).T, target))
+        m = pool_activations(layer.mlp, grabbed[("x", l)][None])[0]
+        ffn.append(component_scores(lens, resid, (ffn_pool(layer.mlp)["down"] * m).T, target))
+    return Attribution(torch.stack(attn_layer), torch.stack(ffn_layer), attn, ffn)
+
+
+def top_layers(scores: Tensor, k: int) -> list[int]:
+    """Indices of the k highest-scoring layers, in layer order."""
+    if k > len(scores):
+        raise HarnessError(f"cannot keep {k} layers of a {len(scores)}-layer model")
+    return sorted(torch.topk(scores, k).indices.tolist())
+
+
+def top_neurons(scores: Tensor, k: int) -> Tensor:
+    if k > len(scores):
+        raise HarnessError(f"cannot keep {k} neurons of a layer with {len(scores)}")
+    return torch.topk(scores, k).indices
+
+
+def attention_neurons(model) -> int:
+    """Neurons per attention layer: the width of o_proj's input."""
+    return model.model.layers[0].self_attn.o_proj.weight.shape[1]
+
+
+def ffn_neurons(model) -> int:
+    """Neurons of the narrowest FFN pool (DeepSeek's first layer may be wider)."""
+    return min(ffn_pool(layer.mlp)["down"].shape[1] for layer in model.model.layers)
