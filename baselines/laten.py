@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from harness.data import IGNORE, collate, encode_pair
 from harness.errors import HarnessError
-from harness.method import resolve_options
+from harness.method import frozen_source, resolve_options
 from harness.neurons import Attribution, attention_value_rows, attribute, ffn_pool, top_layers, top_neurons
 
 DEFAULTS = {
@@ -183,17 +183,14 @@ class LaTen:
         from torch.func import functional_call
 
         from harness.tasks import sft_pair
-        from harness.tokenizer import load_tokenizer
         from harness.train import OptimConfig, train
 
         o = resolve_options(self.name, DEFAULTS, ctx)
-        if ctx.source is None:
-            raise HarnessError("laten needs a source: give the table row a `source:`")
         unknown = sorted(set(o["modules"]) - set(FFN_MODULES + ATTN_MODULES))
         if unknown:
             raise HarnessError(f"laten: unknown module {unknown[0]!r}; modules are up, down, v, o")
-        source = ctx.source.load(ctx.device)
-        src_tok, tok = load_tokenizer(ctx.source.model_path), ctx.extra["tokenizer"]
+        source, src_tok = frozen_source(self.name, ctx)
+        tok = ctx.extra["tokenizer"]
         student.to(ctx.device).eval()
         extract, align, inject = splits(task.records("train"), o["extract_examples"], o["align_examples"])
         n_layers = student.config.num_hidden_layers

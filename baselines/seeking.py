@@ -27,7 +27,7 @@ from tqdm import tqdm
 from harness import lora
 from harness.data import IGNORE, encode_pair
 from harness.errors import HarnessError
-from harness.method import resolve_options
+from harness.method import frozen_source, resolve_options
 from harness.neurons import ffn_pool, top_layers
 
 DEFAULTS = {**lora.DEFAULTS, "samples": 32, "max_len": 2048}
@@ -122,13 +122,9 @@ class Seeking:
 
     def adapt(self, student, task, ctx):
         from harness.tasks import sft_pair
-        from harness.tokenizer import load_tokenizer
 
         o = resolve_options(self.name, DEFAULTS, ctx)
-        if ctx.source is None:
-            raise HarnessError("seeking needs a source: give the table row a `source:`")
-        source = ctx.source.load(ctx.device)
-        tok = load_tokenizer(ctx.source.model_path)
+        source, tok = frozen_source(self.name, ctx)
         records = seed_pairs(task.records("train"), o["samples"])
         sens = sensitivity(source, [example_batch(tok, sft_pair(r), o["max_len"], ctx.device) for r in records])
         by_param = {p: sens[name] for name, p in source.named_parameters()}

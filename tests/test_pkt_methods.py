@@ -221,3 +221,12 @@ def test_lora_sft_stage_saves_a_plain_merged_model(tmp_path, tokenizer_dir, worl
     assert not any("lora" in n for n, _ in model.named_parameters())
     before = AutoModelForCausalLM.from_pretrained(tmp_path / "pre")
     assert not torch.equal(model.model.layers[0].mlp.up_proj.weight, before.model.layers[0].mlp.up_proj.weight)
+
+
+@pytest.mark.parametrize("name", ["seeking", "laten"])
+def test_a_row_without_source_is_a_one_line_error(name, tokenizer_dir, world_dir):
+    tok = load_tokenizer(tokenizer_dir)
+    student = build_model(student_config("t", STUDENT, len(tok), 64, special_ids(tok)), 1)
+    ctx = Context(options={}, seed=0, device=torch.device("cpu"), extra={"tokenizer": tok})
+    with pytest.raises(HarnessError, match=f"{name} needs a source"):
+        load_method(name).adapt(student, Task("boolq", world_dir / "tasks" / "boolq"), ctx)

@@ -60,8 +60,22 @@ def test_bad_value_type():
 
 def test_null_deletes_a_default_key():
     base = load_profile("micro")
-    config = resolve(merge(base, {"shapes": {"3L-0.4M": None}}))
-    assert "3L-0.4M" not in config["shapes"] and len(config["shapes"]) == len(base["shapes"]) - 1
+    config = resolve(merge(base, {"shapes": {"4L-0.5M": None}}))
+    assert "4L-0.5M" not in config["shapes"] and len(config["shapes"]) == len(base["shapes"]) - 1
+
+
+def test_pkt_section_names_known_shapes_tasks_and_methods():
+    base = load_profile("micro")
+    with pytest.raises(HarnessError, match="pkt.shape: unknown shape '3L-0.4M'"):
+        resolve(merge(base, {"shapes": {"3L-0.4M": None}}))
+    bad_row = copy.deepcopy(base)
+    bad_row["pkt"]["rows"].append({"name": "seekign", "source": "olmo"})
+    with pytest.raises(HarnessError, match="pkt.rows\\[7\\]: unknown method 'seekign'; did you mean 'seeking'"):
+        validate(bad_row)
+    bad_task = copy.deepcopy(base)
+    bad_task["pkt"]["tasks"] = ["boolq", "mmlu"]
+    with pytest.raises(HarnessError, match="pkt.tasks: unknown task 'mmlu'"):
+        validate(bad_task)
 
 
 def test_report_budget_must_exist():
