@@ -28,6 +28,14 @@ include: "rules/students.smk"
 include: "rules/eval.smk"
 include: "rules/reports.smk"
 
+_unknown = sorted(set(C.get("resources", {})) - {r.name for r in workflow.rules} - {"default", "report"})
+if _unknown:
+    sys.exit(f"error: config error: resources: {_unknown[0]!r} is not a rule; rules: "
+             + ", ".join(sorted(r.name for r in workflow.rules)))
+
+
+localrules: all  # a target list: nothing to submit
+
 
 rule all:
     default_target: True

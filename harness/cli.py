@@ -132,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if args.stage not in ("validate", "report"):
+            from harness.devices import claim_gpu
+
+            claim_gpu()
         _run(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -36,6 +36,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4")
+
+
+def job_resources(rule):
+    """What a rule's jobs ask of the scheduler (Snakemake's standard `mem_mb`, `runtime` in
+    minutes, and `gpu`, the count the SLURM executor plugin turns into a GPU request): the
+    profile's `resources.<rule>` over `resources.default`; the renderers share `report`."""
+    table = C.get("resources", {})
+    return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
+
+
 def harness(stage, *args):
     """Shell command of one CLI stage. Its output goes to the rule's log; on failure
     the log's last line (the stage's one-line error) is echoed to the terminal."""

@@ -9,6 +9,8 @@ rule world:
     params:
         cfg=as_json(world=C.get("world"), tasks=[t for t, v in C["tasks"].items() if v["kind"] == "generated"]),
     threads: 1
+    resources:
+        **job_resources("world"),
     shell:
         harness("world", "--out {output}")
 
@@ -21,6 +23,8 @@ rule corpus:
     params:
         cfg=as_json(corpus=C["corpus"]),
     threads: 1
+    resources:
+        **job_resources("corpus"),
     shell:
         harness("corpus", "--out {output}")
 
@@ -36,6 +40,8 @@ rule tokenizer:
         cfg=as_json(tokenizer=C["tokenizer"]),
         corpus=corpus_file(),
     threads: 1
+    resources:
+        **job_resources("tokenizer"),
     shell:
         harness("tokenizer", "--corpus {params.corpus} --out {output}")
 
@@ -52,6 +58,8 @@ rule tokens:
         cfg=as_json(),
         corpus=corpus_file(),
     threads: 1
+    resources:
+        **job_resources("tokens"),
     shell:
         harness("tokens", "--corpus {params.corpus} --tokenizer {input.tokenizer} --out {output}")
 
@@ -64,6 +72,8 @@ rule export_task:
     params:
         cfg=export_task_cfg,
     threads: 1
+    resources:
+        **job_resources("export_task"),
     shell:
         harness("export-task", "--out {output}")
 
@@ -79,5 +89,7 @@ if GEN_TASKS:
         wildcard_constraints:
             task=_alternatives(GEN_TASKS),
         threads: 1
+        resources:
+            **job_resources("instruction_task"),
         shell:
             harness("instruction-task", "--out {output}")

@@ -23,6 +23,8 @@ rule eval:
         cfg=eval_cfg,
         tasks=_task_paths,
     threads: 1
+    resources:
+        **job_resources("eval"),
     shell:
         harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
 
@@ -45,5 +47,7 @@ if GEN_TASKS:
         params:
             cfg=eval_generation_cfg,
         threads: C.get("threads", 1)
+        resources:
+            **job_resources("eval_generation"),
         shell:
             harness("eval-generation", "--models {input.models} --tasks {input.tasks} --outs {output}")

@@ -15,6 +15,8 @@ rule table1:
     params:
         cfg=report_cfg(rows(C), SHAPES, BUDGET),
     threads: 1
+    resources:
+        **job_resources("table1"),
     shell:
         harness("report table1", "--out {output} {input}")
 
@@ -29,6 +31,8 @@ rule table3:
     params:
         cfg=report_cfg(rows(C), SHAPES, BUDGET, tasks="generation_tasks"),
     threads: 1
+    resources:
+        **job_resources("table3"),
     shell:
         harness("report table3", "--out {output} {input}")
 
@@ -54,6 +58,8 @@ rule table4:
     params:
         cfg=_ablation_cfg("table4"),
     threads: 1
+    resources:
+        **job_resources("table4"),
     shell:
         harness("report table4", "--out {output} {input}")
 
@@ -68,6 +74,8 @@ rule table5:
     params:
         cfg=_ablation_cfg("table5"),
     threads: 1
+    resources:
+        **job_resources("table5"),
     shell:
         harness("report table5", "--out {output} {input}")
 
@@ -82,6 +90,8 @@ rule fig4:
     params:
         cfg=_ablation_cfg("fig4"),
     threads: 1
+    resources:
+        **job_resources("fig4"),
     shell:
         harness("report fig4", "--out {output} {input}")
 
@@ -105,6 +115,8 @@ if GEN_TASKS and "table2" in C:
             cfg=as_json(**json.loads(report_cfg(T2_ROWS, [T2["shape"]], T2["budget"], tasks="generation_tasks")),
                         sources=[[s, C["sources"][s].get("label", s)] for s in T2["sources"]]),
         threads: 1
+        resources:
+            **job_resources("table2"),
         shell:
             harness("report table2", "--out {output} {input}")
 
@@ -123,6 +135,8 @@ if GEN_TASKS and "figures" in C:
             cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
                         budgets=[[b, spec["tokens"], spec.get("paper")] for b, spec in C["budgets"].items()]),
         threads: 1
+        resources:
+            **job_resources("fig2"),
         shell:
             harness("report fig2", "--out {output} {input}")
 
@@ -142,6 +156,8 @@ if GEN_TASKS and "figures" in C:
             cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
                         curves=_curve_logs(), task=FIG["curve_task"], epochs=C["sft_generation"]["epochs"]),
         threads: 1
+        resources:
+            **job_resources("fig3"),
         shell:
             harness("report fig3", "--out {output} {input}")
 
@@ -167,5 +183,7 @@ if "pkt" in C:
                         tasks=[[t, {**C["tasks"], **C.get("generation_tasks", {})}[t]["label"]] for t in PKT["tasks"]],
                         reference=[PKT["reference"], C["sources"][PKT["reference"]].get("label", PKT["reference"])]),
         threads: 1
+        resources:
+            **job_resources("table_pkt"),
         shell:
             harness("report table_pkt", "--out {output} {input}")

@@ -23,6 +23,8 @@ rule source:
         tokenizer=TOKENIZER,
         tokens=TOKENS,
     threads: 1
+    resources:
+        **job_resources("source"),
     shell:
         harness("source", "--name {wildcards.source} --tokenizer {params.tokenizer} --tokens {params.tokens}",
                 "--out {output}")
@@ -46,6 +48,8 @@ rule extract:
         tasks=" ".join(task_path(t) for t in MC_TASKS),
         domains=WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
     threads: C.get("threads", 1)
+    resources:
+        **job_resources("extract"),
     shell:
         harness("extract", "--source {input.source} --tokens {input.tokens} --tasks {params.tasks}",
                 "--domains {params.domains} --out {output}")
@@ -65,6 +69,8 @@ rule source_sft:
                               sft=sft_settings(None, w.task)),
         task=task_dir,
     threads: C.get("threads", 1)
+    resources:
+        **job_resources("source_sft"),
     shell:
         harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
 
@@ -82,6 +88,8 @@ rule source_eval:
                               eval=C["eval"]),
         tasks=" ".join(task_path(t) for t in MC_TASKS),
     threads: 1
+    resources:
+        **job_resources("source_eval"),
     shell:
         harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
 
@@ -106,5 +114,7 @@ if GEN_TASKS:
         wildcard_constraints:
             variant="base|sft",
         threads: C.get("threads", 1)
+        resources:
+            **job_resources("source_eval_generation"),
         shell:
             harness("eval-generation", "--models {input.models} --tasks {input.tasks} --outs {output}")

@@ -26,6 +26,8 @@ rule init:
         source=source_arg,
         artifact=_artifact_arg,
     threads: 1
+    resources:
+        **job_resources("init"),
     shell:
         harness("init", "--tokenizer {input.tokenizer} --seed {wildcards.seed} --source {params.source}",
                 "--artifact {params.artifact} --out {output}")
@@ -46,6 +48,8 @@ rule pretrain:
         cfg=pretrain_cfg,
         source=source_arg,
     threads: C.get("threads", 1)
+    resources:
+        **job_resources("pretrain"),
     shell:
         harness("pretrain", "--init {input.init} --tokens {input.tokens} --seed {wildcards.seed}",
                 "--source {params.source} --out {output}")
@@ -77,6 +81,8 @@ rule sft:
         source=source_arg,
         task=task_dir,
     threads: C.get("threads", 1)
+    resources:
+        **job_resources("sft"),
     shell:
         harness("sft", "--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed}",
                 "--source {params.source} --out {output}")

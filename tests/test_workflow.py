@@ -235,3 +235,45 @@ def test_pkt_table_is_planned_on_the_paper_grid(tmp_path):
     assert counts["sft"] == rows * tasks and counts["eval"] == rows
     assert counts["source_sft"] == tasks and counts["source_eval"] == 1
     assert "extract" not in counts
+
+
+def _job_resources(stdout):
+    """(rule, {resource: value}) of every job a dry run lists."""
+    jobs, rule = [], None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("resources:") and rule:
+            jobs.append((rule, dict(kv.split("=", 1) for kv in line[len("resources:"):].split(", "))))
+            rule = None
+    return jobs
+
+
+GPU_RULES = {"extract", "init", "pretrain", "sft", "eval", "eval_generation", "source_sft", "source_eval",
+             "source_eval_generation"}
+
+
+def test_slurm_profile_plans_the_paper_grid_with_every_rules_resources(tmp_path):
+    """Dry run through the SLURM executor plugin: every job declares memory, wall time and GPUs;
+    the training and evaluation jobs ask for a GPU, the data jobs for none."""
+    proc = snakemake(tmp_path, "-n", "all", "--configfile", str(REPO / "config/paper.yaml"),
+                     "--workflow-profile", str(REPO / "profiles/slurm"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = [(rule, res) for rule, res in _job_resources(proc.stdout) if rule != "all"]  # `all` only lists targets
+    assert len(jobs) == _job_counts(proc.stdout)["total"] - 1
+    for rule, res in jobs:
+        assert {"mem_mb", "runtime", "gpu"} <= set(res), (rule, res)
+        assert (int(res["gpu"]) >= 1) == (rule in GPU_RULES), (rule, res)
+    assert {rule for rule, _ in jobs} >= GPU_RULES
+
+
+def test_micro_jobs_declare_resources_and_an_unknown_rule_is_refused(tmp_path):
+    proc = snakemake(tmp_path, "-n", "reports/table1.md")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = _job_resources(proc.stdout)
+    assert jobs and all({"mem_mb", "runtime", "gpu"} <= set(res) for _, res in jobs)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("resources: {pretrian: {mem_mb: 10}}\n")
+    proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(bad))
+    assert proc.returncode != 0 and "error: config error: resources: 'pretrian' is not a rule" in proc.stderr
