@@ -37,9 +37,33 @@ def drop_nulls(config: Any) -> Any:
 
 
 def resolve(config: dict) -> dict:
-    """The merged config with deleted keys removed, validated."""
+    """The merged config with deleted keys removed, validated, data paths resolved."""
     config = drop_nulls(config)
     validate(config)
+    return with_data_dir(config)
+
+
+def with_data_dir(config: dict) -> dict:
+    """Relative data file paths (the corpus's, `file` tasks', generation task files) joined to
+    `data_dir`, when the profile names one (micro-real reads ../shared/data this way)."""
+    if "data_dir" not in config:
+        return config
+    config = copy.deepcopy(config)
+    root = Path(config["data_dir"])
+
+    def join(p: str) -> str:
+        return p if Path(p).is_absolute() else str(root / p)
+
+    corpus = config["corpus"]
+    if "path" in corpus:
+        corpus["path"] = [join(p) for p in corpus["path"]] if isinstance(corpus["path"], list) else join(corpus["path"])
+    for spec in config["tasks"].values():
+        if "path" in spec:
+            spec["path"] = join(spec["path"])
+    for spec in config.get("generation_tasks", {}).values():
+        for key in ("train", "dev", "test", "answers"):
+            if key in spec:
+                spec[key] = join(spec[key])
     return config
 
 

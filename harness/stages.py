@@ -11,6 +11,7 @@ training log so a killed job resumes where it stopped.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -397,13 +398,19 @@ def instruction_task(cfg: dict, out: Path) -> None:
 
 # ---------------------------------------------------------------- real data (paper profiles)
 
-def _local_documents(path: Path, text_field: str):
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl"))
-    if not files:
-        raise HarnessError(f"corpus: no .txt or .jsonl files under {path}")
+def _local_documents(paths: list[Path], text_field: str):
+    files = []
+    for path in paths:
+        if not path.exists():
+            raise HarnessError(f"corpus: no file or folder {path}")
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl"))
+        if not found:
+            raise HarnessError(f"corpus: no .txt or .jsonl files under {path}")
+        files += found
     for f in files:
         if f.suffix == ".txt":
-            yield from (d for d in f.read_text(encoding="utf-8").split("\n\n") if d.strip())
+            # a line of only whitespace separates documents too (WikiText's blank lines hold a space)
+            yield from (d for d in re.split(r"\n[ \t]*\n", f.read_text(encoding="utf-8")) if d.strip())
         else:
             with f.open(encoding="utf-8") as lines:
                 for line in lines:
@@ -418,7 +425,8 @@ def corpus(cfg: dict, out: Path) -> None:
     cc = cfg["corpus"]
     field = cc.get("text_field", "text")
     if cc["kind"] == "local":
-        docs = _local_documents(Path(cc["path"]), field)
+        docs = _local_documents([Path(p) for p in (cc["path"] if isinstance(cc["path"], list) else [cc["path"]])],
+                                field)
     elif cc["kind"] == "hub":
         import datasets
 
@@ -439,9 +447,36 @@ def corpus(cfg: dict, out: Path) -> None:
         write_run_record(tmp, "corpus", cfg, documents=n)
 
 
+def task_from_file(cfg: dict, out: Path) -> None:
+    """A multiple-choice task from a released file (`harness.benchmarks`): only dev/valid splits
+    carry labels in the releases, so a fixed draw of `test_fraction` of `max_records` records
+    (those with answers of at most `max_answer_chars`) is the test split, the rest the train split."""
+    import numpy as np
+
+    from harness.benchmarks import load_benchmark
+    from harness.tasks import write_jsonl
+
+    spec = cfg["spec"]
+    records = load_benchmark(spec["path"], spec.get("format", cfg["task"]))
+    if "max_answer_chars" in spec:  # answers longer than a small model's context cannot be scored
+        records = [r for r in records if max(map(len, r["choices"])) <= spec["max_answer_chars"]]
+    order = np.random.default_rng(0).permutation(len(records))[:spec.get("max_records")]
+    n_test = max(1, round(spec.get("test_fraction", 0.3) * len(order)))
+    splits = {"test": [records[i] for i in order[:n_test]], "train": [records[i] for i in order[n_test:]]}
+    if not splits["train"]:
+        raise HarnessError(f"task {cfg['task']!r}: {len(order)} records leave none to train on")
+    with atomic_dir(out) as tmp:
+        for split, rs in splits.items():
+            write_jsonl(tmp / f"{split}.jsonl", rs)
+        write_run_record(tmp, "task-from-file", cfg, records={k: len(v) for k, v in splits.items()})
+
+
 def export_task(cfg: dict, out: Path) -> None:
     """Render an lm-eval task's train and test docs with lm-eval's own prompt functions into
-    `{query, choices, gold}` records, so SFT and evaluation see lm-eval's exact prompts."""
+    `{query, choices, gold}` records, so SFT and evaluation see lm-eval's exact prompts
+    (a `file` task is read from its released file instead)."""
+    if cfg["spec"]["kind"] == "file":
+        return task_from_file(cfg, out)
     from lm_eval.tasks import TaskManager
 
     from harness.tasks import write_jsonl

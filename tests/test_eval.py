@@ -40,3 +40,23 @@ def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
     expected = reference_accuracy(model, tok, task.records("test"))
     assert result["n"] == len(task.records("test"))
     assert abs(result["value"] - expected) < 1e-6, (result, expected)
+
+
+def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tmp_path):
+    import pytest
+
+    from evals.multiple_choice import evaluate_multiple_choice
+    from harness.errors import HarnessError
+    from harness.tasks import write_jsonl
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, len(tok), 16)
+    build_model(config, seed=0).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    records = [{"query": "Q:", "choices": ["short", "a long answer " * 10], "gold": 0},
+               {"query": "Q:", "choices": ["yes", "no"], "gold": 1}]
+    for split in ("train", "test"):
+        write_jsonl(tmp_path / "task" / f"{split}.jsonl", records)
+    with pytest.raises(HarnessError, match="task 'piqa': 1 test questions have an answer longer than the "
+                                           "model's 16-token context"):
+        evaluate_multiple_choice(tmp_path / "model", Task("piqa", tmp_path / "task"), {"batch_size": 2})

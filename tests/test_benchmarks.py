@@ -1,0 +1,73 @@
+"""Multiple-choice loaders on the real released files (counts of their SOURCE.md), the file-task
+split stage, and the one-line error for answers a model's context cannot hold."""
+
+import json
+
+import pytest
+
+from harness.benchmarks import load_benchmark
+from harness.errors import HarnessError
+
+# (format, file under ../shared/data, records, gold counts) from each folder's SOURCE.md
+RELEASES = [
+    ("boolq", "boolq/dev.jsonl", 3270, {1: 2033, 0: 1237}),
+    ("piqa", "piqa/valid.jsonl", 1838, None),
+    ("winogrande", "winogrande/dev.jsonl", 1267, None),
+    ("medmcqa", "medmcqa/validation.jsonl", 4183, {0: 1348, 1: 1085, 2: 925, 3: 825}),
+]
+
+
+@pytest.mark.parametrize("fmt,path,n,golds", RELEASES)
+def test_real_files_load_with_their_source_counts(shared_data, fmt, path, n, golds):
+    records = load_benchmark(shared_data / path, fmt)
+    assert len(records) == n
+    assert all(0 <= r["gold"] < len(r["choices"]) for r in records)
+    if golds:
+        counts = {g: sum(r["gold"] == g for r in records) for g in golds}
+        assert counts == golds
+
+
+def test_prompts_are_lm_evals(shared_data):
+    boolq = load_benchmark(shared_data / "boolq/dev.jsonl", "boolq")[0]
+    assert boolq["query"].endswith("\nQuestion: does ethanol take more energy make that produces?\nAnswer:")
+    assert boolq["choices"] == ["no", "yes"] and boolq["gold"] == 0  # answer: false
+    piqa = load_benchmark(shared_data / "piqa/valid.jsonl", "piqa")[0]
+    assert piqa["query"] == "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:"
+    wino = load_benchmark(shared_data / "winogrande/dev.jsonl", "winogrande")[0]
+    assert wino["query"].endswith("after already having a bowl because")
+    assert wino["choices"] == [" Ian despised eating intestine.", " Dennis despised eating intestine."]
+    assert wino["gold"] == 1
+    med = load_benchmark(shared_data / "medmcqa/validation.jsonl", "medmcqa")[0]
+    assert med["choices"] == ["A", "B", "C", "D"] and med["query"].startswith("Question: Which of the following")
+    assert "\nChoices:\nA. Impulse through myelinated" in med["query"] and med["query"].endswith("\nAnswer:")
+
+
+def test_bad_files_are_one_line_errors(tmp_path):
+    with pytest.raises(HarnessError, match="unknown multiple-choice file format 'mmlu'"):
+        load_benchmark(tmp_path / "x.jsonl", "mmlu")
+    with pytest.raises(HarnessError, match="missing task file"):
+        load_benchmark(tmp_path / "x.jsonl", "boolq")
+    (tmp_path / "valid.jsonl").write_text(json.dumps({"goal": "g", "sol1": "a", "sol2": "b"}) + "\n")
+    with pytest.raises(HarnessError, match="PIQA: no label file"):
+        load_benchmark(tmp_path / "valid.jsonl", "piqa")
+    (tmp_path / "valid-labels.lst").write_text("0\n1\n")
+    with pytest.raises(HarnessError, match="1 records .* but 2 labels"):
+        load_benchmark(tmp_path / "valid.jsonl", "piqa")
+
+
+def test_file_task_stage_splits_deterministically(tmp_path):
+    from harness import stages
+
+    rows = [{"goal": f"goal {i}", "sol1": "a" * (i % 7 + 1), "sol2": "b", "answer": 0} for i in range(50)]
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "valid-labels.lst").write_text("\n".join(str(i % 2) for i in range(50)) + "\n")
+    spec = {"label": "PIQA", "kind": "file", "format": "piqa", "path": str(tmp_path / "valid.jsonl"),
+            "test_fraction": 0.2, "max_records": 40, "max_answer_chars": 5}
+    for out in ("a", "b"):
+        stages.export_task({"task": "piqa", "spec": spec}, tmp_path / out)
+    read = lambda d, s: (tmp_path / d / f"{s}.jsonl").read_text()
+    assert read("a", "test") == read("b", "test") and read("a", "train") == read("b", "train")
+    test, train = [[json.loads(l) for l in read("a", s).splitlines()] for s in ("test", "train")]
+    kept = sum(i % 7 + 1 <= 5 for i in range(50))  # answers over 5 characters are dropped
+    assert len(test) + len(train) == min(40, kept) and len(test) == round(0.2 * min(40, kept))
+    assert not {r["query"] for r in test} & {r["query"] for r in train}
