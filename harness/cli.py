@@ -123,6 +123,14 @@ def _run(args) -> None:
         print(describe(load_profile(args.profile)))
 
 
+TRAINING_STAGES = ("source", "pretrain", "sft")
+
+
+def training_devices(cfg: dict) -> int:
+    """Processes a training stage runs on: its training section's `devices` (default 1)."""
+    return max(cfg.get(section, {}).get("devices", 1) for section in ("training", "pretrain", "sft"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -132,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        if args.stage not in ("validate", "report"):
+        if args.stage in TRAINING_STAGES:  # `devices: N` re-runs this command as N processes
+            from harness import distributed
+
+            distributed.relaunch(training_devices(args.cfg))
+            distributed.init()
+        if args.stage not in ("validate", "report") and "WORLD_SIZE" not in os.environ:
             from harness.devices import claim_gpu
 
             claim_gpu()

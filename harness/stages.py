@@ -225,7 +225,7 @@ def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int,
     work = _work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
-                 loss_fn=loss_fn or default_loss, ckpt_dir=work,
+                 loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
                  checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                  log_every=train_cfg.get("log_every", 10), desc=desc)
 
@@ -253,7 +253,12 @@ def _load_model(path: Path):
 
 def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_subdir: str = "",
                   manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
-    """Save a trained model with its tokenizer, training log and run record, then drop its work dir."""
+    """Save a trained model with its tokenizer, training log and run record, then drop its work dir
+    (rank 0 alone, in a data-parallel run)."""
+    from harness.distributed import is_main
+
+    if not is_main():
+        return
     work = _work_dir(out)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp / model_subdir)
@@ -278,7 +283,10 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
                        desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", loss_fn=loss_fn)
-    _save_trained(model, tok, out, "pretrain", cfg, seed, tokens=result.tokens, final_loss=result.final_loss,
+    from harness.distributed import world_size
+
+    _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
+                  final_loss=result.final_loss,
                   seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
 
 
@@ -314,6 +322,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
     result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
+                   micro_batch=sc.get("micro_batch"),
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                    log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
                    eval_fn=eval_fn)

@@ -84,14 +84,23 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
           ckpt_dir: Path | None = None, checkpoint_every: int = 0, log_path: Path | None = None,
           log_every: int = 10, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
-          eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None) -> TrainResult:
+          eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
+          micro_batch: int | None = None) -> TrainResult:
     """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
     caller to delete once the final model is saved. Every `eval_every` steps and after
     the last, `eval_fn(model)`'s metrics join the log (`{"step", "eval": {...}}`); it runs
     in eval mode under a forked RNG, so evaluating never changes the training run.
+    `micro_batch` rows at a time are run and their gradients accumulated (the batch's
+    size stays the optimiser's batch). Under torch.distributed.run each process trains
+    on its share of every batch (`harness.distributed`); rank 0 alone logs and checkpoints.
     """
+    from harness import distributed
+
+    main = distributed.is_main()
+    if not main:
+        log_path, checkpoint_every, on_log = None, 0, None
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -117,26 +126,36 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                 else torch.autocast("cpu", enabled=False))
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     model.train()
+    stepper = distributed.wrap(model)
     t0, loss_val, window = time.perf_counter(), float("nan"), []
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="step",
-               mininterval=2.0, dynamic_ncols=True)
+               mininterval=2.0, dynamic_ncols=True, disable=not main)
     try:
         for step in bar:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batches.batch(step).items()}
-            with autocast:
-                loss = loss_fn(batch, model)
-            if not torch.isfinite(loss):
-                raise HarnessError(f"{desc}: loss is {loss.item()} at step {step}; lower the learning rate "
-                                   f"or check the data")
-            loss.backward()
+            batch = distributed.shard(batches.batch(step))
+            parts = distributed.micro_batches(batch, micro_batch)
+            rows = len(batch["input_ids"])
+            loss = torch.zeros((), device=device)
+            for i, part in enumerate(parts):
+                part = {k: v.to(device, non_blocking=True) for k, v in part.items()}
+                with distributed.no_sync(stepper, last=i == len(parts) - 1):
+                    with autocast:
+                        part_loss = loss_fn(part, stepper)
+                    if not torch.isfinite(part_loss):
+                        raise HarnessError(f"{desc}: loss is {part_loss.item()} at step {step}; lower the "
+                                           f"learning rate or check the data")
+                    # rows-weighted: the mean over the whole batch when micro-batches are cut
+                    weight = len(part["input_ids"]) / rows
+                    (part_loss * weight if len(parts) > 1 else part_loss).backward()
+                loss = loss + part_loss.detach() * weight
             if optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             n_tok = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-            tokens += n_tok
-            window.append(loss.detach())
+            tokens += distributed.total(n_tok)
+            window.append(distributed.mean(loss))
             if (step + 1) % log_every == 0 or step + 1 == total:
                 loss_val = float(torch.stack(window).mean())
                 window.clear()
@@ -149,7 +168,7 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                     log.flush()
                 if on_log:
                     on_log(record)
-            if eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
+            if main and eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
                 model.eval()
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     metrics = eval_fn(model)

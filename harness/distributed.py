@@ -1,0 +1,112 @@
+"""Data-parallel training across processes, for the one training loop.
+
+A stage whose training section sets `devices: N > 1` re-executes its own command
+under `torch.distributed.run` (N processes on this machine; NCCL on GPUs, gloo on
+CPUs). Each process takes an equal slice of every step's batch, so N processes
+see exactly the batches one process would, and DDP averages their gradients: the
+run equals the single-process run up to floating-point summation order. Only
+rank 0 writes logs, checkpoints and outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import nullcontext
+
+import torch
+
+from harness.errors import HarnessError
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def relaunch(devices: int) -> None:
+    """Replace this process by `devices` copies of it under torch.distributed.run (unless it
+    already is one of them)."""
+    if devices <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
+            "-m", "harness", *sys.argv[1:]]
+    sys.stdout.flush()
+    os.execv(sys.executable, args)
+
+
+def init() -> None:
+    """Join the process group torch.distributed.run set up; GPU processes take their local GPU."""
+    if world_size() <= 1 or torch.distributed.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.distributed.init_process_group("nccl")
+    else:
+        torch.distributed.init_process_group("gloo")
+
+
+class _DDP(torch.nn.parallel.DistributedDataParallel):
+    """DDP that lets loss functions read the wrapped model's attributes (`config`, ...)."""
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def wrap(model: torch.nn.Module) -> torch.nn.Module:
+    if world_size() <= 1:
+        return model
+    device = next(model.parameters()).device
+    return _DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def shard(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """This process's equal share of the batch's rows."""
+    n, world = len(next(iter(batch.values()))), world_size()
+    if world <= 1:
+        return batch
+    if n % world:
+        raise HarnessError(f"a batch of {n} sequences does not split evenly over {world} processes; "
+                           f"make batch_size a multiple of devices")
+    lo, hi = rank() * n // world, (rank() + 1) * n // world
+    return {k: v[lo:hi] for k, v in batch.items()}
+
+
+def micro_batches(batch: dict[str, torch.Tensor], size: int | None) -> list[dict[str, torch.Tensor]]:
+    """The batch cut into rows of `size` (gradient accumulation); the whole batch when None."""
+    n = len(next(iter(batch.values())))
+    if not size or size >= n:
+        return [batch]
+    return [{k: v[i:i + size] for k, v in batch.items()} for i in range(0, n, size)]
+
+
+def no_sync(model: torch.nn.Module, last: bool):
+    """Skip DDP's gradient all-reduce on every micro-batch but the step's last."""
+    return model.no_sync() if (not last and isinstance(model, _DDP)) else nullcontext()
+
+
+def mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean over processes of a scalar (for logging)."""
+    if world_size() <= 1:
+        return value
+    value = value.detach().clone().float()
+    torch.distributed.all_reduce(value)
+    return value / world_size()
+
+
+def total(value: int) -> int:
+    if world_size() <= 1:
+        return value
+    t = torch.tensor(float(value), device="cuda" if torch.cuda.is_available() else "cpu")
+    torch.distributed.all_reduce(t)
+    return int(t.item())
