@@ -22,6 +22,7 @@ class Source:
     arch: str
     model_path: str  # local directory or hub id
     label: str = ""
+    trust_remote_code: bool = False  # the checkpoint's own modelling code may run (config opt-in)
 
     @classmethod
     def from_manifest(cls, path: str | Path) -> "Source":
@@ -34,7 +35,7 @@ class Source:
         model_path = m["model_path"]
         if not Path(model_path).is_absolute() and (path.parent / model_path).exists():
             model_path = str(path.parent / model_path)
-        return cls(m["name"], m["arch"], model_path, m.get("label", m["name"]))
+        return cls(m["name"], m["arch"], model_path, m.get("label", m["name"]), m.get("trust_remote_code", False))
 
     def load(self, device="cpu", dtype=None):
         """The source model in eval mode with gradients off (sources are never trained)."""
@@ -46,8 +47,14 @@ class Source:
             if not (local / "config.json").is_file():
                 raise HarnessError(f"source {self.name!r}: no checkpoint at {local}")
         try:
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or torch.float32,
+                                                         trust_remote_code=self.trust_remote_code)
         except OSError as e:
             raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {str(e).splitlines()[0]}") from None
+        except ValueError as e:
+            if "trust_remote_code" not in str(e):
+                raise
+            raise HarnessError(f"source {self.name!r}: {self.model_path} ships its own model code; to run it, set "
+                               f"`trust_remote_code: true` under sources.{self.name} in the config") from None
         model.to(device).eval().requires_grad_(False)
         return model

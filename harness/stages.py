@@ -90,7 +90,7 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     spec = cfg["source"]
     if "model_path" in spec:
         manifest = {"name": name, "arch": spec["arch"], "model_path": spec["model_path"],
-                    "label": spec.get("label", name)}
+                    "label": spec.get("label", name), "trust_remote_code": spec.get("trust_remote_code", False)}
         with atomic_dir(out) as tmp:
             atomic_write_json(tmp / "source.json", manifest)
             write_run_record(tmp, "source", cfg)

@@ -45,3 +45,47 @@ def test_missing_checkpoint_is_one_line(tmp_path):
                                                        "model_path": str(tmp_path / "gone")}))
     with pytest.raises(HarnessError, match="no checkpoint at"):
         Source.from_manifest(tmp_path).load()
+
+
+REMOTE_CONFIG = '''
+from transformers import LlamaConfig
+
+
+class TinyRemoteConfig(LlamaConfig):
+    model_type = "tiny_remote"
+'''
+REMOTE_MODEL = '''
+from transformers import LlamaForCausalLM
+
+from .configuration_tiny_remote import TinyRemoteConfig
+
+
+class TinyRemoteForCausalLM(LlamaForCausalLM):
+    config_class = TinyRemoteConfig
+'''
+
+
+def test_checkpoint_with_its_own_code_needs_the_opt_in(tmp_path, tokenizer_dir, tokens_file):
+    """A hub-style checkpoint whose model class lives in its own files (as DeepSeekMoE-16B's
+    does): refused in one line without `trust_remote_code`, loaded with it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    ckpt = tmp_path / "remote"
+    LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config.update(model_type="tiny_remote", architectures=["TinyRemoteForCausalLM"],
+                  auto_map={"AutoConfig": "configuration_tiny_remote.TinyRemoteConfig",
+                            "AutoModelForCausalLM": "modeling_tiny_remote.TinyRemoteForCausalLM"})
+    (ckpt / "config.json").write_text(json.dumps(config))
+    (ckpt / "configuration_tiny_remote.py").write_text(REMOTE_CONFIG)
+    (ckpt / "modeling_tiny_remote.py").write_text(REMOTE_MODEL)
+    for trust in (False, True):
+        spec = {"arch": "deepseek", "model_path": str(ckpt), "trust_remote_code": trust}
+        stages.source({"source": spec, "seed": 0, "training": TRAINING}, "deepseek", tokenizer_dir, tokens_file,
+                      tmp_path / f"pointer{trust}")
+    with pytest.raises(HarnessError, match="ships its own model code; to run it, set `trust_remote_code: true` "
+                                           "under sources.deepseek"):
+        Source.from_manifest(tmp_path / "pointerFalse").load()
+    model = Source.from_manifest(tmp_path / "pointerTrue").load()
+    assert type(model).__name__ == "TinyRemoteForCausalLM" and not any(p.requires_grad for p in model.parameters())
