@@ -39,7 +39,7 @@ from tqdm import tqdm
 from harness.data import IGNORE, collate, encode_pair
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
-from harness.neurons import Attribution, attention_value_rows, attribute, ffn_pool, top_layers, top_neurons
+from harness.neurons import Attribution, attention_value_rows, attribute, model_pools, top_layers, top_neurons
 
 DEFAULTS = {
     "extract_examples": 20,   # the reference's extract set; one alignment step each
@@ -95,17 +95,15 @@ def select(att: Attribution, n_layers: int, k_ffn: int, k_attn: int) -> Selectio
                      [top_neurons(att.attn[l], k_attn) for l in attn_layers])
 
 
-def source_vectors(source, sel: Selection, modules: list[str]) -> dict[str, Tensor]:
-    """{module: (L_student, k, H_source)}: each kept neuron's vector in the source's hidden space."""
+def source_vectors(source, pools: list[dict[str, Tensor]], sel: Selection, modules: list[str]) -> dict[str, Tensor]:
+    """{module: (L_student, k, H_source)}: each kept neuron's vector in the source's hidden space
+    (`pools`: the source's `model_pools`)."""
     out = {}
-    layers = source.model.layers
-    if "up" in modules or "down" in modules:
-        pools = [ffn_pool(layers[l].mlp) for l in sel.ffn_layers]
-        if "up" in modules:
-            out["up"] = torch.stack([p["up"][idx] for p, idx in zip(pools, sel.ffn)])
-        if "down" in modules:
-            out["down"] = torch.stack([p["down"][:, idx].T for p, idx in zip(pools, sel.ffn)])
-    attn = [layers[l].self_attn for l in sel.attn_layers]
+    if "up" in modules:
+        out["up"] = torch.stack([pools[l]["up"][idx] for l, idx in zip(sel.ffn_layers, sel.ffn)])
+    if "down" in modules:
+        out["down"] = torch.stack([pools[l]["down"][:, idx].T for l, idx in zip(sel.ffn_layers, sel.ffn)])
+    attn = [source.model.layers[l].self_attn for l in sel.attn_layers]
     if "v" in modules and all(hasattr(a, "v_proj") for a in attn):
         rows = [attention_value_rows(a, a.o_proj.weight.shape[1])[idx] for a, idx in zip(attn, sel.attn)]
         out["v"] = torch.stack([a.v_proj.weight[r] for a, r in zip(attn, rows)])
@@ -128,28 +126,25 @@ class Translator(nn.Module):
         return {m: self.nets[m](v) for m, v in vectors.items() if m in self.nets}
 
 
+# where each module's neurons live in a student layer: the weight, and the dimension indexing them
+PLACES = {"up": ("mlp.up_proj", 0), "down": ("mlp.down_proj", 1), "v": ("self_attn.v_proj", 0),
+          "o": ("self_attn.o_proj", 1)}
+
+
 def student_deltas(student, translated: dict[str, Tensor], sel: Selection) -> dict[str, Tensor]:
     """{parameter name: delta}: translated vectors placed at the student's kept neurons (rows of
     up/v, columns of down/o) of each paired layer; every other entry is zero."""
     out = {}
     for m, vectors in translated.items():
         layers, neurons = (sel.ffn_layers, sel.ffn) if m in FFN_MODULES else (sel.attn_layers, sel.attn)
+        path, dim = PLACES[m]
         for i, (l, idx) in enumerate(zip(layers, neurons)):
-            block = student.model.layers[l]
-            if m == "up":
-                name, w = f"model.layers.{l}.mlp.up_proj.weight", block.mlp.up_proj.weight
-                delta = torch.zeros_like(w).index_add(0, idx, vectors[i])
-            elif m == "down":
-                name, w = f"model.layers.{l}.mlp.down_proj.weight", block.mlp.down_proj.weight
-                delta = torch.zeros_like(w).index_add(1, idx, vectors[i].T)
-            elif m == "v":
-                name, w = f"model.layers.{l}.self_attn.v_proj.weight", block.self_attn.v_proj.weight
-                rows = attention_value_rows(block.self_attn, block.self_attn.o_proj.weight.shape[1])[idx]
-                delta = torch.zeros_like(w).index_add(0, rows, vectors[i])
-            else:
-                name, w = f"model.layers.{l}.self_attn.o_proj.weight", block.self_attn.o_proj.weight
-                delta = torch.zeros_like(w).index_add(1, idx, vectors[i].T)
-            out[name] = delta
+            name = f"model.layers.{l}.{path}.weight"
+            if m == "v":  # attention neurons read their values from v_proj rows (shared under GQA)
+                attn = student.model.layers[l].self_attn
+                idx = attention_value_rows(attn, attn.o_proj.weight.shape[1])[idx]
+            out[name] = torch.zeros_like(student.get_parameter(name)).index_add(dim, idx,
+                                                                                vectors[i] if dim == 0 else vectors[i].T)
     return out
 
 
@@ -199,12 +194,14 @@ class LaTen:
         if min(k_ffn, k_attn) < 1:
             raise HarnessError(f"laten: neuron_fraction {o['neuron_fraction']} keeps no neuron of the student")
 
+        src_pools, stu_pools = model_pools(source), model_pools(student)  # both stay fixed until injection
+
         def located(record):
             """(source vectors, student selection) for one example."""
             pair = sft_pair(record)
-            src_sel = select(attribute(source, *attribution_example(src_tok, pair)), n_layers, k_ffn, k_attn)
-            stu_sel = select(attribute(student, *attribution_example(tok, pair)), n_layers, k_ffn, k_attn)
-            return source_vectors(source, src_sel, o["modules"]), stu_sel
+            src_sel = select(attribute(source, *attribution_example(src_tok, pair), src_pools), n_layers, k_ffn, k_attn)
+            stu_sel = select(attribute(student, *attribution_example(tok, pair), stu_pools), n_layers, k_ffn, k_attn)
+            return source_vectors(source, src_pools, src_sel, o["modules"]), stu_sel
 
         steps = [located(r) for r in tqdm(extract, desc="laten attribution", unit="example", mininterval=2.0)]
         modules = sorted(steps[0][0])

@@ -133,16 +133,15 @@ class Seeking:
         n_student = student.config.num_hidden_layers
         kept = top_layers(layer_scores(sens, source.config.num_hidden_layers), n_student)
         model = lora.attach(student, o["rank"], o["alpha"], o["dropout"], o["modules"], init="zero")
-        layers = lora.lora_layers(model)
+        # each source layer's matrices built once (an MoE's pool concatenates every expert)
+        by_layer = {None: (_global_matrices(source, by_param.get), _global_matrices(source, weights.get))}
+        by_layer.update({l: (source_matrices(source, l, by_param.get), source_matrices(source, l, weights.get))
+                         for l in kept})
         factors, missing = {}, []
-        for name, layer in layers.items():
+        for name, layer in lora.lora_layers(model).items():
             module = name.rsplit(".", 1)[-1]
-            if module in ("embed_tokens", "lm_head"):
-                S, W = _global_matrices(source, by_param.get)[module], _global_matrices(source, weights.get)[module]
-            else:
-                src_layer = kept[int(name.split(".")[2])]
-                S = source_matrices(source, src_layer, by_param.get).get(module)
-                W = source_matrices(source, src_layer, weights.get).get(module)
+            src_layer = None if module in lora.EMBEDDINGS else kept[int(name.split(".")[2])]
+            S, W = (m.get(module) for m in by_layer[src_layer])
             if S is None:
                 missing.append(name)
                 continue

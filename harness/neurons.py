@@ -122,9 +122,15 @@ class Attribution:
     ffn: list[Tensor]  # per layer (P_l,)
 
 
+def model_pools(model) -> list[dict[str, Tensor]]:
+    """`ffn_pool` of every layer: build once per model and pass to `attribute` for many examples."""
+    return [ffn_pool(layer.mlp) for layer in model.model.layers]
+
+
 @torch.no_grad()
-def attribute(model, input_ids: list[int], target: int) -> Attribution:
-    """Static attribution of every layer and neuron to predicting `target` after `input_ids`."""
+def attribute(model, input_ids: list[int], target: int, pools: list[dict[str, Tensor]] | None = None) -> Attribution:
+    """Static attribution of every layer and neuron to predicting `target` after `input_ids`
+    (`pools`: the model's `model_pools`, when attributing several examples)."""
     if not input_ids:
         raise HarnessError("attribution needs at least one context token before the target")
     layers = model.model.layers
@@ -152,6 +158,7 @@ def attribute(model, input_ids: list[int], target: int) -> Attribution:
         for h in handles:
             h.remove()
     lens = LogitLens(model, grabbed[("final", 0)])
+    pools = pools or model_pools(model)
     attn_layer, ffn_layer, attn, ffn = [], [], [], []
     for l, layer in enumerate(layers):
         h_in, a = grabbed[("in", l)], grabbed[("attn", l)]
@@ -161,7 +168,7 @@ def attribute(model, input_ids: list[int], target: int) -> Attribution:
         s = grabbed[("s", l)]
         attn.append(component_scores(lens, h_in, (layer.self_attn.o_proj.weight * s).T, target))
         m = pool_activations(layer.mlp, grabbed[("x", l)][None])[0]
-        ffn.append(component_scores(lens, resid, (ffn_pool(layer.mlp)["down"] * m).T, target))
+        ffn.append(component_scores(lens, resid, (pools[l]["down"] * m).T, target))
     return Attribution(torch.stack(attn_layer), torch.stack(ffn_layer), attn, ffn)
 
 
@@ -176,13 +183,3 @@ def top_neurons(scores: Tensor, k: int) -> Tensor:
     if k > len(scores):
         raise HarnessError(f"cannot keep {k} neurons of a layer with {len(scores)}")
     return torch.topk(scores, k).indices
-
-
-def attention_neurons(model) -> int:
-    """Neurons per attention layer: the width of o_proj's input."""
-    return model.model.layers[0].self_attn.o_proj.weight.shape[1]
-
-
-def ffn_neurons(model) -> int:
-    """Neurons of the narrowest FFN pool (DeepSeek's first layer may be wider)."""
-    return min(ffn_pool(layer.mlp)["down"].shape[1] for layer in model.model.layers)

@@ -64,12 +64,13 @@ def load_results(paths: list[Path]) -> list[dict]:
     return results
 
 
-def _stamp(cfg: dict, what: str) -> str:
+def _stamp(cfg: dict, what: str, paper_in_cells: bool = True) -> str:
     seeds = ", ".join(map(str, cfg["seeds"]))
     paper_budget = f" (the paper's {cfg['budget_paper']})" if cfg.get("budget_paper") else ""
     return (f"Profile `{cfg['profile']}` · seeds {seeds} · pre-training budget `{cfg['budget']}` = "
             f"{cfg['budget_tokens']:,} tokens{paper_budget} · rendered {_dt.date.today().isoformat()}.\n\n"
-            f"{what} Each cell: ours, mean ± 95% CI over seeds (Student's t), then (the paper's number).\n")
+            f"{what} Each cell: ours, mean ± 95% CI over seeds (Student's t)"
+            + (", then (the paper's number).\n" if paper_in_cells else ".\n"))
 
 
 def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool) -> str:
@@ -330,8 +331,8 @@ def table_pkt(cfg: dict, results: list[dict]) -> str:
             "train rank-16 adapters, merged after SFT) and fine-tunes it on each task's train split, except the "
             "no-SFT rows. The source row is the source fine-tuned the same way (seed 0).\n\n")
     return ("# Parametric knowledge transfer (LaTen paper, Table 1 layout)\n\n"
-            + _stamp(cfg, "Accuracy % (Rouge-L for generation tasks) after adaptation and SFT.")
-            .replace(", then (the paper's number)", "") + "\n" + note + "\n".join(lines)
+            + _stamp(cfg, "Accuracy % (Rouge-L for generation tasks) after adaptation and SFT.", paper_in_cells=False)
+            + "\n" + note + "\n".join(lines)
             + "\n\nThe paper's Table 1, on its own tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
 
 

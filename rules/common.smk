@@ -155,10 +155,14 @@ def sft_settings(method, task):
     return sft if method is None or method_spec(method).finetune else {**sft, "epochs": 0}
 
 
+def sft_slice(method, task):
+    """The task part of an SFT job's config (a student's or, with method None, a source's)."""
+    kind = {"task_kind": "generation"} if task in GEN_TASKS else {}
+    return {"task": task, **kind, "sft": sft_settings(method, task)}
+
+
 def sft_cfg(wildcards):
-    kind = {"task_kind": "generation"} if wildcards.task in GEN_TASKS else {}
-    return as_json(**method_cfg(wildcards.method), task=wildcards.task, **kind,
-                   sft=sft_settings(wildcards.method, wildcards.task))
+    return as_json(**method_cfg(wildcards.method), **sft_slice(wildcards.method, wildcards.task))
 
 
 def eval_cfg(wildcards):

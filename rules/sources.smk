@@ -65,8 +65,7 @@ rule source_sft:
     log:
         L + "/sources-sft/{source}/{task}.log",
     params:
-        cfg=lambda w: as_json(task=w.task, **({"task_kind": "generation"} if w.task in GEN_TASKS else {}),
-                              sft=sft_settings(None, w.task)),
+        cfg=lambda w: as_json(**sft_slice(None, w.task)),
         task=task_dir,
     threads: C.get("threads", 1)
     resources:
