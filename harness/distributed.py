@@ -5,7 +5,13 @@ under `torch.distributed.run` (N processes on this machine; NCCL on GPUs, gloo o
 CPUs). Each process takes an equal slice of every step's batch, so N processes
 see exactly the batches one process would, and DDP averages their gradients: the
 run equals the single-process run up to floating-point summation order. Only
-rank 0 writes logs, checkpoints and outputs.
+rank 0 writes logs and outputs.
+
+`fsdp: true` shards parameters, gradients and optimizer state over the processes
+instead of replicating them (FSDP2's `fully_shard`, one unit per decoder layer), for
+models whose AdamW state does not fit one GPU (fine-tuning the 7B/16B sources).
+A sharded run checkpoints with torch.distributed.checkpoint, every rank writing its
+shards, and gathers the full weights to rank 0 only to save the final model.
 """
 
 from __future__ import annotations
@@ -63,11 +69,74 @@ class _DDP(torch.nn.parallel.DistributedDataParallel):
             return getattr(self.module, name)
 
 
-def wrap(model: torch.nn.Module) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, fsdp: bool = False) -> torch.nn.Module:
+    """The model DDP-wrapped, or sharded in place (`fsdp`); unchanged in a single process.
+    Build the optimizer after this: sharding replaces the parameters."""
     if world_size() <= 1:
+        return model
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        # transformers names the blocks that must not be split across devices: the decoder layers
+        units = set(getattr(model, "_no_split_modules", None) or [])
+        for module in model.modules():
+            if type(module).__name__ in units:
+                fully_shard(module)
+        fully_shard(model)
         return model
     device = next(model.parameters()).device
     return _DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def full_state_dict(model: torch.nn.Module) -> dict | None:
+    """A sharded model's full weights on rank 0's CPU (every rank must call this); None for a
+    model that is not sharded, whose own state dict is already whole."""
+    if not is_sharded(model):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def save_sharded(path, model, opt, sched, step: int, tokens: int) -> None:
+    """Every rank writes its shards of model and optimizer state (torch.distributed.checkpoint),
+    into a temporary folder that rank 0 renames once all have written."""
+    import shutil
+    from pathlib import Path
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    model_state, optim_state = get_state_dict(model, opt)
+    dcp.save({"model": model_state, "optim": optim_state, "scheduler": sched.state_dict(),
+              "progress": {"step": step, "tokens": tokens}}, checkpoint_id=tmp)
+    torch.distributed.barrier()
+    if is_main():
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    torch.distributed.barrier()
+
+
+def load_sharded(path, model, opt, sched) -> tuple[int, int]:
+    """Restore what `save_sharded` wrote; returns (step, tokens)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optim_state = get_state_dict(model, opt)
+    state = {"model": model_state, "optim": optim_state, "scheduler": sched.state_dict(),
+             "progress": {"step": 0, "tokens": 0}}
+    dcp.load(state, checkpoint_id=path)
+    set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    sched.load_state_dict(state["scheduler"])
+    return int(state["progress"]["step"]), int(state["progress"]["tokens"])
 
 
 def shard(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

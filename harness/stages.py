@@ -226,6 +226,7 @@ def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int,
     work.mkdir(parents=True, exist_ok=True)
     return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
                  loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
+                 fsdp=train_cfg.get("fsdp", False),
                  checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                  log_every=train_cfg.get("log_every", 10), desc=desc)
 
@@ -255,13 +256,14 @@ def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model
                   manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
     """Save a trained model with its tokenizer, training log and run record, then drop its work dir
     (rank 0 alone, in a data-parallel run)."""
-    from harness.distributed import is_main
+    from harness.distributed import full_state_dict, is_main
 
+    weights = full_state_dict(model)  # collective: every rank of a sharded run takes part
     if not is_main():
         return
     work = _work_dir(out)
     with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp / model_subdir)
+        model.save_pretrained(tmp / model_subdir, state_dict=weights)
         tok.save_pretrained(tmp / model_subdir)
         if manifest:
             atomic_write_json(tmp / manifest[0], manifest[1])
@@ -322,7 +324,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
     result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
-                   micro_batch=sc.get("micro_batch"),
+                   micro_batch=sc.get("micro_batch"), fsdp=sc.get("fsdp", False),
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                    log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
                    eval_fn=eval_fn)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from harness.errors import HarnessError
 
 STATE_FILE = "state.pt"
+SHARDED_STATE = "state.dcp"  # a folder: one file of shards per process
 
 
 class Batches(Protocol):
@@ -85,7 +86,7 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
           log_every: int = 10, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
           eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
-          micro_batch: int | None = None) -> TrainResult:
+          micro_batch: int | None = None, fsdp: bool = False) -> TrainResult:
     """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
@@ -94,14 +95,18 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     in eval mode under a forked RNG, so evaluating never changes the training run.
     `micro_batch` rows at a time are run and their gradients accumulated (the batch's
     size stays the optimiser's batch). Under torch.distributed.run each process trains
-    on its share of every batch (`harness.distributed`); rank 0 alone logs and checkpoints.
+    on its share of every batch (`harness.distributed`; `fsdp` shards the model over them);
+    rank 0 alone logs. A sharded model is evaluated on every rank (its forward is collective)
+    and checkpointed by every rank; `harness.distributed.full_state_dict` gathers it afterwards.
     """
     from harness import distributed
 
     main = distributed.is_main()
     if not main:
-        log_path, checkpoint_every, on_log = None, 0, None
+        log_path, on_log = None, None
     device = next(model.parameters()).device
+    stepper = distributed.wrap(model, fsdp=fsdp)
+    sharded = distributed.is_sharded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -111,8 +116,10 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     total = batches.steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, optim))
     start, tokens = 0, 0
-    state_path = ckpt_dir / STATE_FILE if ckpt_dir else None
-    if state_path and state_path.exists():
+    state_path = ckpt_dir / (SHARDED_STATE if sharded else STATE_FILE) if ckpt_dir else None
+    if sharded and state_path and state_path.exists():
+        start, tokens = distributed.load_sharded(state_path, model, opt, sched)
+    elif state_path and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -126,7 +133,6 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                 else torch.autocast("cpu", enabled=False))
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     model.train()
-    stepper = distributed.wrap(model)
     t0, loss_val, window = time.perf_counter(), float("nan"), []
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="step",
                mininterval=2.0, dynamic_ncols=True, disable=not main)
@@ -168,7 +174,7 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                     log.flush()
                 if on_log:
                     on_log(record)
-            if main and eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
+            if (main or sharded) and eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
                 model.eval()
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     metrics = eval_fn(model)
@@ -180,7 +186,10 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                 if on_log:
                     on_log(record)
             if ckpt_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < total:
-                _save_state(ckpt_dir, model, opt, sched, step + 1, tokens)
+                if sharded:
+                    distributed.save_sharded(state_path, model, opt, sched, step + 1, tokens)
+                elif main:
+                    _save_state(ckpt_dir, model, opt, sched, step + 1, tokens)
     finally:
         bar.close()
         if log:

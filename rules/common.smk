@@ -156,9 +156,13 @@ def sft_settings(method, task):
 
 
 def sft_slice(method, task):
-    """The task part of an SFT job's config (a student's or, with method None, a source's)."""
+    """The task part of an SFT job's config (a student's or, with method None, a source's,
+    which runs as `source_sft` says: a 7B source's AdamW state needs several GPUs)."""
     kind = {"task_kind": "generation"} if task in GEN_TASKS else {}
-    return {"task": task, **kind, "sft": sft_settings(method, task)}
+    sft = sft_settings(method, task)
+    if method is None:
+        sft = {**sft, **C.get("source_sft", {})}
+    return {"task": task, **kind, "sft": sft}
 
 
 def sft_cfg(wildcards):

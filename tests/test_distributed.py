@@ -1,8 +1,9 @@
-"""Data-parallel and gradient-accumulated pre-training equal the plain single-process run."""
+"""Data-parallel (DDP, FSDP) and gradient-accumulated pre-training equal the plain single-process run."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,9 +37,12 @@ def initialised(tmp_path, tokenizer_dir):
 def test_two_processes_and_micro_batches_train_the_same_model(initialised, tokens_file):
     plain, plain_log = pretrain(initialised, tokens_file, "plain")
     ddp, ddp_log = pretrain(initialised, tokens_file, "ddp", devices=2)
+    fsdp, _ = pretrain(initialised, tokens_file, "fsdp", devices=2, fsdp=True)
     accum, accum_log = pretrain(initialised, tokens_file, "accum", micro_batch=1)
+    assert fsdp.keys() == plain.keys()
     for name, w in plain.items():
         torch.testing.assert_close(ddp[name], w, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(fsdp[name], w, atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(accum[name], w, atol=2e-5, rtol=1e-4)
     assert not torch.equal(plain["model.layers.0.mlp.up_proj.weight"],
                            load_file(initialised / "init" / "model.safetensors")["model.layers.0.mlp.up_proj.weight"])
@@ -58,3 +62,15 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(initialised, 
     assert proc.returncode != 0
     assert "a batch of 3 sequences does not split evenly over 2 processes" in proc.stderr
     assert not (initialised / "odd").exists()
+
+
+def test_a_sharded_run_resumes_from_its_sharded_checkpoint(tmp_path):
+    out = tmp_path / "result.json"
+    worker = Path(__file__).with_name("fsdp_resume_worker.py")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(worker), str(out), str(tmp_path / "work")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["tensors"] > 0 and result["max_diff"] < 1e-5
+    assert (tmp_path / "work" / "state.dcp").is_dir()  # the step-5 shards, one file per process

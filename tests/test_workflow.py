@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from scipy.stats import t as student_t
 
 from tests.conftest import REPO
@@ -266,6 +267,9 @@ def test_slurm_profile_plans_the_paper_grid_with_every_rules_resources(tmp_path)
         assert {"mem_mb", "runtime", "gpu"} <= set(res), (rule, res)
         assert (int(res["gpu"]) >= 1) == (rule in GPU_RULES), (rule, res)
     assert {rule for rule, _ in jobs} >= GPU_RULES
+    # a source's fine-tuning asks for as many GPUs as it shards its training over
+    devices = yaml.safe_load((REPO / "config/paper.yaml").read_text())["source_sft"]["devices"]
+    assert {int(res["gpu"]) for rule, res in jobs if rule == "source_sft"} == {devices}
 
 
 def test_micro_jobs_declare_resources_and_an_unknown_rule_is_refused(tmp_path):
