@@ -46,7 +46,8 @@ def winogrande(path: Path) -> list[dict]:
         before, blank, after = r["sentence"].partition("_")
         if not blank:
             raise HarnessError(f"WinoGrande: sentence without a blank in {path}: {r['sentence'][:60]!r}")
-        out.append({"query": before.rstrip(), "choices": [f" {r['option1']}{after}", f" {r['option2']}{after}"],
+        # query + TARGET_DELIMITER (a space) + choice is the filled-in sentence
+        out.append({"query": before.rstrip(), "choices": [f"{r['option1']}{after}", f"{r['option2']}{after}"],
                     "gold": int(r["answer"]) - 1})
     return out
 

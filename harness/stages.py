@@ -482,18 +482,49 @@ def task_from_file(cfg: dict, out: Path) -> None:
         write_run_record(tmp, "task-from-file", cfg, records={k: len(v) for k, v in splits.items()})
 
 
+LM_EVAL_TASKS = Path(__file__).resolve().parent.parent / "evals" / "lm_eval_tasks"  # lm-eval YAMLs of ours
+
+
+def _lm_eval_task(name: str, include: list[str]):
+    """lm-eval's task `name`, looked up among our YAMLs and `include` folders first (indexing
+    lm-eval's own ~10,000 task files takes ~17 s)."""
+    from lm_eval.tasks import TaskManager
+
+    for include_defaults in (False, True):
+        manager = TaskManager(include_path=[str(LM_EVAL_TASKS), *include], include_defaults=include_defaults)
+        if name in manager.all_tasks:
+            return manager.load(name)["tasks"][name]
+    raise HarnessError(f"lm-eval has no task {name!r} (nor {LM_EVAL_TASKS} or the task's include_path)")
+
+
+def _shared_query(contexts: list[str], continuation: str) -> tuple[str, list[str]]:
+    """One query for a task whose options differ in the context (WinoGrande: the option fills a
+    blank, then a shared continuation is scored): the contexts' common prefix up to its last
+    space (no word is split), and each context's rest with the continuation as a choice, so that
+    query + TARGET_DELIMITER + choice is the context + continuation."""
+    import os
+
+    cut = os.path.commonprefix(contexts).rfind(" ")
+    if cut < 0:
+        return "", [c + continuation for c in contexts]
+    return contexts[0][:cut], [c[cut + 1:] + continuation for c in contexts]
+
+
 def export_task(cfg: dict, out: Path) -> None:
     """Render an lm-eval task's train and test docs with lm-eval's own prompt functions into
     `{query, choices, gold}` records, so SFT and evaluation see lm-eval's exact prompts
     (a `file` task is read from its released file instead)."""
     if cfg["spec"]["kind"] == "file":
         return task_from_file(cfg, out)
-    from lm_eval.tasks import TaskManager
+    from harness.tasks import TARGET_DELIMITER, write_jsonl
 
-    from harness.tasks import write_jsonl
-
-    name = cfg["spec"].get("lm_eval_task", cfg["task"])
-    task = TaskManager().load_task_or_group([name])[name]
+    spec = cfg["spec"]
+    name = spec.get("lm_eval_task", cfg["task"])
+    task = _lm_eval_task(name, [spec["include_path"]] if "include_path" in spec else [])
+    delimiter = task.config.target_delimiter
+    if delimiter != TARGET_DELIMITER:
+        raise HarnessError(f"lm-eval task {name!r} joins query and answer with {delimiter!r}; "
+                           f"records here are joined with {TARGET_DELIMITER!r}")
     splits = {"train": task.training_docs() if task.has_training_docs() else None,
               "test": task.test_docs() if task.has_test_docs() else task.validation_docs()}
     with atomic_dir(out) as tmp:
@@ -503,10 +534,11 @@ def export_task(cfg: dict, out: Path) -> None:
             records = []
             for doc in docs:
                 query, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
-                if not isinstance(query, str):
-                    raise HarnessError(f"lm-eval task {name!r} scores per-choice contexts (like winogrande); "
-                                       f"give it as a `generated`-format task file instead")
-                gold = target if isinstance(target, int) else choices.index(target)
+                if isinstance(query, int):  # per-option contexts: the text is the gold index
+                    gold = query
+                    query, choices = _shared_query(choices, delimiter + target)
+                else:
+                    gold = target if isinstance(target, int) else choices.index(target)
                 records.append({"query": query, "choices": choices, "gold": gold})
             write_jsonl(tmp / f"{split}.jsonl", records)
         write_run_record(tmp, "export-task", cfg)

@@ -7,6 +7,7 @@ import pytest
 
 from harness.benchmarks import load_benchmark
 from harness.errors import HarnessError
+from harness.tasks import TARGET_DELIMITER
 
 # (format, file under ../shared/data, records, gold counts) from each folder's SOURCE.md
 RELEASES = [
@@ -35,8 +36,11 @@ def test_prompts_are_lm_evals(shared_data):
     assert piqa["query"] == "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:"
     wino = load_benchmark(shared_data / "winogrande/dev.jsonl", "winogrande")[0]
     assert wino["query"].endswith("after already having a bowl because")
-    assert wino["choices"] == [" Ian despised eating intestine.", " Dennis despised eating intestine."]
+    assert wino["choices"] == ["Ian despised eating intestine.", "Dennis despised eating intestine."]
     assert wino["gold"] == 1
+    # joined as SFT and lm-eval join them, query and choice are the sentence with the blank filled
+    raw = json.loads((shared_data / "winogrande/dev.jsonl").read_text().splitlines()[0])
+    assert wino["query"] + TARGET_DELIMITER + wino["choices"][0] == raw["sentence"].replace("_", raw["option1"])
     med = load_benchmark(shared_data / "medmcqa/validation.jsonl", "medmcqa")[0]
     assert med["choices"] == ["A", "B", "C", "D"] and med["query"].startswith("Question: Which of the following")
     assert "\nChoices:\nA. Impulse through myelinated" in med["query"] and med["query"].endswith("\nAnswer:")
