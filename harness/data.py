@@ -7,6 +7,8 @@ an uninterrupted run would have seen, with no data-loader state to save.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +20,62 @@ from harness.errors import HarnessError
 IGNORE = -100  # label id the cross-entropy skips
 
 
-def tokenize_corpus(corpus: Path, tokenizer) -> np.ndarray:
+def iter_documents(corpus: Path, chunk_chars: int = 1 << 22) -> Iterator[str]:
+    """The corpus's documents (separated by a blank line), read `chunk_chars` at a time: exactly
+    `text.split("\\n\\n")` without blank parts, in memory bounded by the longest document."""
+    rest = ""
+    with corpus.open(encoding="utf-8") as f:
+        while chunk := f.read(chunk_chars):
+            *docs, rest = (rest + chunk).split("\n\n")
+            yield from (d for d in docs if d.strip())
+    if rest.strip():
+        yield rest
+
+
+def _token_chunks(corpus: Path, tokenizer, docs_per_call: int) -> Iterator[np.ndarray]:
+    """The corpus's token ids, documents joined by EOS, a few thousand documents at a time."""
+    docs = iter_documents(corpus)
+    while batch := list(itertools.islice(docs, docs_per_call)):
+        ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+        yield np.fromiter((t for doc in ids for t in (*doc, tokenizer.eos_token_id)), dtype=np.int32)
+
+
+def tokenize_corpus(corpus: Path, tokenizer, docs_per_call: int = 2000) -> np.ndarray:
     """Token ids of the corpus, documents (blank-line separated) joined by EOS."""
-    docs = [d for d in corpus.read_text(encoding="utf-8").split("\n\n") if d.strip()]
-    if not docs:
+    chunks = list(_token_chunks(corpus, tokenizer, docs_per_call))
+    if not chunks:
         raise HarnessError(f"corpus {corpus} is empty")
-    ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
-    out = np.fromiter((t for doc in ids for t in (*doc, tokenizer.eos_token_id)), dtype=np.int32)
-    return out
+    return np.concatenate(chunks)
+
+
+def write_tokens(corpus: Path, tokenizer, out: Path, docs_per_call: int = 2000) -> int:
+    """Tokenise the corpus into the .npy file `out` as it streams by (memory: one chunk of
+    documents, not the corpus: the paper's corpora are tens of GB); returns the token count.
+    The ids go to a raw temporary file first, since an .npy header states the length."""
+    from tqdm import tqdm
+
+    raw = out.with_name(out.name + ".tmp.bin")
+    n = 0
+    with raw.open("wb") as f, tqdm(desc=f"tokenise {corpus.name}", unit="tok", unit_scale=True,
+                                    mininterval=5.0) as bar:
+        for ids in _token_chunks(corpus, tokenizer, docs_per_call):
+            f.write(ids.tobytes())
+            n += len(ids)
+            bar.update(len(ids))
+    try:
+        if n == 0:
+            raise HarnessError(f"corpus {corpus} is empty")
+        tmp = out.with_name(out.name + ".tmp.npy")
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
+        source = np.memmap(raw, dtype=np.int32, mode="r")
+        for lo in range(0, n, 1 << 26):
+            array[lo:lo + (1 << 26)] = source[lo:lo + (1 << 26)]
+        array.flush()
+        del array, source
+        tmp.replace(out)
+    finally:
+        raw.unlink(missing_ok=True)
+    return n
 
 
 @dataclass

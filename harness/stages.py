@@ -69,18 +69,13 @@ def tokenizer(cfg: dict, corpus: Path, out: Path) -> None:
 
 def tokens(cfg: dict, corpus: Path, tokenizer_dir: Path, out: Path) -> None:
     """Tokenise the pre-training corpus once; every pre-training job memory-maps the result."""
-    import numpy as np
-
-    from harness.data import tokenize_corpus
+    from harness.data import write_tokens
     from harness.io import atomic_write_text
     from harness.tokenizer import load_tokenizer
 
-    ids = tokenize_corpus(corpus, load_tokenizer(tokenizer_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npy")
-    np.save(tmp, ids)
-    tmp.replace(out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"tokens": int(len(ids)), "config": cfg}) + "\n")
+    n = write_tokens(corpus, load_tokenizer(tokenizer_dir), out)
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"tokens": n, "config": cfg}) + "\n")
 
 
 # ---------------------------------------------------------------- sources
@@ -409,29 +404,52 @@ def instruction_task(cfg: dict, out: Path) -> None:
 
 # ---------------------------------------------------------------- real data (paper profiles)
 
+CORPUS_FILES = (".txt", ".jsonl", ".parquet")
+
+
 def _local_documents(paths: list[Path], text_field: str):
+    """Documents of .txt files (blank-line separated), .jsonl and .parquet shards (`text_field`),
+    read lazily, file by file in sorted order."""
     files = []
     for path in paths:
         if not path.exists():
             raise HarnessError(f"corpus: no file or folder {path}")
-        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl"))
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in CORPUS_FILES)
         if not found:
-            raise HarnessError(f"corpus: no .txt or .jsonl files under {path}")
+            raise HarnessError(f"corpus: no {', '.join(CORPUS_FILES)} files under {path}")
         files += found
     for f in files:
         if f.suffix == ".txt":
             # a line of only whitespace separates documents too (WikiText's blank lines hold a space)
             yield from (d for d in re.split(r"\n[ \t]*\n", f.read_text(encoding="utf-8")) if d.strip())
+        elif f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            shard = pq.ParquetFile(f)
+            if text_field not in shard.schema_arrow.names:
+                raise HarnessError(f"corpus: {f} has no column {text_field!r} (it has "
+                                   f"{', '.join(shard.schema_arrow.names)}); set corpus.text_field")
+            for batch in shard.iter_batches(columns=[text_field], batch_size=1024):
+                yield from batch.column(0).to_pylist()
         else:
             with f.open(encoding="utf-8") as lines:
-                for line in lines:
+                for n, line in enumerate(lines, 1):
                     if line.strip():
-                        yield json.loads(line)[text_field]
+                        yield _field(json.loads(line), text_field, f"{f} line {n}")
+
+
+def _field(row: dict, field: str, where: str) -> str:
+    if field not in row:
+        raise HarnessError(f"corpus: {where} has no field {field!r} (it has {', '.join(row)}); set corpus.text_field")
+    return row[field]
 
 
 def corpus(cfg: dict, out: Path) -> None:
-    """Pre-training text from local .txt/.jsonl files (`path`) or a streamed hub dataset."""
+    """Pre-training text from local .txt/.jsonl/.parquet files (`path`) or a streamed hub dataset
+    (RedPajama-V2 in the paper profile), one document after another, never all in memory."""
     import itertools
+
+    from tqdm import tqdm
 
     cc = cfg["corpus"]
     field = cc.get("text_field", "text")
@@ -442,14 +460,14 @@ def corpus(cfg: dict, out: Path) -> None:
         import datasets
 
         stream = datasets.load_dataset(cc["dataset"], cc.get("name"), split=cc.get("split", "train"), streaming=True)
-        docs = (row[field] for row in stream)
+        docs = (_field(row, field, cc["dataset"]) for row in stream)
     else:
         raise HarnessError(f"corpus kind {cc['kind']!r} is produced by the `world` stage")
     docs = itertools.islice(docs, cc.get("max_documents"))
     with atomic_dir(out) as tmp:
         n = 0
         with (tmp / "corpus.txt").open("w", encoding="utf-8") as f:
-            for doc in docs:
+            for doc in tqdm(docs, desc="corpus", unit="doc", unit_scale=True, mininterval=5.0):
                 # a blank line separates documents, so blank lines inside one are folded
                 f.write("\n".join(l for l in doc.splitlines() if l.strip()) + "\n\n")
                 n += 1

@@ -1,0 +1,79 @@
+"""The pre-training corpus streamed from local shards (.txt, .jsonl, .parquet) and tokenised a
+chunk at a time, against the whole-text computation it replaces."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harness import stages
+from harness.data import iter_documents, tokenize_corpus, write_tokens
+from harness.errors import HarnessError
+from harness.tokenizer import load_tokenizer
+
+
+def reference_documents(text: str) -> list[str]:
+    return [d for d in text.split("\n\n") if d.strip()]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_documents_read_in_chunks_equal_splitting_the_whole_text(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    text = "".join(rng.choice(["a", "b c", " ", "\n", "\n\n", "\n\n\n"], size=400))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text)
+    for chunk in (1, 2, 3, 7, 1 << 20):  # separators straddle every chunk boundary at size 1
+        assert list(iter_documents(path, chunk_chars=chunk)) == reference_documents(text), chunk
+
+
+def test_streamed_token_file_equals_tokenising_the_whole_corpus(tmp_path, world_dir, tokenizer_dir):
+    tok = load_tokenizer(tokenizer_dir)
+    text = (world_dir / "corpus.txt").read_text()
+    docs = reference_documents(text)
+    expected = [t for ids in tok(docs, add_special_tokens=False)["input_ids"] for t in (*ids, tok.eos_token_id)]
+    out = tmp_path / "tokens.npy"
+    n = write_tokens(world_dir / "corpus.txt", tok, out, docs_per_call=7)
+    ids = np.load(out)
+    assert ids.dtype == np.int32 and n == len(ids) == len(expected)
+    assert ids.tolist() == expected
+    assert tokenize_corpus(world_dir / "corpus.txt", tok, docs_per_call=5).tolist() == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.npy"]  # no temporary file left
+
+
+def test_an_empty_corpus_leaves_no_token_file(tmp_path, tokenizer_dir):
+    (tmp_path / "corpus.txt").write_text("\n\n \n\n")
+    with pytest.raises(HarnessError, match="is empty"):
+        write_tokens(tmp_path / "corpus.txt", load_tokenizer(tokenizer_dir), tmp_path / "tokens.npy")
+    assert list(tmp_path.iterdir()) == [tmp_path / "corpus.txt"]
+
+
+def corpus_cfg(path, **extra):
+    return {"corpus": {"kind": "local", "path": str(path), "text_field": "raw_content", **extra}}
+
+
+def test_local_shards_of_every_kind_become_one_corpus_in_file_order(tmp_path):
+    shards = tmp_path / "shards"
+    (shards / "b").mkdir(parents=True)
+    (shards / "a.jsonl").write_text(json.dumps({"raw_content": "first\n\n\ndoc"}) + "\n\n"
+                                    + json.dumps({"raw_content": "second"}) + "\n")
+    pq.write_table(pa.table({"raw_content": ["third", "fourth"], "meta": [1, 2]}), shards / "b" / "c.parquet")
+    (shards / "b" / "d.txt").write_text("fifth\n \nsixth\n")
+    (shards / "notes.md").write_text("not a shard")
+    stages.corpus(corpus_cfg(shards, max_documents=5), tmp_path / "corpus")
+    docs = list(iter_documents(tmp_path / "corpus" / "corpus.txt"))
+    assert docs == ["first\ndoc", "second", "third", "fourth", "fifth"]  # blank lines in a doc folded
+    assert json.loads((tmp_path / "corpus" / "run.json").read_text())["documents"] == 5
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_a_shard_without_the_text_field_is_one_line(tmp_path, kind):
+    shard = tmp_path / f"shard.{kind}"
+    if kind == "jsonl":
+        shard.write_text(json.dumps({"text": "x"}) + "\n")
+    else:
+        pq.write_table(pa.table({"text": ["x"]}), shard)
+    with pytest.raises(HarnessError, match="no (field|column) 'raw_content'.*set corpus.text_field"):
+        stages.corpus(corpus_cfg(shard), tmp_path / "corpus")
+    assert not (tmp_path / "corpus").exists()
