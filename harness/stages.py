@@ -221,7 +221,7 @@ def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int,
     work.mkdir(parents=True, exist_ok=True)
     return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
                  loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
-                 fsdp=train_cfg.get("fsdp", False),
+                 fsdp=train_cfg.get("fsdp", False), compile=train_cfg.get("compile", False),
                  checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                  log_every=train_cfg.get("log_every", 10), desc=desc)
 
@@ -320,6 +320,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
     result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
                    micro_batch=sc.get("micro_batch"), fsdp=sc.get("fsdp", False),
+                   compile=sc.get("compile", False),
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
                    log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
                    eval_fn=eval_fn)

@@ -86,7 +86,7 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
           log_every: int = 10, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
           eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
-          micro_batch: int | None = None, fsdp: bool = False) -> TrainResult:
+          micro_batch: int | None = None, fsdp: bool = False, compile: bool | str = False) -> TrainResult:
     """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
@@ -96,7 +96,9 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     `micro_batch` rows at a time are run and their gradients accumulated (the batch's
     size stays the optimiser's batch). Under torch.distributed.run each process trains
     on its share of every batch (`harness.distributed`; `fsdp` shards the model over them);
-    rank 0 alone logs. A sharded model is evaluated on every rank (its forward is collective)
+    rank 0 alone logs. `compile` compiles the loss computation, model included, with
+    torch.compile (True: inductor; a string names another backend); evaluation runs eagerly,
+    since generation's ever-changing shapes would recompile. A sharded model is evaluated on every rank (its forward is collective)
     and checkpointed by every rank; `harness.distributed.full_state_dict` gathers it afterwards.
     """
     from harness import distributed
@@ -106,6 +108,12 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
         log_path, on_log = None, None
     device = next(model.parameters()).device
     stepper = distributed.wrap(model, fsdp=fsdp)
+    if compile:
+        backend = "inductor" if compile is True else compile
+        if backend not in torch._dynamo.list_backends(exclude_tags=()):
+            raise HarnessError(f"unknown torch.compile backend {backend!r}; known: "
+                               f"{', '.join(torch._dynamo.list_backends())} (and debug ones)")
+        loss_fn = torch.compile(loss_fn, backend=backend)
     sharded = distributed.is_sharded(model)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]

@@ -1,4 +1,4 @@
-"""Data-parallel (DDP, FSDP) and gradient-accumulated pre-training equal the plain single-process run."""
+"""Data-parallel (DDP, FSDP), gradient-accumulated and compiled pre-training equal the plain single-process run."""
 
 import json
 import subprocess
@@ -39,17 +39,32 @@ def test_two_processes_and_micro_batches_train_the_same_model(initialised, token
     ddp, ddp_log = pretrain(initialised, tokens_file, "ddp", devices=2)
     fsdp, _ = pretrain(initialised, tokens_file, "fsdp", devices=2, fsdp=True)
     accum, accum_log = pretrain(initialised, tokens_file, "accum", micro_batch=1)
+    # torch.compile's graph capture with the quick backend (inductor's C++ build takes ~30 s here)
+    compiled, _ = pretrain(initialised, tokens_file, "compiled", compile="aot_eager")
     assert fsdp.keys() == plain.keys()
     for name, w in plain.items():
         torch.testing.assert_close(ddp[name], w, atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(fsdp[name], w, atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(accum[name], w, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(compiled[name], w, atol=2e-5, rtol=1e-4)
     assert not torch.equal(plain["model.layers.0.mlp.up_proj.weight"],
                            load_file(initialised / "init" / "model.safetensors")["model.layers.0.mlp.up_proj.weight"])
     # one log, from rank 0, with the global token count and the mean loss over processes
     assert [r["tokens"] for r in ddp_log] == [r["tokens"] for r in plain_log]
     for a, b in zip(ddp_log, plain_log):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_an_unknown_compile_backend_is_one_line(initialised, tokens_file):
+    cfg = {"method": "scratch", "method_options": {}, "shape_name": "t", "budget": 32 * 4 * 2,
+           "pretrain": {"seq_len": 32, "batch_size": 4, "compile": "inductr", "optim": {"lr": 3e-3}}}
+    proc = subprocess.run([sys.executable, "-m", "harness", "pretrain", "--cfg", json.dumps(cfg),
+                           "--init", str(initialised / "init"), "--tokens", str(tokens_file), "--seed", "0",
+                           "--source", "none", "--out", str(initialised / "bad")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith("error: unknown torch.compile backend 'inductr'; known: ")
+    assert not (initialised / "bad").exists()
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(initialised, tokens_file):
