@@ -43,20 +43,35 @@ def seed_pairs(records: list[dict], n: int) -> list[dict]:
     return [records[i] for i in order[:n]]
 
 
-def sensitivity(model, batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """{parameter name: sum over batches of |theta * grad|}, each batch one example."""
+def sensitivity(model, batches: list[dict[str, Tensor]], accumulate_on: torch.device | None = None
+                ) -> dict[str, Tensor]:
+    """{parameter name: sum over batches of |theta * grad|}, each batch one example.
+
+    Each gradient is folded into its fp32 sum as soon as backward has produced it, then
+    freed, so at most one parameter's gradient is alive at a time. The sums live on
+    `accumulate_on`: the CPU when the model is on a GPU (a 7B source's sums take 28 GB)."""
     params = dict(model.named_parameters())
-    total = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
+    if accumulate_on is None:
+        device = next(model.parameters()).device
+        accumulate_on = torch.device("cpu") if device.type == "cuda" else device
+    total = {name: torch.zeros(p.shape, dtype=torch.float32, device=accumulate_on) for name, p in params.items()}
     flags = {name: p.requires_grad for name, p in params.items()}
+
+    def fold(name: str):
+        def hook(p: Tensor) -> None:
+            total[name] += (p.detach().float() * p.grad.float()).abs().to(accumulate_on)
+            p.grad = None
+        return hook
+
+    model.zero_grad(set_to_none=True)
     model.requires_grad_(True)
+    handles = [p.register_post_accumulate_grad_hook(fold(name)) for name, p in params.items()]
     try:
         for batch in tqdm(batches, desc="sensitivity", unit="example", mininterval=2.0):
-            model.zero_grad(set_to_none=True)
             model(**batch).loss.backward()
-            for name, p in params.items():
-                if p.grad is not None:
-                    total[name] += (p.detach() * p.grad).abs().float()
     finally:
+        for handle in handles:
+            handle.remove()
         model.zero_grad(set_to_none=True)
         for name, p in params.items():
             p.requires_grad_(flags[name])

@@ -23,6 +23,7 @@ def test_student_is_llama_with_untied_embeddings():
     assert type(model).__name__ == "LlamaForCausalLM"
     assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
     assert model.model.layers[0].mlp.gate_proj.weight.shape == (48, 32)  # (out, in)
+    assert model.config._attn_implementation == "sdpa"  # fused attention kernels on GPUs
 
 
 def test_same_seed_same_student():

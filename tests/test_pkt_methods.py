@@ -90,6 +90,22 @@ def test_sensitivity_equals_autograd_per_example(tokenizer_dir, world_dir):
         sum(float(s.double().sum()) for n, s in ours.items() if ".layers." in n), rel=1e-9)
 
 
+def test_sensitivity_keeps_one_gradient_alive_at_a_time(tokenizer_dir, world_dir):
+    """A 7B source's gradients and fp32 sums do not fit one GPU beside it: each gradient is
+    folded into its sum (kept on the CPU for a GPU model) and freed as soon as it exists."""
+    tok = load_tokenizer(tokenizer_dir)
+    model = build_model(source_config("s", {**SOURCE, "arch": "olmoe"}, len(tok), 64, special_ids(tok)), 0).eval()
+    records = Task("boolq", world_dir / "tasks" / "boolq").records("train")[:2]
+    batches = [example_batch(tok, sft_pair(r), 64, torch.device("cpu")) for r in records]
+    alive = []  # gradients in existence whenever one is complete (this hook runs before the fold)
+    for p in model.parameters():
+        p.register_post_accumulate_grad_hook(
+            lambda p: alive.append(sum(q.grad is not None for q in model.parameters())))
+    sums = sensitivity(model, batches, accumulate_on=torch.device("cpu"))
+    assert len(alive) >= len(list(model.parameters())) and set(alive) == {1}
+    assert all(s.dtype == torch.float32 and s.device.type == "cpu" for s in sums.values())
+
+
 # ---------------------------------------------------------------- adapting a student
 
 def write_source(tmp_path: Path, arch: str, tok) -> Source:
