@@ -155,6 +155,17 @@ def sft_settings(method, task):
     return sft if method is None or method_spec(method).finetune else {**sft, "epochs": 0}
 
 
+def sft_task(task):
+    """The generation task whose fine-tuned model scores `task`: tasks that train on the same
+    train and dev files share the first one's SFT job (MiniLLM trains once, on Dolly, and
+    scores all five sets with that model: one job where five would repeat it)."""
+    spec = C["generation_tasks"][task]
+    files = (spec.get("train"), spec.get("dev"))
+    if files == (None, None):
+        return task
+    return next(t for t, s in C["generation_tasks"].items() if (s.get("train"), s.get("dev")) == files)
+
+
 def sft_slice(method, task):
     """The task part of an SFT job's config (a student's or, with method None, a source's,
     which runs as `source_sft` says: a 7B source's AdamW state needs several GPUs)."""

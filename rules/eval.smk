@@ -34,7 +34,8 @@ rule eval:
 if GEN_TASKS:
     def _eval_generation_inputs(wildcards):
         student = STUDENT.format(**wildcards) + f"/{wildcards.budget}"
-        return {"models": [f"{student}/sft/{t}" for t in GEN_TASKS], "tasks": [task_data(t) for t in GEN_TASKS]}
+        return {"models": [f"{student}/sft/{sft_task(t)}" for t in GEN_TASKS],
+                "tasks": [task_data(t) for t in GEN_TASKS]}
 
 
     rule eval_generation:

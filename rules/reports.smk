@@ -142,11 +142,11 @@ if GEN_TASKS and "figures" in C:
 
     def _curve_logs():
         return [[m, s, label, seed, R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/"
-                 f"{FIG['curve_task']}/train_log.jsonl"] for m, s, label in FIG_ROWS for seed in C["seeds"]]
+                 f"{sft_task(FIG['curve_task'])}/train_log.jsonl"] for m, s, label in FIG_ROWS for seed in C["seeds"]]
 
     rule fig3:
         input:
-            [R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/{FIG['curve_task']}"
+            [R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/{sft_task(FIG['curve_task'])}"
              for m, s, _ in FIG_ROWS for seed in C["seeds"]],
         output:
             "reports/fig3.png",

@@ -96,7 +96,7 @@ rule source_eval:
 if GEN_TASKS:
     def _source_eval_inputs(wildcards):
         base = [R + f"/sources/{wildcards.source}"] * len(GEN_TASKS)
-        sft = [R + f"/sources-sft/{wildcards.source}/{t}" for t in GEN_TASKS]
+        sft = [R + f"/sources-sft/{wildcards.source}/{sft_task(t)}" for t in GEN_TASKS]
         return {"models": base if wildcards.variant == "base" else sft, "tasks": [task_data(t) for t in GEN_TASKS]}
 
 
