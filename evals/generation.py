@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from evals.rouge import mean_rouge_l
+from evals.rouge import rouge_l
 from harness.errors import HarnessError
+from harness.tasks import item_key
 
 
 @dataclass
@@ -87,20 +88,26 @@ def generate(model, tok, prompts: list[str], cfg: GenerationConfig, seed: int, d
 
 
 def evaluate_generation(model, tok, records: list[dict], cfg: GenerationConfig, desc: str = "generate") -> dict:
-    """Rouge-L (x100) of the model's responses, averaged over the seeds (one pass if greedy)."""
+    """Rouge-L (x100) of the model's responses, averaged over the seeds (one pass if greedy), and
+    per item (test-file order) its key, its Rouge-L per seed and their mean (`score`): `value`
+    is the items' mean score."""
     if not records:
         raise HarnessError("generation: no records to evaluate")
     prompts = [r["prompt"] for r in records]
     references = [r["references"] for r in records]
     seeds = cfg.seeds if cfg.sample else cfg.seeds[:1]
-    per_seed, tokens, seconds, samples = {}, 0, 0.0, None
+    per_seed, per_item, tokens, seconds, samples = {}, [], 0, 0.0, None
     for seed in seeds:
         gen = generate(model, tok, prompts, cfg, seed, desc=f"{desc} seed {seed}")
-        per_seed[seed] = mean_rouge_l(gen.texts, references)
+        scores = [rouge_l(t, r) for t, r in zip(gen.texts, references)]
+        per_item.append(scores)
+        per_seed[seed] = sum(scores) / len(scores)
         tokens, seconds = tokens + gen.new_tokens, seconds + gen.seconds
         samples = samples or [{"prompt": p[-300:], "response": t, "references": r[:1]}
                               for p, t, r in zip(prompts[:3], gen.texts[:3], references[:3])]
+    items = [{"key": item_key(r), "score": sum(s) / len(s), "per_seed": list(s)}
+             for r, s in zip(records, zip(*per_item))]
     return {"metric": "rougeL", "value": sum(per_seed.values()) / len(per_seed),
-            "per_seed": {str(s): v for s, v in per_seed.items()}, "n": len(records),
+            "per_seed": {str(s): v for s, v in per_seed.items()}, "n": len(records), "items": items,
             "new_tokens": tokens, "seconds": round(seconds, 3),
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None, "samples": samples}

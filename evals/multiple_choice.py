@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.tasks import TARGET_DELIMITER, Task
+from harness.tasks import TARGET_DELIMITER, Task, item_key
 
 METRICS = ("acc", "acc_norm")
 
@@ -52,7 +52,9 @@ def _check_answers_fit(lm, task: Task) -> None:
 
 
 def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Accuracy (x100) of the model in `model_dir` on `task`'s test split, with lm-eval's stderr."""
+    """Accuracy (x100) of the model in `model_dir` on `task`'s test split, with lm-eval's stderr,
+    and per item (test-file order) its key, score (100 correct, 0 wrong) and each choice's
+    log-likelihood: `value` is the items' mean, and two students' items pair by key."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -63,7 +65,8 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
     metric = cfg.get("metric", "acc")
     if metric not in METRICS:
         raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    n_test = len(task.records("test"))  # fails early, in one line, on a missing or empty split
+    records = task.records("test")  # fails early, in one line, on a missing or empty split
+    n_test = len(records)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
               dtype="float32" if device == "cpu" else "bfloat16")
@@ -73,10 +76,14 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
         Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric))
         out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
                                                                                 include_defaults=False),
-                              limit=cfg.get("limit"), bootstrap_iters=0, log_samples=False,
+                              limit=cfg.get("limit"), bootstrap_iters=0, log_samples=True,
                               random_seed=0, numpy_random_seed=0, torch_random_seed=0)
     res = out["results"][name]
     stderr = res.get(f"{metric}_stderr,none")  # lm-eval writes "N/A" when it has none
+    # filtered_resps holds one (log-likelihood, is-greedy) pair per choice
+    items = [{"key": item_key(records[s["doc_id"]]), "score": 100.0 * s[metric],
+              "logliks": [float(r[0]) for r in s["filtered_resps"]]}
+             for s in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
     return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
             "stderr": 100.0 * stderr if isinstance(stderr, float) else None,
-            "n": n_test if cfg.get("limit") is None else min(n_test, cfg["limit"])}
+            "n": len(items), "items": items}

@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         ev = stage(name, help_)
         for a in ("models", "tasks", "outs"):
             ev.add_argument(f"--{a}", type=Path, nargs="+", required=True)
+        if name == "eval":
+            ev.add_argument("--pretrained", type=_opt_path, default=None,
+                            help="the student before SFT, scored zero-shot on every task")
+            ev.add_argument("--zeroshot-outs", type=Path, nargs="+", default=[], dest="zeroshot_outs")
     stage("instruction-task", "a generation task's splits (micro world or files)", "out")
     stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
     stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
@@ -100,7 +104,7 @@ def _run(args) -> None:
     elif s == "sft":
         stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
-        stages.evaluate(c, args.models, args.tasks, args.outs)
+        stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs)
     elif s == "eval-generation":
         stages.evaluate_generation(c, args.models, args.tasks, args.outs)
     elif s == "instruction-task":

@@ -146,6 +146,23 @@ def validate(config: dict[str, Any]) -> None:
     labels = [row_label(config, r) for r in config["methods"]]
     if len(set(labels)) != len(labels):
         raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")
+    if "compare_to" in config and config["compare_to"] not in labels:
+        raise HarnessError("config error: compare_to: " + unknown_name_message("row", config["compare_to"], labels))
+    if "efficiency" in config:
+        eff = config["efficiency"]
+        for shape in eff["shapes"]:
+            must_name("efficiency.shapes", "shape", shape, "shapes")
+        must_name("efficiency.budget", "budget", eff["budget"], "budgets")
+        for label in eff.get("rows", []):
+            if label not in labels:
+                raise HarnessError("config error: efficiency.rows: " + unknown_name_message("row", label, labels))
+        if "heldout" not in config:
+            raise HarnessError("config error: efficiency: the data-efficiency report needs a `heldout` section")
+    trained_here = any("model_path" not in spec for spec in config["sources"].values())
+    if ("heldout" in config and trained_here
+            and config["source_training"].get("seq_len") != config["pretrain"].get("seq_len")):
+        raise HarnessError("config error: heldout: the held-out windows are counted in pretrain.seq_len, so "
+                           "source_training.seq_len must equal it (sources must not train on them)")
     if "table2" in config:
         for s in config["table2"]["sources"]:
             must_name("table2.sources", "source", s, "sources")
@@ -171,6 +188,10 @@ def validate(config: dict[str, Any]) -> None:
                 raise HarnessError(f"config error: pkt.rows[{i}]: " + unknown_name_message("method", row["name"], known))
             if "source" in row:
                 must_name(f"pkt.rows[{i}]", "source", row["source"], "sources")
+        pkt_labels = [label for *_, label in pkt_rows(config)]
+        if "compare_to" in pkt and pkt["compare_to"] not in pkt_labels:
+            raise HarnessError("config error: pkt.compare_to: " + unknown_name_message(
+                "row", pkt["compare_to"], pkt_labels))
     if config["report_budget"] not in config["budgets"]:
         raise HarnessError("config error: report_budget: " + unknown_name_message(
             "budget", config["report_budget"], list(config["budgets"])))
@@ -207,6 +228,17 @@ def row_label(config: dict, row: dict) -> str:
 def rows(config: dict) -> list[tuple[str, str, str]]:
     """(method, source wildcard, label) of every table row, in config order."""
     return [(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
+
+
+def reference_row(config: dict) -> tuple[str, str, str]:
+    """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
+    want = config.get("compare_to")
+    return next(r for r in rows(config) if want is None or r[2] == want)
+
+
+def pkt_reference_row(config: dict) -> tuple[str, str, str]:
+    want = config["pkt"].get("compare_to")
+    return next(r for r in pkt_rows(config) if want is None or r[2] == want)
 
 
 def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:

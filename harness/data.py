@@ -78,12 +78,20 @@ def write_tokens(corpus: Path, tokenizer, out: Path, docs_per_call: int = 2000) 
     return n
 
 
+def heldout_start(n_tokens: int, seq_len: int, sequences: int) -> int:
+    """Where the held-out tail of a stream of `n_tokens` starts: its last `sequences` whole
+    `seq_len` windows (what `PretrainBatches(..., heldout=sequences)` never trains on)."""
+    return max(0, n_tokens // seq_len - sequences) * seq_len
+
+
 @dataclass
 class PretrainBatches:
     """Non-overlapping `seq_len` windows of the token stream, reshuffled every epoch.
 
     The budget counts whole sequences: `budget // seq_len` of them, in batches of
     `batch_size`; the last batch may be smaller, so exactly that many tokens are trained.
+    The last `heldout` windows of the stream are never trained on (`heldout_batches`):
+    the fixed held-out set whose LM loss pre-training logs (data efficiency).
     """
 
     tokens: np.ndarray
@@ -91,11 +99,14 @@ class PretrainBatches:
     batch_size: int
     budget: int
     seed: int
+    heldout: int = 0
 
     def __post_init__(self):
-        self.n_windows = len(self.tokens) // self.seq_len
-        if self.n_windows == 0:
-            raise HarnessError(f"corpus has {len(self.tokens)} tokens, fewer than one sequence of {self.seq_len}")
+        total_windows = len(self.tokens) // self.seq_len
+        self.n_windows = total_windows - self.heldout
+        if self.n_windows <= 0:
+            raise HarnessError(f"corpus has {len(self.tokens)} tokens: {total_windows} sequences of {self.seq_len}, "
+                               f"none left to train on after {self.heldout} held out")
         self.n_sequences = self.budget // self.seq_len
         if self.n_sequences < self.batch_size:
             raise HarnessError(f"token budget {self.budget} is smaller than one batch "
@@ -121,6 +132,28 @@ class PretrainBatches:
         rows = [self.tokens[w * self.seq_len:(w + 1) * self.seq_len] for w in map(self._window, range(lo, hi))]
         ids = torch.from_numpy(np.stack(rows).astype(np.int64))  # (B, T)
         return {"input_ids": ids, "labels": ids}
+
+    def heldout_batches(self) -> list[torch.Tensor]:
+        """The held-out windows (the stream's last `heldout`), `batch_size` rows at a time."""
+        lo = heldout_start(len(self.tokens), self.seq_len, self.heldout)
+        held = np.asarray(self.tokens[lo:lo + self.heldout * self.seq_len]).astype(np.int64)
+        ids = torch.from_numpy(held.reshape(self.heldout, self.seq_len))  # (H, T)
+        return list(ids.split(self.batch_size))
+
+
+@torch.no_grad()
+def heldout_loss(model: torch.nn.Module, batches: list[torch.Tensor]) -> float:
+    """Mean next-token cross-entropy over every predicted position of the held-out windows
+    (each window predicts its own T - 1 tokens, so batches of any size weigh tokens equally)."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for ids in batches:
+        ids = ids.to(device)
+        logits = model(input_ids=ids).logits[:, :-1].float()  # (B, T-1, V)
+        total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                         ids[:, 1:].reshape(-1), reduction="sum"))
+        count += ids[:, 1:].numel()
+    return total / count
 
 
 def encode_pair(tokenizer, prompt: str, response: str) -> tuple[list[int], list[int]]:

@@ -96,8 +96,10 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     tok = load_tokenizer(tokenizer_dir)
     seed = cfg["seed"]
     model = build_model(source_config(name, spec, len(tok), cfg["training"]["seq_len"], special_ids(tok)), seed)
+    # held-out windows only: sources log no curve, but must not have seen the students' held-out text
+    heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
     result = _pretrain(model, cfg["training"], tokens_file, cfg["training"]["budget"], seed, out,
-                       desc=f"source {name}")
+                       desc=f"source {name}", heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "final_loss": result.final_loss}
     _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
@@ -154,6 +156,11 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
         return {d.name: Task(d.name, d).records(split) for d in task_dirs}
 
     tokens = np.load(tokens_file, mmap_mode="r") if tokens_file else None
+    if tokens is not None and cfg.get("heldout", {}).get("sequences"):
+        from harness.data import heldout_start
+
+        # the students' held-out windows stay unseen by every method, alignment included
+        tokens = tokens[:heldout_start(len(tokens), cfg["heldout"]["seq_len"], cfg["heldout"]["sequences"])]
     return {"tokens": tokens, "seq_len": cfg["seq_len"], "domain_tokens": domain_tokens,
             "task_batches": task_batches, "task_records": task_records, "tokenizer": tokenizer}
 
@@ -207,23 +214,30 @@ def _work_dir(out: Path) -> Path:
 
 
 def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, out: Path, desc: str,
-              loss_fn=None):
+              heldout: dict | None = None, loss_fn=None):
+    """Pre-train on `budget` tokens of the stream. `heldout` (the config's section) sets aside the
+    stream's last `sequences` windows, which sources and students alike never train on; with
+    `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
     import numpy as np
 
-    from harness.data import PretrainBatches
+    from harness.data import PretrainBatches, heldout_loss
     from harness.train import OptimConfig, default_loss, train
 
     if not tokens_file.is_file():
         raise HarnessError(f"missing token file {tokens_file}")
+    heldout = heldout or {}
     batches = PretrainBatches(np.load(tokens_file, mmap_mode="r"), train_cfg["seq_len"],
-                              train_cfg["batch_size"], budget, seed)
+                              train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
+    every = heldout.get("every_steps", 0) if batches.heldout else 0
+    held = batches.heldout_batches() if every else []
     work = _work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
                  loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
                  fsdp=train_cfg.get("fsdp", False), compile=train_cfg.get("compile", False),
                  checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
-                 log_every=train_cfg.get("log_every", 10), desc=desc)
+                 log_every=train_cfg.get("log_every", 10), desc=desc, eval_every=every, eval_at_start=bool(every),
+                 eval_fn=(lambda m: {"heldout_loss": heldout_loss(m, held)}) if every else None)
 
 
 def _load_student(path: Path):
@@ -279,7 +293,8 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
-                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", loss_fn=loss_fn)
+                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
+                       loss_fn=loss_fn)
     from harness.distributed import world_size
 
     _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
@@ -337,8 +352,11 @@ def _dev_rouge(task, tok, dev_cfg: dict):
     return lambda model: {"rougeL": evaluate_generation(model, tok, records, gen, desc=f"dev {task.name}")["value"]}
 
 
-def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
-    """Score each task's fine-tuned student on that task's test split through lm-eval.
+def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path],
+             pretrained: Path | None = None, zeroshot_outs: list[Path] = ()) -> None:
+    """Score each task's fine-tuned student on that task's test split through lm-eval, and, given
+    `pretrained`, the student before adaptation and SFT on every task too (zero-shot: `stage`
+    "zeroshot" in its JSON, "sft" in the others).
 
     One process evaluates all tasks of a student: lm-eval and transformers take
     seconds to import, the evaluation itself about one."""
@@ -347,13 +365,18 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
 
     if not len(model_dirs) == len(task_dirs) == len(outs) == len(cfg["tasks"]):
         raise HarnessError(f"eval: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
-    for model_dir in model_dirs:
+    if (pretrained is None) != (not zeroshot_outs) or (zeroshot_outs and len(zeroshot_outs) != len(outs)):
+        raise HarnessError(f"eval: a zero-shot evaluation needs --pretrained and {len(outs)} --zeroshot-outs")
+    for model_dir in [*model_dirs, *([pretrained] if pretrained else [])]:
         if not (model_dir / "config.json").is_file():
-            raise HarnessError(f"missing fine-tuned checkpoint {model_dir}")
-    for name, model_dir, task_dir, out in zip(cfg["tasks"], model_dirs, task_dirs, outs):
-        result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])
-        ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
-        atomic_write_json(out, {**result, **ids, "task": name, "model": str(model_dir), "config": cfg})
+            raise HarnessError(f"missing checkpoint {model_dir}")
+    ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
+    jobs = [("sft", model_dirs, outs)] + ([("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else [])
+    for stage, dirs, files in jobs:
+        for name, model_dir, task_dir, out in zip(cfg["tasks"], dirs, task_dirs, files):
+            result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])
+            atomic_write_json(out, {**result, **ids, "task": name, "stage": stage, "model": str(model_dir),
+                                    "config": cfg})
 
 
 def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
@@ -369,7 +392,8 @@ def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path]
         result = run(model.to(_device()), tok, Task(name, task_dir, kind=GENERATION).records("test"), gen,
                      desc=f"eval {name}")
         ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
-        atomic_write_json(out, {**result, **ids, "task": name, "model": str(model_dir), "config": cfg})
+        atomic_write_json(out, {**result, **ids, "task": name, "stage": "sft", "model": str(model_dir),
+                                "config": cfg})
 
 
 def instruction_task(cfg: dict, out: Path) -> None:

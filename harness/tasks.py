@@ -46,6 +46,16 @@ class Task:
         return records
 
 
+def item_key(record: dict) -> str:
+    """A test item's identity across evaluation files: a hash of what is asked and answered
+    (query, choices, gold; or prompt and references), so two students' per-item results pair."""
+    import hashlib
+
+    fields = ([record["prompt"], record["references"]] if "prompt" in record
+              else [record["query"], record["choices"], record["gold"]])
+    return hashlib.sha1(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 def sft_pair(record: dict) -> tuple[str, str]:
     """(prompt, response) of a record: a multiple-choice query and its gold choice, or a
     generation record's Alpaca prompt and first reference (the prompt ends in a newline)."""

@@ -86,13 +86,15 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
           log_every: int = 10, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
           eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
+          eval_at_start: bool = False,
           micro_batch: int | None = None, fsdp: bool = False, compile: bool | str = False) -> TrainResult:
     """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
     caller to delete once the final model is saved. Every `eval_every` steps and after
     the last, `eval_fn(model)`'s metrics join the log (`{"step", "eval": {...}}`); it runs
-    in eval mode under a forked RNG, so evaluating never changes the training run.
+    in eval mode under a forked RNG, so evaluating never changes the training run;
+    `eval_at_start` also evaluates the untrained model (step 0) of a run that starts fresh.
     `micro_batch` rows at a time are run and their gradients accumulated (the batch's
     size stays the optimiser's batch). Under torch.distributed.run each process trains
     on its share of every batch (`harness.distributed`; `fsdp` shards the model over them);
@@ -140,6 +142,23 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     log = open(log_path, "a", encoding="utf-8") if log_path else None
+
+    def evaluate(step: int, tokens: int) -> None:
+        if not (eval_fn and (main or sharded)):
+            return
+        model.eval()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            metrics = eval_fn(model)
+        model.train()
+        record = {"step": step, "tokens": tokens, "eval": metrics}
+        if log:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        if on_log:
+            on_log(record)
+
+    if eval_at_start and start == 0:
+        evaluate(0, 0)
     model.train()
     t0, loss_val, window = time.perf_counter(), float("nan"), []
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="step",
@@ -182,17 +201,8 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
                     log.flush()
                 if on_log:
                     on_log(record)
-            if (main or sharded) and eval_fn and eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
-                model.eval()
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    metrics = eval_fn(model)
-                model.train()
-                record = {"step": step + 1, "tokens": tokens, "eval": metrics}
-                if log:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                if on_log:
-                    on_log(record)
+            if eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
+                evaluate(step + 1, tokens)
             if ckpt_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < total:
                 if sharded:
                     distributed.save_sharded(state_path, model, opt, sched, step + 1, tokens)

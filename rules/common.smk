@@ -135,8 +135,13 @@ def export_task_cfg(wildcards):
     return as_json(task=wildcards.task, spec=C["tasks"][wildcards.task])
 
 
+def heldout_cfg():
+    """The held-out tail of the token stream (`heldout:`), in the students' windows."""
+    return {**C["heldout"], "seq_len": C["pretrain"]["seq_len"]} if "heldout" in C else {}
+
+
 def extract_cfg(wildcards):
-    return as_json(**method_cfg(wildcards.method), seed=0, seq_len=C["seq_len"])
+    return as_json(**method_cfg(wildcards.method), seed=0, seq_len=C["seq_len"], heldout=heldout_cfg())
 
 
 def init_cfg(wildcards):
@@ -146,7 +151,7 @@ def init_cfg(wildcards):
 
 def pretrain_cfg(wildcards):
     return as_json(**method_cfg(wildcards.method), shape_name=wildcards.shape, budget_name=wildcards.budget,
-                   budget=C["budgets"][wildcards.budget]["tokens"], pretrain=C["pretrain"])
+                   budget=C["budgets"][wildcards.budget]["tokens"], pretrain=C["pretrain"], heldout=heldout_cfg())
 
 
 def sft_settings(method, task):

@@ -1,11 +1,13 @@
 # Evaluation: one job per student and budget scores each task's fine-tuned
-# model on that task's test split (lm-eval's start-up costs more than a micro
-# evaluation, so the tasks share one process); it writes one JSON per task.
+# model on that task's test split, and the pre-trained student on every task
+# before SFT (zero-shot); lm-eval's start-up costs more than a micro evaluation,
+# so the tasks share one process. One JSON per task and stage, with per-item results.
 
 
 def _eval_inputs(wildcards):
     student = STUDENT.format(**wildcards) + f"/{wildcards.budget}"
-    return {"models": [f"{student}/sft/{t}" for t in MC_TASKS], "tasks": sorted({task_data(t) for t in MC_TASKS})}
+    return {"models": [f"{student}/sft/{t}" for t in MC_TASKS], "tasks": sorted({task_data(t) for t in MC_TASKS}),
+            "pretrained": _pretrained(wildcards)}
 
 
 def _task_paths(wildcards):
@@ -16,7 +18,8 @@ rule eval:
     input:
         unpack(_eval_inputs),
     output:
-        [STUDENT + f"/{{budget}}/eval/{task}.json" for task in MC_TASKS],
+        sft=[STUDENT + f"/{{budget}}/eval/{task}.json" for task in MC_TASKS],
+        zeroshot=[STUDENT + f"/{{budget}}/eval/zeroshot/{task}.json" for task in MC_TASKS],
     log:
         L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval.log",
     params:
@@ -26,7 +29,8 @@ rule eval:
     resources:
         **job_resources("eval"),
     shell:
-        harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
+        harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output.sft}",
+                "--pretrained {input.pretrained} --zeroshot-outs {output.zeroshot}")
 
 
 

@@ -8,7 +8,7 @@ def _source_build_inputs(wildcards):
 
 def _source_cfg(wildcards):
     return as_json(source=C["sources"][wildcards.source], seed=C["source_training"].get("seed", 0),
-                   training=C["source_training"])
+                   training=C["source_training"], heldout=heldout_cfg())
 
 
 rule source:
