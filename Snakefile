@@ -46,3 +46,4 @@ rule all:
         *([rules.fig2.output, rules.fig3.output] if GEN_TASKS and "figures" in C else []),
         *([rules.table4.output, rules.table5.output, rules.fig4.output] if ABLATIONS else []),
         *([rules.table_pkt.output] if "pkt" in C else []),
+        *([rules.table_efficiency.output, rules.fig_efficiency.output] if "efficiency" in C else []),

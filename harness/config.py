@@ -150,7 +150,7 @@ def validate(config: dict[str, Any]) -> None:
         raise HarnessError("config error: compare_to: " + unknown_name_message("row", config["compare_to"], labels))
     if "efficiency" in config:
         eff = config["efficiency"]
-        for shape in eff["shapes"]:
+        for shape in eff.get("shapes", []):
             must_name("efficiency.shapes", "shape", shape, "shapes")
         must_name("efficiency.budget", "budget", eff["budget"], "budgets")
         for label in eff.get("rows", []):

@@ -367,9 +367,10 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
         raise HarnessError(f"eval: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
     if (pretrained is None) != (not zeroshot_outs) or (zeroshot_outs and len(zeroshot_outs) != len(outs)):
         raise HarnessError(f"eval: a zero-shot evaluation needs --pretrained and {len(outs)} --zeroshot-outs")
-    for model_dir in [*model_dirs, *([pretrained] if pretrained else [])]:
+    checkpoints = [("fine-tuned", d) for d in model_dirs] + ([("pre-trained", pretrained)] if pretrained else [])
+    for kind, model_dir in checkpoints:
         if not (model_dir / "config.json").is_file():
-            raise HarnessError(f"missing checkpoint {model_dir}")
+            raise HarnessError(f"missing {kind} checkpoint {model_dir}")
     ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
     jobs = [("sft", model_dirs, outs)] + ([("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else [])
     for stage, dirs, files in jobs:

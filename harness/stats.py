@@ -11,7 +11,9 @@ between two independent means. Two intervals are reported for a difference:
 - item x seed bootstrap: the per-item, per-seed differences resampled as a crossed
   design (seeds with replacement, the same draw for every task; items with replacement
   within each task), percentile interval of the mean. It also sees which test items
-  happened to be drawn, and works with one seed.
+  happened to be drawn, and works with one seed. Resampling both ways counts the item x seed
+  residual twice (once in each direction), so where that residual dominates the interval is
+  conservative, up to sqrt(2) wider than the sampling error (tests/test_stats.py shows it).
 
 A difference is *resolved* when every interval available excludes 0 on the same side.
 """

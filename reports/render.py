@@ -2,14 +2,15 @@
 
 Every cell shows ours as `mean ± half-width of the 95% CI` over seeds
 (Student's t; a single seed shows the mean alone), then the paper's number in
-parentheses where the paper reports one (`reports/paper_numbers.yaml`).
+parentheses where the paper reports one (`reports/paper_numbers.yaml`). Under
+every grid table, each row's difference to the reference row, paired by seed and
+test item (`reports/paired.py`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import statistics
 from collections import defaultdict
 from functools import lru_cache
@@ -19,6 +20,9 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.stats import t_interval
+from reports import efficiency
+from reports.paired import SFT, ZEROSHOT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 REQUIRED = ("method", "source", "shape_name", "seed", "task", "value")
@@ -29,21 +33,11 @@ def paper_numbers() -> dict:
     return yaml.safe_load(PAPER_NUMBERS.read_text())
 
 
-def mean_ci(values: list[float]) -> tuple[float, float | None]:
-    """Mean and half-width of its 95% confidence interval (None for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    from scipy.stats import t
-
-    return mean, t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-
-
 def cell(values: list[float], paper: float | None) -> str:
     if not values:
         ours = "–"
     else:
-        mean, half = mean_ci(values)
+        mean, half = t_interval(values)
         ours = f"{mean:.2f}" if half is None else f"{mean:.2f} ± {half:.2f}"
     return ours if paper is None else f"{ours} ({paper:.2f})"
 
@@ -58,6 +52,7 @@ def load_results(paths: list[Path]) -> list[dict]:
         missing = [k for k in REQUIRED if k not in record]
         if missing:
             raise HarnessError(f"evaluation result {path} lacks {', '.join(missing)}")
+        record["_path"] = str(path)  # named by the pairing's errors
         results.append(record)
     if not results:
         raise HarnessError("no evaluation results to report")
@@ -73,7 +68,7 @@ def _stamp(cfg: dict, what: str, paper_in_cells: bool = True) -> str:
             + (", then (the paper's number).\n" if paper_in_cells else ".\n"))
 
 
-def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool) -> str:
+def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool, stage: str = SFT) -> str:
     """A block per student shape, a row per `cfg["rows"]` entry, a column per task + Avg.
 
     `paper[shape][row label][task]` holds the paper's numbers (`avg` for the Avg. column,
@@ -83,7 +78,7 @@ def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool) -> 
     tasks = [name for name, _ in cfg["tasks"]]
     for r in results:
         label = labels.get((r["method"], r["source"]))
-        if label is not None and r["task"] in tasks:
+        if label is not None and r["task"] in tasks and stage_of(r) == stage:
             per_seed[(label, r["shape_name"], r["task"])][r["seed"]] = r["value"]
     head = ["Shape & Params", "Method", *(label for _, label in cfg["tasks"]), "Avg."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -105,21 +100,33 @@ def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool) -> 
     return "\n".join(lines) + "\n"
 
 
+def _paired(cfg: dict, results: list[dict], stage: str = SFT) -> str:
+    return f"\n### Paired differences to {cfg['reference'][2]}\n\n" + paired_table(cfg, results, stage)
+
+
 def _grid_report(cfg: dict, results: list[dict], section: str, title: str, what: str, note: str,
                  paper_columns: int) -> str:
-    """Tables 1 and 3: the shape x row grid at one budget, the paper's table for that budget beside."""
+    """Tables 1 and 3: the shape x row grid at one budget, the paper's table for that budget beside,
+    then each row's paired difference to the reference row."""
     paper = paper_numbers()[section].get(cfg.get("budget_paper") or "", {})
     return f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(
-        cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns)
+        cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns) + _paired(cfg, results)
 
 
 def table1(cfg: dict, results: list[dict]) -> str:
-    return _grid_report(
+    """Table 1 after SFT (the paper's), then the same students zero-shot, before any SFT."""
+    after_sft = _grid_report(
         cfg, results, "understanding", "Table 1: language understanding (accuracy %)",
         "Language understanding after pre-training and SFT on each task.",
         "Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
         "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
         "profile's students, so compare orderings and gaps, not absolute values.\n\n", paper_columns=6)
+    if not any(stage_of(r) == ZEROSHOT for r in results):
+        return after_sft
+    return (after_sft + "\n## Zero-shot: the same students before SFT\n\n"
+            "Each pre-trained student (before any adaptation or SFT) scored on every task's test split; the "
+            "paper reports no zero-shot numbers.\n\n"
+            + grid_table(cfg, results, {}, paper_avg=False, stage=ZEROSHOT) + _paired(cfg, results, ZEROSHOT))
 
 
 def table3(cfg: dict, results: list[dict]) -> str:
@@ -201,7 +208,7 @@ def fig2(cfg: dict, results: list[dict], out: Path) -> None:
                 v = [r["value"] for r in results if (r["method"], r["source"], r["task"], r.get("budget_name"))
                      == (method, source, task, budget)]
                 if v:
-                    m, h = mean_ci(v)
+                    m, h = t_interval(v)
                     xs.append(tokens), ms.append(m), hs.append(h or 0.0)
             ax.errorbar(xs, ms, yerr=hs, marker="o", capsize=2, label=label)
         ax.set_xscale("log")
@@ -256,10 +263,12 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
     """Tables 4 and 5: MASA variants on one student; the paper's rows are keyed by variant label."""
     (shape, spec), = cfg["shapes"]
     paper = {spec.get("paper", shape): paper_numbers()[section]}
-    source = cfg["rows"][0][1]
-    note = (f"Student `{shape}`, source `{source}`. The paper's columns include generation tasks "
-            "(DollyEval, S-NI, UnNI); only the columns this profile evaluates are shown.\n\n")
-    return f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
+    source = next(s for m, s, _ in cfg["rows"] if (m, s) != tuple(cfg["reference"][:2]))
+    note = (f"Student `{shape}`, source `{source}`; the {cfg['reference'][2]} row is Table 1's. The paper's "
+            "columns include generation tasks (DollyEval, S-NI, UnNI); only the columns this profile evaluates "
+            "are shown.\n\n")
+    return (f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
+            + _paired(cfg, results))
 
 
 def table4(cfg: dict, results: list[dict]) -> str:
@@ -282,7 +291,7 @@ def fig4(cfg: dict, results: list[dict], out: Path) -> None:
     for i, (method, source, label) in enumerate(cfg["rows"]):
         values = [[r["value"] for r in results if (r["method"], r["source"], r["task"]) == (method, source, task)]
                   for task, _ in tasks]
-        stats = [mean_ci(v) if v else (float("nan"), None) for v in values]
+        stats = [t_interval(v) if v else (float("nan"), None) for v in values]
         xs = [j + (i - (len(cfg["rows"]) - 1) / 2) * width for j in range(len(tasks))]
         ax.bar(xs, [m for m, _ in stats], width, yerr=[h or 0 for _, h in stats], capsize=2, label=label)
     ax.set_xticks(range(len(tasks)), [label for _, label in tasks])
@@ -297,33 +306,28 @@ def fig4(cfg: dict, results: list[dict], out: Path) -> None:
 
 def table_pkt(cfg: dict, results: list[dict]) -> str:
     """The LaTen paper's Table 1 layout: the source fine-tuned on each task, then each way of
-    adapting the Scratch student before (or instead of) SFT. The last column is each row's
-    average minus random-init LoRA's, paired by seed (every row starts from the same student)."""
+    adapting the Scratch student before (or instead of) SFT, then each row's paired difference
+    to the reference row (every row starts from the same pre-trained student)."""
     tasks = [name for name, _ in cfg["tasks"]]
     (shape, _), = cfg["shapes"]
-    ref_source, ref_label = cfg["reference"]
+    ref_source, ref_label = cfg["reference_source"]
 
     def per_seed(method, source, shape_name) -> dict[int, dict[str, float]]:
         out: dict[int, dict[str, float]] = defaultdict(dict)
         for r in results:
-            if (r["method"], r["source"], r["shape_name"]) == (method, source, shape_name) and r["task"] in tasks:
+            if (r["method"], r["source"], r["shape_name"]) == (method, source, shape_name) and r["task"] in tasks \
+                    and stage_of(r) == SFT:
                 out[r["seed"]][r["task"]] = r["value"]
         return out
 
-    def seed_avgs(values: dict[int, dict[str, float]]) -> dict[int, float]:
-        return {seed: statistics.fmean(v.values()) for seed, v in values.items() if len(v) == len(tasks)}
-
-    lora = next((per_seed(m, s, shape) for m, s, _ in cfg["rows"] if m == "lora"), None)
-    base = seed_avgs(lora) if lora else {}
-    head = ["Model", *(label for _, label in cfg["tasks"]), "Avg.", "Avg. − LoRA (random init)"]
+    head = ["Model", *(label for _, label in cfg["tasks"]), "Avg."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     rows = [(f"{ref_label}-SFT (source)", per_seed("source-sft", ref_source, ref_source))]
     rows += [(label, per_seed(m, s, shape)) for m, s, label in cfg["rows"]]
     for label, values in rows:
         cells = [cell([v[t] for v in values.values() if t in v], None) for t in tasks]
-        avgs = seed_avgs(values)
-        delta = [avgs[s] - base[s] for s in avgs if s in base] if not label.endswith("(source)") else []
-        lines.append("| " + " | ".join([label, *cells, cell(list(avgs.values()), None), cell(delta, None)]) + " |")
+        avgs = [statistics.fmean(v.values()) for v in values.values() if len(v) == len(tasks)]
+        lines.append("| " + " | ".join([label, *cells, cell(avgs, None)]) + " |")
     paper = paper_numbers()["pkt"]
     paper_lines = ["| " + " | ".join(["Paper row (Llama-2 13B → 7B)", *paper["columns"], "Our row"]) + " |",
                    "|" + "---|" * (len(paper["columns"]) + 2)]
@@ -335,22 +339,27 @@ def table_pkt(cfg: dict, results: list[dict]) -> str:
             "no-SFT rows. The source row is the source fine-tuned the same way (seed 0).\n\n")
     return ("# Parametric knowledge transfer (LaTen paper, Table 1 layout)\n\n"
             + _stamp(cfg, "Accuracy % (Rouge-L for generation tasks) after adaptation and SFT.", paper_in_cells=False)
-            + "\n" + note + "\n".join(lines)
+            + "\n" + note + "\n".join(lines) + "\n" + _paired(cfg, results)
             + "\n\nThe paper's Table 1, on its own tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
 
 
 TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
           "table_pkt": table_pkt}
 FIGURES = {"fig2": fig2, "fig4": fig4}
-LOG_FIGURES = {"fig3": fig3}  # drawn from training logs named in the config, not from evaluations
+# drawn from training logs named in the config, not from evaluations
+LOG_TABLES = {"table_efficiency": efficiency.table}
+LOG_FIGURES = {"fig3": fig3, "fig_efficiency": efficiency.figure}
 
 
 def render(name: str, cfg: dict, inputs: list[Path], out: Path) -> None:
     if name in LOG_FIGURES:
         LOG_FIGURES[name](cfg, out)
+    elif name in LOG_TABLES:
+        atomic_write_text(out, LOG_TABLES[name](cfg))
     elif name in FIGURES:
         FIGURES[name](cfg, load_results(inputs), out)
     elif name in TABLES:
         atomic_write_text(out, TABLES[name](cfg, load_results(inputs)))
     else:
-        raise HarnessError(f"unknown report {name!r}; known: {', '.join([*TABLES, *FIGURES, *LOG_FIGURES])}")
+        raise HarnessError(f"unknown report {name!r}; known: "
+                           f"{', '.join([*TABLES, *FIGURES, *LOG_TABLES, *LOG_FIGURES])}")

@@ -4,7 +4,7 @@ import json
 import re
 import sys
 
-from harness.config import NO_SOURCE, ablation_rows, pkt_rows, resolve, rows
+from harness.config import NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows
 from harness.errors import HarnessError
 from harness.registry import family, implements, method_spec, shares_pretraining
 
@@ -36,7 +36,8 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4")
+REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4",
+                "table_efficiency", "fig_efficiency")
 
 
 def job_resources(rule):
@@ -115,18 +116,24 @@ def source_arg(wildcards, input):
 
 # ---------------------------------------------------------------- targets
 
-def eval_files(table_rows, shapes, budget, tasks):
-    return [R + f"/students/{m}/{s}/{shape}/seed{seed}/{budget}/eval/{t}.json"
+def eval_files(table_rows, shapes, budget, tasks, stage="sft"):
+    """Evaluation JSON of rows x shapes x seeds x tasks; `stage` "zeroshot": the students before SFT."""
+    folder = "eval/zeroshot" if stage == "zeroshot" else "eval"
+    return [R + f"/students/{m}/{s}/{shape}/seed{seed}/{budget}/{folder}/{t}.json"
             for m, s, _ in table_rows for shape in shapes for seed in C["seeds"] for t in tasks]
 
 
-def report_cfg(table_rows, shapes, budget, tasks="tasks"):
+REFERENCE = reference_row(C)  # the row every grid table's paired differences are to
+
+
+def report_cfg(table_rows, shapes, budget, tasks="tasks", reference=REFERENCE):
     """The renderer's slice; `tasks` names the config section of the table's columns."""
     return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
                    budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                    # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
                    shapes=[[name, C["shapes"][name]] for name in shapes],
-                   tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()])
+                   tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()],
+                   reference=list(reference), statistics=C.get("statistics", {}))
 
 
 # ---------------------------------------------------------------- per-rule config slices

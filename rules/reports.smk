@@ -8,6 +8,7 @@ SHAPES = list(C["shapes"])
 rule table1:
     input:
         eval_files(rows(C), SHAPES, BUDGET, MC_TASKS),
+        eval_files(rows(C), SHAPES, BUDGET, MC_TASKS, stage="zeroshot"),
     output:
         "reports/table1.md",
     log:
@@ -40,12 +41,18 @@ rule table3:
 ABLATION_SHAPES = [C["ablation"]["shape"]] if ABLATIONS else []
 
 
+def _ablation_rows(report):
+    """Tables 4 and 5 put Table 1's reference row (Scratch) first, the base of their paired differences."""
+    variants = ABLATIONS.get(report, [])
+    return variants if report == "fig4" else [REFERENCE, *variants]
+
+
 def _ablation_inputs(report):
-    return eval_files(ABLATIONS.get(report, []), ABLATION_SHAPES, BUDGET, MC_TASKS)
+    return eval_files(_ablation_rows(report), ABLATION_SHAPES, BUDGET, MC_TASKS)
 
 
 def _ablation_cfg(report):
-    return report_cfg(ABLATIONS.get(report, []), ABLATION_SHAPES, BUDGET)
+    return report_cfg(_ablation_rows(report), ABLATION_SHAPES, BUDGET)
 
 
 rule table4:
@@ -181,9 +188,55 @@ if "pkt" in C:
                         budget_tokens=C["budgets"][PKT["budget"]]["tokens"], rows=[list(r) for r in pkt_rows(C)],
                         shapes=[[PKT["shape"], C["shapes"][PKT["shape"]]]],
                         tasks=[[t, {**C["tasks"], **C.get("generation_tasks", {})}[t]["label"]] for t in PKT["tasks"]],
-                        reference=[PKT["reference"], C["sources"][PKT["reference"]].get("label", PKT["reference"])]),
+                        reference=list(pkt_reference_row(C)), statistics=C.get("statistics", {}),
+                        reference_source=[PKT["reference"],
+                                          C["sources"][PKT["reference"]].get("label", PKT["reference"])]),
         threads: 1
         resources:
             **job_resources("table_pkt"),
         shell:
             harness("report table_pkt", "--out {output} {input}")
+
+
+# Data efficiency (table and figure): the held-out loss curves of the pre-trainings of the config's
+# `efficiency:` rows and shapes, paired by seed with the reference row.
+if "efficiency" in C:
+    EFF = {"shapes": list(C["shapes"]), **C["efficiency"]}
+    EFF_ROWS = [r for r in rows(C) if r[2] in EFF.get("rows", [r[2] for r in rows(C)])]
+    EFF_ROWS = [REFERENCE, *(r for r in EFF_ROWS if r != REFERENCE)]
+    EFF_RUNS = [(m, s, shape, seed, pretrained_path(m, s, shape, seed, EFF["budget"]))
+                for m, s, _ in EFF_ROWS for shape in EFF["shapes"] for seed in C["seeds"]]
+    EFF_CFG = as_json(profile=PROFILE, seeds=C["seeds"], budget=EFF["budget"],
+                      budget_tokens=C["budgets"][EFF["budget"]]["tokens"], rows=[list(r) for r in EFF_ROWS],
+                      shapes=EFF["shapes"], reference=list(REFERENCE), heldout=heldout_cfg(),
+                      curves=[[m, s, shape, seed, path + "/train_log.jsonl"] for m, s, shape, seed, path in EFF_RUNS])
+
+    rule table_efficiency:
+        input:
+            sorted({path for *_, path in EFF_RUNS}),
+        output:
+            "reports/table_efficiency.md",
+        log:
+            L + "/reports/table_efficiency.log",
+        params:
+            cfg=EFF_CFG,
+        threads: 1
+        resources:
+            **job_resources("table_efficiency"),
+        shell:
+            harness("report table_efficiency", "--out {output} {input}")
+
+    rule fig_efficiency:
+        input:
+            rules.table_efficiency.input,
+        output:
+            "reports/fig_efficiency.png",
+        log:
+            L + "/reports/fig_efficiency.log",
+        params:
+            cfg=EFF_CFG,
+        threads: 1
+        resources:
+            **job_resources("fig_efficiency"),
+        shell:
+            harness("report fig_efficiency", "--out {output} {input}")

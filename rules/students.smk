@@ -55,13 +55,16 @@ rule pretrain:
                 "--source {params.source} --out {output}")
 
 
-def _pretrained(wildcards):
+def pretrained_path(method, source, shape, seed, budget):
     """The checkpoint SFT starts from: the method's own, or Scratch's when the method leaves
     initialisation and pre-training alone (it only adapts; see registry.shares_pretraining)."""
-    w = dict(wildcards)
-    if shares_pretraining(wildcards.method):
-        w.update(method="scratch", source=NO_SOURCE)
-    return STUDENT.format(**w) + f"/{wildcards.budget}/pretrain"
+    if shares_pretraining(method):
+        method, source = "scratch", NO_SOURCE
+    return STUDENT.format(method=method, source=source, shape=shape, seed=seed) + f"/{budget}/pretrain"
+
+
+def _pretrained(wildcards):
+    return pretrained_path(wildcards.method, wildcards.source, wildcards.shape, wildcards.seed, wildcards.budget)
 
 
 def _sft_inputs(wildcards):

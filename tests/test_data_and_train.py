@@ -120,8 +120,35 @@ def test_periodic_evaluation_is_logged_and_leaves_training_unchanged(tmp_path):
 
     torch.manual_seed(0)
     evaluated = _tiny_model(dropout=0.5)
-    train(evaluated, batches, optim, log_path=tmp_path / "log.jsonl", log_every=100, eval_every=3, eval_fn=noisy_eval)
+    train(evaluated, batches, optim, log_path=tmp_path / "log.jsonl", log_every=100, eval_every=3, eval_fn=noisy_eval,
+          eval_at_start=True)
     for (name, a), b in zip(reference.state_dict().items(), evaluated.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     evals = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"eval"' in l]
-    assert [(e["step"], e["eval"]["score"]) for e in evals] == [(3, 1), (6, 2), (7, 3)]
+    assert [(e["step"], e["tokens"], e["eval"]["score"]) for e in evals] == [
+        (0, 0, 1), (3, 192, 2), (6, 384, 3), (7, 448, 4)]
+
+
+def test_heldout_windows_are_never_trained_on():
+    from harness.data import heldout_start
+
+    tokens = np.arange(16 * 40, dtype=np.int32)  # 40 windows of 16, every token distinct
+    b = PretrainBatches(tokens, 16, 4, 16 * 4 * 30, seed=0, heldout=6)  # 120 sequences: 3+ epochs of 34
+    trained = {int(t) for s in range(b.steps) for t in b.batch(s)["input_ids"].flatten()}
+    held = torch.cat(b.heldout_batches())
+    assert held.shape == (6, 16) and [len(x) for x in b.heldout_batches()] == [4, 2]
+    assert held.flatten().tolist() == list(range(34 * 16, 40 * 16))  # the stream's last 6 windows
+    assert trained == set(range(34 * 16)) and heldout_start(len(tokens), 16, 6) == 34 * 16
+    with pytest.raises(HarnessError, match="none left to train on after 40 held out"):
+        PretrainBatches(tokens, 16, 4, 64, seed=0, heldout=40)
+
+
+def test_heldout_loss_is_the_mean_token_cross_entropy():
+    from harness.data import heldout_loss
+
+    model = _tiny_model().eval()
+    b = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 3, seed=0, heldout=7)  # batches of 4 and 3 windows
+    with torch.no_grad():  # independent: HF's own shifted loss, weighted by each batch's predicted tokens
+        losses = [(float(model(input_ids=x, labels=x).loss), x[:, 1:].numel()) for x in b.heldout_batches()]
+    expected = sum(l * n for l, n in losses) / sum(n for _, n in losses)
+    assert heldout_loss(model, b.heldout_batches()) == pytest.approx(expected, rel=1e-5)

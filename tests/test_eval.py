@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from harness.data import encode_pair
@@ -10,9 +11,9 @@ from harness.tasks import TARGET_DELIMITER, Task
 from harness.tokenizer import load_tokenizer
 
 
-def reference_accuracy(model, tok, records):
-    """argmax over choices of sum log p(choice tokens | query), computed here with plain torch."""
-    correct = 0
+def reference_scores(model, tok, records):
+    """Per record: sum log p(choice tokens | query) of each choice, computed here with plain torch."""
+    out = []
     for r in records:
         scores = []
         for choice in r["choices"]:
@@ -21,8 +22,15 @@ def reference_accuracy(model, tok, records):
             with torch.no_grad():
                 logp = model(ids).logits.log_softmax(-1)[0, len(prompt) - 1:-1]
             scores.append(float(logp.gather(1, torch.tensor(cont)[:, None]).sum()))
-        correct += int(max(range(len(scores)), key=scores.__getitem__) == r["gold"])
-    return 100.0 * correct / len(records)
+        out.append(scores)
+    return out
+
+
+def reference_accuracy(model, tok, records):
+    """argmax over choices of sum log p(choice tokens | query)."""
+    correct = [max(range(len(s)), key=s.__getitem__) == r["gold"]
+               for s, r in zip(reference_scores(model, tok, records), records)]
+    return 100.0 * sum(correct) / len(records)
 
 
 def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
@@ -37,9 +45,20 @@ def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
     tok.save_pretrained(tmp_path)
     task = Task("medmcqa", world_dir / "tasks" / "medmcqa")
     result = evaluate_multiple_choice(tmp_path, task, {"batch_size": 4, "metric": "acc"})
-    expected = reference_accuracy(model, tok, task.records("test"))
-    assert result["n"] == len(task.records("test"))
+    records = task.records("test")
+    expected = reference_accuracy(model, tok, records)
+    assert result["n"] == len(records)
     assert abs(result["value"] - expected) < 1e-6, (result, expected)
+    # per item, in test-file order: the record's key, its score, each choice's log-likelihood
+    from harness.tasks import item_key
+
+    items = result["items"]
+    assert [i["key"] for i in items] == [item_key(r) for r in records]
+    assert len(set(i["key"] for i in items)) == len(items)
+    assert sum(i["score"] for i in items) / len(items) == pytest.approx(result["value"])
+    for item, ref, r in zip(items, reference_scores(model, tok, records), records):
+        assert item["logliks"] == pytest.approx(ref, abs=1e-4)
+        assert item["score"] == (100.0 if max(range(len(ref)), key=ref.__getitem__) == r["gold"] else 0.0)
 
 
 def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tmp_path):

@@ -57,6 +57,17 @@ def test_evaluation_averages_the_seeds(model_and_tok):
     assert result["value"] == pytest.approx(sum(result["per_seed"].values()) / 2)
     greedy = evaluate_generation(model, tok, records, GenerationConfig(16, 8, sample=False, seeds=[1, 2]))
     assert list(greedy["per_seed"]) == ["1"]
+    # per item: its key and its Rouge-L under each seed, recomputed from the seed's own generations
+    from evals.rouge import rouge_l
+    from harness.tasks import item_key
+
+    items = result["items"]
+    assert [i["key"] for i in items] == [item_key(r) for r in records]
+    for k, seed in enumerate((1, 2)):
+        texts = generate(model, tok, PROMPTS, cfg, seed).texts
+        assert [i["per_seed"][k] for i in items] == pytest.approx([rouge_l(t, ["the river"]) for t in texts])
+        assert sum(i["per_seed"][k] for i in items) / len(items) == pytest.approx(result["per_seed"][str(seed)])
+    assert sum(i["score"] for i in items) / len(items) == pytest.approx(result["value"])
 
 
 def test_too_long_for_the_model_is_refused(model_and_tok):

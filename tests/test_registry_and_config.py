@@ -107,3 +107,23 @@ def test_entry_point_methods_are_discovered_and_duplicates_refused(monkeypatch):
             method_names()
     finally:
         registry.registry_table.cache_clear()
+
+
+def test_paired_comparison_and_heldout_sections_are_checked():
+    from harness.config import pkt_reference_row, reference_row
+
+    base = load_profile("micro")
+    assert reference_row(base) == ("scratch", "none", "Scratch")
+    assert pkt_reference_row(base) == ("lora", "none", "LoRA (random init)")
+    for diff, message in [({"compare_to": "Scrach"}, "compare_to: unknown row 'Scrach'; did you mean 'Scratch'"),
+                          ({"pkt": {"compare_to": "LoRA"}}, "pkt.compare_to: unknown row 'LoRA'"),
+                          ({"efficiency": {"rows": ["MASA"]}}, "efficiency.rows: unknown row 'MASA'"),
+                          ({"efficiency": {"shapes": ["9L"]}}, "efficiency.shapes: unknown shape '9L'"),
+                          ({"heldout": None}, "the data-efficiency report needs a `heldout` section"),
+                          ({"source_training": {"seq_len": 64}}, "source_training.seq_len must equal it")]:
+        with pytest.raises(HarnessError, match=message):
+            resolve(merge(base, diff))
+    # without `compare_to` the first row is the reference
+    no_ref = copy.deepcopy(base)
+    del no_ref["compare_to"]
+    assert reference_row(resolve(no_ref)) == reference_row(base)

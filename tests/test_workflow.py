@@ -22,16 +22,21 @@ def snakemake(workdir, *args, timeout=2400):
                           timeout=timeout)
 
 
-def parse_table(text):
-    """{(shape, row): [cells]} from the Markdown table, carrying the shape down its block."""
-    rows, shape = {}, None
+def parse_table(text, index=0):
+    """{(shape, row): [cells]} from the `index`-th Markdown table of the text (0: the plain grid,
+    then its paired differences, ...), carrying the shape down its block."""
+    tables, current = [], None
     for line in text.splitlines():
-        if not line.startswith("| ") or line.startswith("| Shape"):
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        shape = cells[0].split()[-1] if cells[0] else shape
-        rows[(shape, cells[1])] = cells[2:]
-    return rows
+        if line.startswith("| Shape"):
+            current = {}
+            tables.append(current)
+        elif line.startswith("| ") and current is not None:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            shape = cells[0].split()[-1] if cells[0] else shape
+            current[(shape, cells[1])] = cells[2:]
+        elif not line.startswith("|"):
+            current = None
+    return tables[index]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,48 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
         _check_row(smoke_run, table, row, method, source, tasks)
     # the paper's Table 1 Scratch numbers sit beside ours (12L-267M BoolQ: 71.65)
     assert "(71.65)" in table[("1L-tiny", "Scratch")][0]
+    # the paired differences to Scratch: every other row, its mean the mean of the per-item differences
+    paired = parse_table(text, 1)
+    assert set(paired) == {("1L-tiny", "MASA-OLMoE"), ("2L-tiny", "MASA-OLMoE")}
+    for shape in ("1L-tiny", "2L-tiny"):
+        diffs = []
+        for task in tasks:
+            def items(method, source, seed):
+                path = smoke_run / f"results/smoke/students/{method}/{source}/{shape}/seed{seed}/250k/eval/{task}.json"
+                return json.loads(path.read_text())["items"]
+            per_seed = [[a["score"] - b["score"] for a, b in zip(items("masa", "olmoe", s), items("scratch", "none", s))]
+                        for s in (0, 1)]
+            diffs.append(statistics.fmean(x for seed in per_seed for x in seed))
+        cells = paired[(shape, "MASA-OLMoE")]
+        assert float(cells[len(tasks)]) == pytest.approx(statistics.fmean(diffs), abs=0.005)
+        assert cells[-1] in ("▲ yes", "▼ yes", "no")
+    # zero-shot: the same students before SFT, from their own evaluation files
+    assert "## Zero-shot" in text
+    zeroshot = parse_table(text, 2)
+    for shape in ("1L-tiny", "2L-tiny"):
+        values = [json.loads((smoke_run / f"results/smoke/students/scratch/none/{shape}/seed{s}/250k/eval/zeroshot/"
+                                          "boolq.json").read_text()) for s in (0, 1)]
+        assert all(v["stage"] == "zeroshot" and v["model"].endswith("250k/pretrain") for v in values)
+        assert zeroshot[(shape, "Scratch")][0].startswith(f"{statistics.fmean(v['value'] for v in values):.2f}")
+
+
+@pytest.mark.slow
+def test_smoke_data_efficiency_table_and_figure(smoke_run):
+    proc = snakemake(smoke_run, "-j2", "reports/table_efficiency.md", "reports/fig_efficiency.png",
+                     "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = parse_table((smoke_run / "reports/table_efficiency.md").read_text())
+    assert set(table) == {(s, r) for s in ("1L-tiny", "2L-tiny") for r in ("Scratch", "MASA-OLMoE")}
+    log = (smoke_run / "results/smoke/students/scratch/none/1L-tiny/seed0/250k/pretrain/train_log.jsonl")
+    points = [json.loads(l) for l in log.read_text().splitlines() if "heldout_loss" in l]
+    # held-out loss from step 0, every 3 steps and after the last (10 steps of 512 tokens)
+    assert [p["tokens"] for p in points] == [0, 1536, 3072, 4608, 5120]
+    finals = [json.loads(l)["eval"]["heldout_loss"] for s in (0, 1) for l in
+              (smoke_run / f"results/smoke/students/scratch/none/1L-tiny/seed{s}/250k/pretrain/train_log.jsonl")
+              .read_text().splitlines() if '"tokens": 5120, "eval"' in l]
+    assert table[("1L-tiny", "Scratch")][0].startswith(f"{statistics.fmean(finals):.3f}")
+    png = (smoke_run / "reports/fig_efficiency.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
 def _check_row(smoke_run, table, row, method, source, tasks):
@@ -191,10 +238,12 @@ def test_ablation_reports(smoke_run):
                      "--configfile", str(REPO / "config/smoke.yaml"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table4 = parse_table((smoke_run / "reports/table4.md").read_text())
-    assert [row for _, row in table4] == ["w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]
+    assert [row for _, row in table4] == ["Scratch", "w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]
     assert "(73.36)" in table4[("2L-tiny", "MASA")][0]  # the paper's Table 4 BoolQ for full MASA
+    assert [row for _, row in parse_table((smoke_run / "reports/table4.md").read_text(), 1)] == [
+        "w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]  # each paired with Scratch
     table5 = parse_table((smoke_run / "reports/table5.md").read_text())
-    assert [row for _, row in table5] == ["3%", "MASA"] and "(72.14)" in table5[("2L-tiny", "3%")][0]
+    assert [row for _, row in table5] == ["Scratch", "3%", "MASA"] and "(72.14)" in table5[("2L-tiny", "3%")][0]
     png = (smoke_run / "reports/fig4.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     # one extraction per (variant, source), none per student
@@ -224,7 +273,9 @@ def test_smoke_pkt_table(smoke_run):
     assert rows["Seeking"][0].startswith(f"{sum(values) / 2:.2f} ± ")
     source = json.loads((smoke_run / "results/smoke/sources-eval/olmo/sft/boolq.json").read_text())["value"]
     assert rows["OLMo-SFT (source)"][0] == f"{source:.2f}"
-    assert rows["Seeking"][-1] == "–"  # no random-init LoRA row to take differences from
+    # smoke's pkt.compare_to is Seeking: the other row's paired difference to it
+    paired = parse_table((smoke_run / "reports/table_pkt.md").read_text(), 0)
+    assert list(paired) == [("1L-tiny", "LaTen (no SFT)")]
     assert "| Pre-Align (100): LaTen + Pre-Aligned 13B Param. | 44.40 |" in (smoke_run / "reports/table_pkt.md").read_text()
 
 

@@ -1,0 +1,154 @@
+"""Data efficiency: the held-out LM loss during pre-training, paired by seed with the reference row.
+
+The paper claims MASA needs 2-5x less pre-training data than Scratch. Every pre-training logs
+its LM loss on the same held-out windows (never trained on) from step 0, every
+`heldout.every_steps` steps (`harness.stages._pretrain`). Per row and seed this reports:
+
+- the loss gap to the reference row's same seed at the full budget (equal tokens);
+- the tokens the row needs to reach the reference's final held-out loss, linearly
+  interpolated between logged points, and the data factor budget / tokens (how many
+  times less data than the reference used); a row that never reaches it says so.
+
+Caveat: a point before the end of a run is a mid-schedule model (cosine decay not finished),
+so "tokens to reach" compares a partly decayed row with a fully decayed reference: it
+understates a row's real saving, never overstates it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.stats import t_interval
+
+Curve = list[tuple[int, float]]  # (tokens seen, held-out loss), ascending in tokens
+
+
+def read_curve(path: Path) -> Curve:
+    """The held-out loss points of a pre-training's `train_log.jsonl`."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise HarnessError(f"efficiency: cannot read pre-training log {path}: {e}") from None
+    points = []
+    for n, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise HarnessError(f"efficiency: {path} line {n} is not JSON") from None
+        if "heldout_loss" in record.get("eval", {}):
+            points.append((record["tokens"], record["eval"]["heldout_loss"]))
+    if not points:
+        raise HarnessError(f"efficiency: {path} logs no held-out loss (pre-trained without a `heldout` section?)")
+    return sorted(points)
+
+
+def tokens_to_reach(curve: Curve, target: float) -> float | None:
+    """The first token count at which the curve, linear between its points, is at or below
+    `target`; None if it never is."""
+    prev = None
+    for tokens, loss in curve:
+        if loss <= target:
+            if prev is None or prev[1] == loss:
+                return float(tokens)
+            t0, l0 = prev
+            return t0 + (l0 - target) / (l0 - loss) * (tokens - t0)
+        prev = (tokens, loss)
+    return None
+
+
+def _curves(cfg: dict) -> dict[tuple, dict[int, Curve]]:
+    """(method, source, shape) -> seed -> curve, for every pre-training the config names."""
+    out: dict[tuple, dict[int, Curve]] = defaultdict(dict)
+    for method, source, shape, seed, path in cfg["curves"]:
+        out[(method, source, shape)][seed] = read_curve(Path(path))
+    return out
+
+
+def _fmt(values: list[float], digits: int = 3, sign: bool = False) -> str:
+    if not values:
+        return "–"
+    mean, half = t_interval(values)
+    spec = f"{'+' if sign else ''}.{digits}f"
+    return f"{mean:{spec}}" if half is None else f"{mean:{spec}} ± {half:.{digits}f}"
+
+
+def table(cfg: dict) -> str:
+    curves = _curves(cfg)
+    ref_method, ref_source, ref_label = cfg["reference"]
+    head = ["Shape", "Method", "held-out loss at budget", f"Δ loss vs {ref_label} (paired)",
+            f"tokens to {ref_label}'s final loss", "data factor (budget / tokens)", "seeds reaching it"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape in cfg["shapes"]:
+        ref = curves.get((ref_method, ref_source, shape), {})
+        for i, (method, source, label) in enumerate(cfg["rows"]):
+            row = curves.get((method, source, shape), {})
+            seeds = sorted(set(row) & set(ref))
+            finals = [row[s][-1][1] for s in row]
+            gaps = [row[s][-1][1] - ref[s][-1][1] for s in seeds]
+            reached = {s: tokens_to_reach(row[s], ref[s][-1][1]) for s in seeds}
+            tokens = [t for t in reached.values() if t is not None]
+            factors = [row[s][-1][0] / t for s, t in reached.items() if t]
+            lines.append("| " + " | ".join([
+                shape if i == 0 else "", label, _fmt(finals), "0" if (method, source) == (ref_method, ref_source)
+                else _fmt(gaps, sign=True), _fmt([t / 1000 for t in tokens], digits=1) + ("k" if tokens else ""),
+                _fmt(factors, digits=2) + ("×" if factors else ""), f"{len(tokens)} of {len(seeds)}"]) + " |")
+    return ("# Data efficiency: held-out LM loss during pre-training\n\n"
+            f"Profile `{cfg['profile']}` · seeds {', '.join(map(str, cfg['seeds']))} · pre-training budget "
+            f"`{cfg['budget']}` = {cfg['budget_tokens']:,} tokens · held-out set: the token stream's last "
+            f"{cfg['heldout']['sequences']} windows of {cfg['heldout']['seq_len']} tokens, never trained on, "
+            f"scored every {cfg['heldout']['every_steps']} steps from step 0.\n\n"
+            f"Per row and seed, paired with {ref_label}'s same seed (same data order): the loss gap at the full "
+            f"budget, and the tokens the row needs to reach {ref_label}'s final held-out loss (linear between "
+            f"logged points; a mid-run point is a model whose learning-rate decay has not finished, so this "
+            f"understates a saving). Cells: mean ± 95% CI over seeds (Student's t); the data factor averages "
+            f"the seeds that reach the loss. The paper claims MASA needs 2–5× less pre-training data.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def figure(cfg: dict, out: Path) -> None:
+    """Held-out loss vs tokens (top) and its paired gap to the reference row (bottom), per shape."""
+    from reports.render import _pyplot, _save_figure
+
+    plt = _pyplot()
+    curves = _curves(cfg)
+    ref_method, ref_source, ref_label = cfg["reference"]
+    fig, axes = plt.subplots(2, len(cfg["shapes"]), figsize=(3.6 * len(cfg["shapes"]) + 1, 6.4), squeeze=False,
+                             sharex="col")
+    for col, shape in enumerate(cfg["shapes"]):
+        ref = curves.get((ref_method, ref_source, shape), {})
+        for method, source, label in cfg["rows"]:
+            row = curves.get((method, source, shape), {})
+            panels = [(axes[0][col], False)] + ([] if (method, source) == (ref_method, ref_source)
+                                                 else [(axes[1][col], True)])
+            for ax, paired in panels:
+                points = defaultdict(list)
+                for seed, curve in row.items():
+                    base = dict(ref.get(seed, [])) if paired else {}
+                    for tokens, loss in curve:
+                        if not paired:
+                            points[tokens].append(loss)
+                        elif tokens in base:
+                            points[tokens].append(loss - base[tokens])
+                xs = sorted(points)
+                if not xs:
+                    continue
+                stats = [t_interval(points[x]) for x in xs]
+                means = [m for m, _ in stats]
+                halves = [h or 0.0 for _, h in stats]
+                ax.plot(xs, means, marker="o", markersize=2.5, label=label)
+                ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+                                alpha=0.15)
+        axes[0][col].set_title(shape, fontsize=9)
+        axes[1][col].axhline(0.0, color="grey", linewidth=0.8)
+        axes[1][col].set_xlabel("pre-training tokens")
+    axes[0][0].set_ylabel("held-out LM loss (mean ± 95% CI)")
+    axes[1][0].set_ylabel(f"Δ loss vs {ref_label}, paired by seed")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Data efficiency · profile {cfg['profile']} · budget {cfg['budget']} · seeds "
+                 f"{', '.join(map(str, cfg['seeds']))}", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, out)
+
