@@ -75,10 +75,18 @@ def _fmt(values: list[float], digits: int = 3, sign: bool = False) -> str:
     return f"{mean:{spec}}" if half is None else f"{mean:{spec}} ± {half:.{digits}f}"
 
 
+def _resolved(gaps: list[float]) -> str:
+    """Whether the seed-paired t interval of the loss gap excludes 0 (▼: lower loss than the reference)."""
+    if len(gaps) < 2:
+        return "–"
+    mean, half = t_interval(gaps)
+    return "▼ yes" if mean + half < 0 else "▲ yes" if mean - half > 0 else "no"
+
+
 def table(cfg: dict) -> str:
     curves = _curves(cfg)
     ref_method, ref_source, ref_label = cfg["reference"]
-    head = ["Shape", "Method", "held-out loss at budget", f"Δ loss vs {ref_label} (paired)",
+    head = ["Shape", "Method", "held-out loss at budget", f"Δ loss vs {ref_label} (paired)", "resolved",
             f"tokens to {ref_label}'s final loss", "data factor (budget / tokens)", "seeds reaching it"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for shape in cfg["shapes"]:
@@ -91,9 +99,11 @@ def table(cfg: dict) -> str:
             reached = {s: tokens_to_reach(row[s], ref[s][-1][1]) for s in seeds}
             tokens = [t for t in reached.values() if t is not None]
             factors = [row[s][-1][0] / t for s, t in reached.items() if t]
+            is_ref = (method, source) == (ref_method, ref_source)
             lines.append("| " + " | ".join([
-                shape if i == 0 else "", label, _fmt(finals), "0" if (method, source) == (ref_method, ref_source)
-                else _fmt(gaps, sign=True), _fmt([t / 1000 for t in tokens], digits=1) + ("k" if tokens else ""),
+                shape if i == 0 else "", label, _fmt(finals), "0" if is_ref else _fmt(gaps, sign=True),
+                "–" if is_ref else _resolved(gaps),
+                _fmt([t / 1000 for t in tokens], digits=1) + ("k" if tokens else ""),
                 _fmt(factors, digits=2) + ("×" if factors else ""), f"{len(tokens)} of {len(seeds)}"]) + " |")
     return ("# Data efficiency: held-out LM loss during pre-training\n\n"
             f"Profile `{cfg['profile']}` · seeds {', '.join(map(str, cfg['seeds']))} · pre-training budget "
@@ -101,7 +111,8 @@ def table(cfg: dict) -> str:
             f"{cfg['heldout']['sequences']} windows of {cfg['heldout']['seq_len']} tokens, never trained on, "
             f"scored every {cfg['heldout']['every_steps']} steps from step 0.\n\n"
             f"Per row and seed, paired with {ref_label}'s same seed (same data order): the loss gap at the full "
-            f"budget, and the tokens the row needs to reach {ref_label}'s final held-out loss (linear between "
+            f"budget (resolved: its seed-paired t interval excludes 0; ▼ a lower loss than {ref_label}'s), and the "
+            f"tokens the row needs to reach {ref_label}'s final held-out loss (linear between "
             f"logged points; a mid-run point is a model whose learning-rate decay has not finished, so this "
             f"understates a saving). Cells: mean ± 95% CI over seeds (Student's t); the data factor averages "
             f"the seeds that reach the loss. The paper claims MASA needs 2–5× less pre-training data.\n\n"
@@ -119,7 +130,7 @@ def figure(cfg: dict, out: Path) -> None:
                              sharex="col")
     for col, shape in enumerate(cfg["shapes"]):
         ref = curves.get((ref_method, ref_source, shape), {})
-        for method, source, label in cfg["rows"]:
+        for i, (method, source, label) in enumerate(cfg["rows"]):
             row = curves.get((method, source, shape), {})
             panels = [(axes[0][col], False)] + ([] if (method, source) == (ref_method, ref_source)
                                                  else [(axes[1][col], True)])
@@ -138,9 +149,10 @@ def figure(cfg: dict, out: Path) -> None:
                 stats = [t_interval(points[x]) for x in xs]
                 means = [m for m, _ in stats]
                 halves = [h or 0.0 for _, h in stats]
-                ax.plot(xs, means, marker="o", markersize=2.5, label=label)
+                colour = f"C{i}"  # one colour per row in both panels (the reference has no gap curve)
+                ax.plot(xs, means, marker="o", markersize=2.5, label=label, color=colour)
                 ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
-                                alpha=0.15)
+                                alpha=0.15, color=colour)
         axes[0][col].set_title(shape, fontsize=9)
         axes[1][col].axhline(0.0, color="grey", linewidth=0.8)
         axes[1][col].set_xlabel("pre-training tokens")
