@@ -12,7 +12,8 @@
 #   R/students/{method}/{source}/{shape}/seed{seed}/init/
 #   R/students/.../seed{seed}/{budget}/pretrain/
 #   R/students/.../seed{seed}/{budget}/sft/{task}/
-#   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks)
+#   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks; per item too)
+#   R/students/.../seed{seed}/{budget}/eval/zeroshot/{task}.json   (the pre-trained student, before SFT)
 #   R/data/instructions/{task}/       a generation task's train/dev/test (MiniLLM format)
 #   R/sources-sft/{source}/{task}/, R/sources-eval/{source}/{base|sft}/{task}.json   (Table 2, PKT table)
 # A method that only adapts before SFT (LoRA, Seeking, LaTen) fine-tunes Scratch's pre-trained student.
