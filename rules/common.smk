@@ -126,14 +126,14 @@ def eval_files(table_rows, shapes, budget, tasks, stage="sft"):
 REFERENCE = reference_row(C)  # the row every grid table's paired differences are to
 
 
-def report_cfg(table_rows, shapes, budget, tasks="tasks", reference=REFERENCE):
+def report_cfg(table_rows, shapes, budget, tasks="tasks"):
     """The renderer's slice; `tasks` names the config section of the table's columns."""
     return as_json(profile=PROFILE, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
                    budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                    # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
                    shapes=[[name, C["shapes"][name]] for name in shapes],
                    tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()],
-                   reference=list(reference), statistics=C.get("statistics", {}))
+                   reference=list(REFERENCE), statistics=C.get("statistics", {}))
 
 
 # ---------------------------------------------------------------- per-rule config slices

@@ -66,8 +66,8 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
             def items(method, source, seed):
                 path = smoke_run / f"results/smoke/students/{method}/{source}/{shape}/seed{seed}/250k/eval/{task}.json"
                 return json.loads(path.read_text())["items"]
-            per_seed = [[a["score"] - b["score"] for a, b in zip(items("masa", "olmoe", s), items("scratch", "none", s))]
-                        for s in (0, 1)]
+            per_seed = [[a["score"] - b["score"]
+                         for a, b in zip(items("masa", "olmoe", s), items("scratch", "none", s))] for s in (0, 1)]
             diffs.append(statistics.fmean(x for seed in per_seed for x in seed))
         cells = paired[(shape, "MASA-OLMoE")]
         assert float(cells[len(tasks)]) == pytest.approx(statistics.fmean(diffs), abs=0.005)
