@@ -41,10 +41,10 @@ def task_yaml(task: Task, lm_eval_name: str, metric: str) -> str:
     }, indent=2)
 
 
-def _check_answers_fit(lm, task: Task) -> None:
+def _check_answers_fit(lm, task: Task, records: list[dict]) -> None:
     """lm-eval cuts contexts to the model's length but asserts on a longer answer: say which."""
     too_long = sum(any(len(lm.tok_encode(TARGET_DELIMITER + c)) > lm.max_length for c in r["choices"])
-                   for r in task.records("test"))
+                   for r in records)
     if too_long:
         raise HarnessError(f"task {task.name!r}: {too_long} test questions have an answer longer than the model's "
                            f"{lm.max_length}-token context; use a longer seq_len, or `max_answer_chars` in the "
@@ -70,7 +70,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
               dtype="float32" if device == "cpu" else "bfloat16")
-    _check_answers_fit(lm, task)
+    _check_answers_fit(lm, task, records)
     name = f"harness_{task.name}"
     with tempfile.TemporaryDirectory() as include:
         Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric))

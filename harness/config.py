@@ -230,15 +230,18 @@ def rows(config: dict) -> list[tuple[str, str, str]]:
     return [(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
 
 
+def _compare_to(table_rows: list[tuple[str, str, str]], label: str | None) -> tuple[str, str, str]:
+    return next(r for r in table_rows if label is None or r[2] == label)
+
+
 def reference_row(config: dict) -> tuple[str, str, str]:
     """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
-    want = config.get("compare_to")
-    return next(r for r in rows(config) if want is None or r[2] == want)
+    return _compare_to(rows(config), config.get("compare_to"))
 
 
 def pkt_reference_row(config: dict) -> tuple[str, str, str]:
-    want = config["pkt"].get("compare_to")
-    return next(r for r in pkt_rows(config) if want is None or r[2] == want)
+    """The PKT table's: `pkt.compare_to`, else its first row."""
+    return _compare_to(pkt_rows(config), config["pkt"].get("compare_to"))
 
 
 def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:

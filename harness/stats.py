@@ -68,6 +68,15 @@ def crossed_bootstrap(diffs: list[np.ndarray], level: float = 0.95, resamples: i
     return float(lo), float(hi)
 
 
+def direction(intervals: list[tuple[float, float]]) -> int:
+    """+1 / -1 when every interval excludes 0 above / below it, 0 when not (resolved or not)."""
+    if all(lo > 0 for lo, _ in intervals):
+        return 1
+    if all(hi < 0 for _, hi in intervals):
+        return -1
+    return 0
+
+
 @dataclass(frozen=True)
 class Difference:
     """A row's difference to the reference row: the mean, both intervals, seeds used."""
@@ -84,12 +93,7 @@ class Difference:
     @property
     def direction(self) -> int:
         """+1 / -1 when every interval excludes 0 above / below it, 0 when not resolved."""
-        intervals = [self.boot] + ([self.t_interval] if self.t_interval else [])
-        if all(lo > 0 for lo, _ in intervals):
-            return 1
-        if all(hi < 0 for _, hi in intervals):
-            return -1
-        return 0
+        return direction([self.boot] + ([self.t_interval] if self.t_interval else []))
 
 
 def paired_difference(diffs: list[np.ndarray], level: float = 0.95, resamples: int = 10_000,

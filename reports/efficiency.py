@@ -21,7 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.stats import t_interval
+from harness.stats import direction, t_interval
+from reports.paired import MARK
 
 Curve = list[tuple[int, float]]  # (tokens seen, held-out loss), ascending in tokens
 
@@ -80,7 +81,7 @@ def _resolved(gaps: list[float]) -> str:
     if len(gaps) < 2:
         return "–"
     mean, half = t_interval(gaps)
-    return "▼ yes" if mean + half < 0 else "▲ yes" if mean - half > 0 else "no"
+    return MARK[direction([(mean - half, mean + half)])]
 
 
 def table(cfg: dict) -> str:

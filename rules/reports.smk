@@ -41,18 +41,18 @@ rule table3:
 ABLATION_SHAPES = [C["ablation"]["shape"]] if ABLATIONS else []
 
 
-def _ablation_rows(report):
-    """Tables 4 and 5 put Table 1's reference row (Scratch) first, the base of their paired differences."""
+def _ablation_rows(report, paired):
+    """A paired report (Tables 4, 5) puts Table 1's reference row (Scratch) first, the base of its differences."""
     variants = ABLATIONS.get(report, [])
-    return variants if report == "fig4" else [REFERENCE, *variants]
+    return [REFERENCE, *variants] if paired else variants
 
 
-def _ablation_inputs(report):
-    return eval_files(_ablation_rows(report), ABLATION_SHAPES, BUDGET, MC_TASKS)
+def _ablation_inputs(report, paired=True):
+    return eval_files(_ablation_rows(report, paired), ABLATION_SHAPES, BUDGET, MC_TASKS)
 
 
-def _ablation_cfg(report):
-    return report_cfg(_ablation_rows(report), ABLATION_SHAPES, BUDGET)
+def _ablation_cfg(report, paired=True):
+    return report_cfg(_ablation_rows(report, paired), ABLATION_SHAPES, BUDGET)
 
 
 rule table4:
@@ -89,13 +89,13 @@ rule table5:
 
 rule fig4:
     input:
-        _ablation_inputs("fig4"),
+        _ablation_inputs("fig4", paired=False),
     output:
         "reports/fig4.png",
     log:
         L + "/reports/fig4.log",
     params:
-        cfg=_ablation_cfg("fig4"),
+        cfg=_ablation_cfg("fig4", paired=False),
     threads: 1
     resources:
         **job_resources("fig4"),
@@ -202,8 +202,8 @@ if "pkt" in C:
 # `efficiency:` rows and shapes, paired by seed with the reference row.
 if "efficiency" in C:
     EFF = {"shapes": list(C["shapes"]), **C["efficiency"]}
-    EFF_ROWS = [r for r in rows(C) if r[2] in EFF.get("rows", [r[2] for r in rows(C)])]
-    EFF_ROWS = [REFERENCE, *(r for r in EFF_ROWS if r != REFERENCE)]
+    _WANTED = EFF.get("rows")  # labels; all rows when absent
+    EFF_ROWS = [REFERENCE, *(r for r in rows(C) if r != REFERENCE and (_WANTED is None or r[2] in _WANTED))]
     EFF_RUNS = [(m, s, shape, seed, pretrained_path(m, s, shape, seed, EFF["budget"]))
                 for m, s, _ in EFF_ROWS for shape in EFF["shapes"] for seed in C["seeds"]]
     EFF_CFG = as_json(profile=PROFILE, seeds=C["seeds"], budget=EFF["budget"],
