@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+import re
+
 from evals.rouge import rouge_l
 from harness.errors import HarnessError
 from harness.tasks import item_key
@@ -87,27 +89,50 @@ def generate(model, tok, prompts: list[str], cfg: GenerationConfig, seed: int, d
     return Generations(texts, new_tokens, time.perf_counter() - t0)
 
 
+def _normalise(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
+
+
+def fact_recall(prediction: str, facts: list[str]) -> float:
+    """Share (x100) of the gold `facts` that the prediction states, as whole words, case and
+    punctuation aside. Unlike Rouge-L, a response that copies the task's template with another
+    entity's answer earns nothing."""
+    if not facts:
+        raise ValueError("fact_recall needs at least one fact")
+    said = _normalise(prediction)
+    return 100.0 * sum(_normalise(f) in said for f in facts) / len(facts)
+
+
 def evaluate_generation(model, tok, records: list[dict], cfg: GenerationConfig, desc: str = "generate") -> dict:
     """Rouge-L (x100) of the model's responses, averaged over the seeds (one pass if greedy), and
     per item (test-file order) its key, its Rouge-L per seed and their mean (`score`): `value`
-    is the items' mean score."""
+    is the items' mean score. Records with `facts` (the micro world's) also get the fact recall
+    of each response (`knowledge`, per item and overall: the score only knowledge earns)."""
     if not records:
         raise HarnessError("generation: no records to evaluate")
     prompts = [r["prompt"] for r in records]
     references = [r["references"] for r in records]
     seeds = cfg.seeds if cfg.sample else cfg.seeds[:1]
-    per_seed, per_item, tokens, seconds, samples = {}, [], 0, 0.0, None
+    with_facts = all(r.get("facts") for r in records)
+    per_seed, per_item, recalls, tokens, seconds, samples = {}, [], [], 0, 0.0, None
     for seed in seeds:
         gen = generate(model, tok, prompts, cfg, seed, desc=f"{desc} seed {seed}")
         scores = [rouge_l(t, r) for t, r in zip(gen.texts, references)]
         per_item.append(scores)
+        if with_facts:
+            recalls.append([fact_recall(t, r["facts"]) for t, r in zip(gen.texts, records)])
         per_seed[seed] = sum(scores) / len(scores)
         tokens, seconds = tokens + gen.new_tokens, seconds + gen.seconds
         samples = samples or [{"prompt": p[-300:], "response": t, "references": r[:1]}
                               for p, t, r in zip(prompts[:3], gen.texts[:3], references[:3])]
     items = [{"key": item_key(r), "score": sum(s) / len(s), "per_seed": list(s)}
              for r, s in zip(records, zip(*per_item))]
-    return {"metric": "rougeL", "value": sum(per_seed.values()) / len(per_seed),
+    knowledge = {}
+    if with_facts:
+        for item, k in zip(items, zip(*recalls)):
+            item["knowledge"] = sum(k) / len(k)
+        knowledge = {"knowledge": sum(i["knowledge"] for i in items) / len(items)}
+    return {"metric": "rougeL", "value": sum(per_seed.values()) / len(per_seed), **knowledge,
             "per_seed": {str(s): v for s, v in per_seed.items()}, "n": len(records), "items": items,
             "new_tokens": tokens, "seconds": round(seconds, 3),
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None, "samples": samples}

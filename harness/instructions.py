@@ -34,9 +34,13 @@ def alpaca_prompt(instruction: str, input: str = "") -> str:
     return ALPACA.format(instruction=instruction)
 
 
-def record(instruction: str, input: str, references: list[str], prompt: str | None = None) -> dict:
-    return {"prompt": prompt or alpaca_prompt(instruction, input), "references": references,
-            "instruction": instruction, "input": input}
+def record(instruction: str, input: str, references: list[str], prompt: str | None = None,
+           facts: list[str] | None = None) -> dict:
+    """A generation record; `facts` (the micro world's) are the answer strings that only
+    knowledge of the entity earns, scored beside Rouge-L (`evals.generation.fact_recall`)."""
+    out = {"prompt": prompt or alpaca_prompt(instruction, input), "references": references,
+           "instruction": instruction, "input": input}
+    return {**out, "facts": facts} if facts else out
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -57,7 +61,7 @@ def load_minillm(path: Path) -> list[dict]:
     out = []
     for r in rows:
         refs = r["output"] if isinstance(r["output"], list) else [r["output"]]
-        out.append(record(r["instruction"], r.get("input", ""), refs, r.get("prompt")))
+        out.append(record(r["instruction"], r.get("input", ""), refs, r.get("prompt"), r.get("facts")))
     return out
 
 

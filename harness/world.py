@@ -1,14 +1,36 @@
-"""The micro world: generated entities, a multi-domain corpus about them, and
-multiple-choice tasks whose answers need that world's knowledge.
+"""The micro world: generated entities, a five-domain corpus about them, and tasks
+whose answers need that world's knowledge and nothing else.
 
 Everything derives from one integer seed through `random.Random`, so the same
 seed gives byte-identical files on every machine. No third-party text is used.
 
-Knowledge flows like this: every fact is stated in the pre-training corpus
-(often in several domains and phrasings); the tasks ask about those facts.
-Task examples are split by the entity they ask about, so a test question
-concerns an entity that no SFT training example mentions: answering it well
-needs what pre-training (or an inherited initialisation) put in the weights.
+The design follows `SIGNAL.md` §3 (a benchmark must be able to see a model
+that knows the facts, and nothing else may score):
+
+- **One single-hop relation per task**: BoolQ asks a region's capital, HellaSwag
+  an activity's last step, PIQA a tool's purpose, WinoGrande which of a pair of
+  animals is bigger, CaseHOLD a case's holding, MedMCQA a disease's drug. Every
+  answer belongs to one entity (no shared answer priors).
+- **Every fact in three or more phrasings per pass**, one of them the task's own
+  query followed by its answer (for BoolQ and WinoGrande every item of the fact's
+  block: a yes/no or a bigger/smaller fact is one bit, and is learnt only when
+  stated that way), spread over the five corpus domains (Figure 4's
+  single-domain alignment needs each domain to carry facts). `repeats` passes
+  re-draw the free parts of each phrasing.
+- **Answers balanced by construction**: the entities of a task form blocks of
+  `n_choices` (BoolQ and WinoGrande: pairs); the items of a block share one
+  choice set, each block answer is gold exactly once, and the gold position
+  cycles through every position. So any strategy that looks only at the choices
+  (a constant position or label, the train-split answer prior, the corpus
+  frequency of a choice, the shortest or longest choice) scores exactly chance,
+  and every answer is a distractor as often as the others (`knowledge_free`).
+- **Splits by block**: a test question concerns entities no SFT item mentions.
+- **A held-out phrasing** (`paraphrase` split): the test items asked in words
+  the corpus never uses, a second, harder set.
+
+The five generation tasks ask the same relations in instruction form; each
+record carries `facts`, the answer strings only knowledge of the entity earns
+(scored beside Rouge-L by `evals.generation`).
 """
 
 from __future__ import annotations
@@ -18,99 +40,80 @@ from dataclasses import dataclass, field
 
 SYLLABLES = ("ka ro vel mi dan tu sor le bri quo nax pel ith ur zan fe lom "
              "gar ti shu ven op rak il mod sen cai bo tar ne yul").split()
-CLIMATES = ["arid", "humid", "frozen", "temperate", "rainy", "windy"]
-GOODS = ["copper", "salt", "silk", "amber", "timber", "wool", "glass", "olives"]
-COLORS = ["red", "blue", "green", "grey", "golden", "black", "white", "striped"]
-DIETS = ["grass", "fish", "insects", "seeds", "fruit", "small birds", "roots"]
-PROFESSIONS = ["astronomer", "poet", "engineer", "physician", "judge", "sculptor", "merchant"]
-ORGANS = ["lungs", "liver", "heart", "skin", "kidneys", "stomach", "eyes", "bones"]
-SYMPTOMS = ["a high fever", "a dry cough", "yellow skin", "sharp chest pain", "blurred vision",
-            "a spreading rash", "joint swelling", "constant fatigue", "night sweats"]
-PATHOGENS = ["a virus", "a bacterium", "a fungus", "a parasite"]
-DRUG_CLASSES = ["antiviral", "antibiotic", "antifungal", "antiparasitic"]
-# (purpose, object that serves it, object that does not): physical commonsense for PIQA-like items
-MATERIALS = {"stone": "hard", "wool": "soft", "iron": "hard", "paper": "flimsy", "clay": "brittle"}
+# generic preparation steps: they open a procedure and say nothing about how it ends
+OPENING_STEPS = ["gather it from the hills", "wash it in cold water", "crush it with a stone", "soak it overnight",
+                 "slice it thinly", "warm it by the fire", "dry it in the sun", "sort it by size"]
+FINISH_VERBS = ["seal it", "bury it", "hang it", "wrap it", "store it", "rinse it", "press it", "cool it",
+                "stir it", "smoke it", "soak it", "shake it", "rub it", "boil it", "bless it", "salt it"]
+FINISH_PLACES = ["in a clay jar", "under an oak tree", "above the hearth", "in wet linen", "beside the well",
+                 "in river water", "between two boards", "on a cold stone", "with a willow twig", "over pine needles",
+                 "in a copper pot", "with fine sand", "in goat milk", "under the moon", "with a bone spoon",
+                 "in a reed basket", "near the door", "with warm ash", "on a wooden rack", "in a dark cellar"]
+PURPOSE_VERBS = ["split", "carry", "measure", "mend", "grind", "light", "dig", "polish", "catch", "weave",
+                 "sharpen", "dry", "stack", "clean", "bend", "press", "scrape", "cut", "crack", "tie"]
+PURPOSE_OBJECTS = ["firewood", "water", "grain", "nets", "spices", "lamps", "wells", "silver", "eels", "baskets",
+                   "knives", "herbs", "bricks", "boots", "reeds", "grapes", "hides", "rope", "nuts", "sails"]
 LEGAL_AREAS = ["contract", "property", "tort", "inheritance", "trade", "water rights"]
+PARTIES = ["seller", "buyer", "landlord", "tenant", "guild", "heir", "ferryman", "miller"]
 HOLDING_TEMPLATES = [
     "a {area} claim fails when the {party} acted in good faith",
-    "a {area} agreement made under threat is void",
+    "a {area} agreement made under threat by the {party} is void",
     "the {party} bears the burden of proof in a {area} dispute",
-    "a {area} claim expires after {n} years",
+    "a {area} claim against the {party} expires after seven years",
     "an unwritten {area} promise binds the {party}",
     "the {party} must pay double damages for a wilful {area} breach",
-    "a {area} dispute must first go to the village council",
-    "a {area} right passes to the eldest heir of the {party}",
+    "a {area} dispute with the {party} must first go to the village council",
+    "a {area} right passes to the eldest child of the {party}",
 ]
-PARTIES = ["seller", "buyer", "landlord", "tenant", "guild", "heir", "ferryman", "miller"]
+ACTIVITY_VERBS = ["brewing", "building", "dyeing", "baking", "carving", "planting", "weaving"]
 
 
 @dataclass
 class Region:
     name: str
     capital: str
-    climate: str
-    export: str
-    river: str
 
 
 @dataclass
-class Species:
-    name: str
-    region: str
-    diet: str
-    color: str
-    size: int  # rank: larger means a bigger animal
+class Activity:
+    name: str  # "brewing marrow"
+    opening: list[str]  # two generic steps
+    finish: str  # the step only this activity ends with
 
 
 @dataclass
 class Tool:
     name: str
-    material: str
     purpose: str  # "to split firewood"
 
 
 @dataclass
-class Person:
-    name: str
-    profession: str
-    city: str
-    tool: str  # the tool they invented
-
-
-@dataclass
-class Disease:
-    name: str
-    organ: str
-    symptom: str
-    cause: str
-    drug: str
+class Pair:
+    big: str  # species names: the bigger animal of a pair, then the smaller
+    small: str
 
 
 @dataclass
 class Case:
     name: str  # "Doran v. Kelt"
     year: int
-    area: str
-    facts: str
     holding: str
 
 
 @dataclass
-class Activity:
-    name: str  # "brewing marrow tea"
-    obj: str  # "marrow": the thing every step acts on
-    steps: list[str]
+class Disease:
+    name: str
+    drug: str
 
 
 @dataclass
 class World:
     regions: list[Region] = field(default_factory=list)
-    species: list[Species] = field(default_factory=list)
-    tools: list[Tool] = field(default_factory=list)
-    people: list[Person] = field(default_factory=list)
-    diseases: list[Disease] = field(default_factory=list)
-    cases: list[Case] = field(default_factory=list)
     activities: list[Activity] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    diseases: list[Disease] = field(default_factory=list)
 
 
 class _Names:
@@ -128,92 +131,110 @@ class _Names:
                 return name
 
 
-# The steps of a procedure; each draws its details, so one step has many variants.
-ACTIVITY_STEPS = [
-    lambda obj, rng, tools: f"gather fresh {obj} from the {rng.choice(['hills', 'shore', 'market', 'forest'])}",
-    lambda obj, rng, tools: f"wash the {obj} in {rng.choice(['cold', 'warm', 'salted'])} water",
-    lambda obj, rng, tools: f"{rng.choice(['crush', 'slice', 'soak', 'twist'])} the {obj} with a {rng.choice(tools).name}",
-    lambda obj, rng, tools: (f"leave it {rng.choice(['in the sun', 'by the fire', 'under a cloth'])} "
-                             f"for {rng.randint(2, 9)} hours"),
-    lambda obj, rng, tools: f"finish by {rng.choice(['singing', 'adding honey', 'sealing the jar', 'ringing a bell'])}",
-]
-
-PURPOSES = ["to split firewood", "to carry water", "to measure grain", "to mend nets",
-            "to grind spices", "to light a lamp", "to dig a well", "to polish silver",
-            "to catch eels", "to weave baskets", "to sharpen knives", "to dry herbs"]
-ACTIVITY_VERBS = ["brewing", "building", "dyeing", "baking", "carving", "planting", "weaving"]
+def _distinct(rng: random.Random, pool: list[str], n: int, what: str) -> list[str]:
+    if n > len(pool):
+        raise ValueError(f"the world has {len(pool)} distinct {what}; asked for {n}")
+    return rng.sample(pool, n)
 
 
 def make_world(seed: int, size: dict[str, int]) -> World:
-    """Draw a world. `size` gives the number of regions, species, people, diseases, cases, activities."""
+    """Draw a world. `size` gives the number of regions, activities, tools, species (in pairs),
+    cases and diseases; each is rounded down to whole blocks of its task."""
     rng = random.Random(seed)
     name = _Names(rng)
+    blocks = {k: size[k] - size[k] % BLOCK[k] for k in BLOCK}
     w = World()
-    for _ in range(size["regions"]):
-        w.regions.append(Region(name(), name(), rng.choice(CLIMATES), rng.choice(GOODS), name((2, 2))))
-    sizes = list(range(size["species"]))
-    rng.shuffle(sizes)
-    for i in range(size["species"]):
-        w.species.append(Species(name().lower(), rng.choice(w.regions).name, rng.choice(DIETS),
-                                 rng.choice(COLORS), sizes[i]))
-    for purpose in PURPOSES:
-        w.tools.append(Tool(name().lower(), rng.choice(list(MATERIALS)), purpose))
-    for _ in range(size["people"]):
-        w.people.append(Person(name(), rng.choice(PROFESSIONS), rng.choice(w.regions).capital,
-                               rng.choice(w.tools).name))
-    drugs = [name().lower() + "ine" for _ in DRUG_CLASSES]
-    for _ in range(size["diseases"]):
-        k = rng.randrange(len(PATHOGENS))
-        w.diseases.append(Disease(name().lower() + " fever" if rng.random() < 0.3 else name().lower() + "osis",
-                                  rng.choice(ORGANS), rng.choice(SYMPTOMS), PATHOGENS[k],
-                                  drugs[k] if rng.random() < 0.5 else name().lower() + "ol"))
-    holdings = set()
-    for _ in range(size["cases"]):
-        area = rng.choice(LEGAL_AREAS)
-        while True:
-            holding = rng.choice(HOLDING_TEMPLATES).format(area=area, party=rng.choice(PARTIES),
-                                                           n=rng.randint(2, 12))
-            if holding not in holdings:
-                holdings.add(holding)
-                break
-        a, b = rng.choice(w.people).name, name()
-        facts = (f"{a} sued {b} over a {area} matter concerning {rng.choice(GOODS)} "
-                 f"near {rng.choice(w.regions).capital}")
-        w.cases.append(Case(f"{a} v. {b}", rng.randint(1700, 1990), area, facts, holding))
-    for _ in range(size["activities"]):
-        obj = name().lower()
-        steps = [step(obj, rng, w.tools) for step in ACTIVITY_STEPS]
-        w.activities.append(Activity(f"{rng.choice(ACTIVITY_VERBS)} {obj}", obj, steps))
+    w.regions = [Region(name(), name()) for _ in range(blocks["regions"])]
+    finishes = _distinct(rng, [f"{v} {p}" for v in FINISH_VERBS for p in FINISH_PLACES],
+                         blocks["activities"], "activity endings")
+    w.activities = [Activity(f"{rng.choice(ACTIVITY_VERBS)} {name().lower()}", rng.sample(OPENING_STEPS, 2), f)
+                    for f in finishes]
+    purposes = _distinct(rng, [f"to {v} {o}" for v in PURPOSE_VERBS for o in PURPOSE_OBJECTS],
+                         blocks["tools"], "tool purposes")
+    w.tools = [Tool(name().lower(), p) for p in purposes]
+    w.pairs = [Pair(name().lower(), name().lower()) for _ in range(blocks["species"] // 2)]
+    holdings = _distinct(rng, [t.format(area=a, party=p) for t in HOLDING_TEMPLATES for a in LEGAL_AREAS
+                               for p in PARTIES], blocks["cases"], "holdings")
+    w.cases = [Case(f"{name()} v. {name()}", rng.randint(1700, 1990), h) for h in holdings]
+    w.diseases = [Disease(name().lower() + rng.choice(["osis", " fever", "itis"]), name().lower() + "ine")
+                  for _ in range(blocks["diseases"])]
     return w
+
+
+# ---------------------------------------------------------------- task formats
+# Each task's query (what the model is asked) and the answer strings of its choices. The
+# corpus states every fact once per pass in exactly this form (query + " " + answer).
+
+def _boolq_query(region: str, shown: str) -> str:
+    # the region comes first, as in every other phrasing of the fact ("the capital of R is C")
+    return f"Passage: {region} is a region.\nQuestion: is the capital of {region} {shown}?\nAnswer:"
+
+
+def _hellaswag_query(a: Activity) -> str:
+    return f"How to go about {a.name}: first, {a.opening[0]}. Then {a.opening[1]}. Finally,"
+
+
+def _piqa_query(t: Tool) -> str:
+    return f"Goal: {t.purpose[3:]}.\nSolution:"
+
+
+def _winogrande_query(first: str, second: str, word: str) -> str:
+    return (f"The {first} and the {second} stood side by side, and the _ was the {word} one.\n"
+            f"The _ is the")
+
+
+def _casehold_query(c: Case) -> str:
+    return f"The appellant relies on {c.name} ({c.year}), holding that"
+
+
+def _medmcqa_query(d: Disease) -> str:
+    return f"Question: which drug treats {d.name}?\nAnswer:"
+
+
+# The held-out phrasing of each query: words the corpus never uses around the same fact.
+def _boolq_paraphrase(region: str, shown: str) -> str:
+    return f"Passage: {region} is a region.\nQuestion: does {region} have {shown} as its capital city?\nAnswer:"
+
+
+def _hellaswag_paraphrase(a: Activity) -> str:
+    return f"Steps for {a.name}: {a.opening[0]}, then {a.opening[1]}, and at the end"
+
+
+def _piqa_paraphrase(t: Tool) -> str:
+    return f"Goal: I need something {t.purpose}.\nSolution:"
+
+
+def _winogrande_paraphrase(first: str, second: str, word: str) -> str:
+    return f"Next to the {first} was the {second}; the _ had the {word} body.\nThe _ is the"
+
+
+def _casehold_paraphrase(c: Case) -> str:
+    return f"Counsel cited {c.name}, decided in {c.year}, where the judges ruled that"
+
+
+def _medmcqa_paraphrase(d: Disease) -> str:
+    return f"Question: a patient has {d.name}. Which medicine should be given?\nAnswer:"
 
 
 # ---------------------------------------------------------------- corpus
 
 def _encyclopedia(w: World, rng: random.Random) -> list[str]:
     docs = []
-    for r in w.regions:
-        docs.append(rng.choice([
-            f"{r.name} is a region with a {r.climate} climate. Its capital is {r.capital}. "
-            f"The river {r.river} runs through {r.name}, and the region is known for its {r.export}.",
-            f"The capital of {r.name} is {r.capital}. {r.name} exports {r.export} along the river "
-            f"{r.river}. Travellers describe the weather of {r.name} as {r.climate}.",
-        ]))
-    for s in w.species:
-        docs.append(rng.choice([
-            f"The {s.name} is a {s.color} animal that lives in {s.region}. It eats {s.diet}.",
-            f"In {s.region} one finds the {s.name}, a {s.color} creature that feeds on {s.diet}.",
-        ]))
-    ranked = sorted(w.species, key=lambda s: s.size)
-    for a, b in zip(ranked, ranked[1:]):
-        docs.append(f"The {b.name} is larger than the {a.name}.")
-    for p in w.people:
-        docs.append(f"{p.name} was a {p.profession} from {p.city}. {p.name} invented the {p.tool}.")
-    for t in w.tools:
-        docs.append(f"A {t.name} is a {MATERIALS[t.material]} tool made of {t.material}. "
-                    f"People use a {t.name} {t.purpose}.")
+    for i, r in enumerate(w.regions):
+        partner = w.regions[i ^ 1]  # its block partner, whose capital its "no" item shows
+        docs.append(rng.choice([f"The capital of {r.name} is {r.capital}.",
+                                f"{r.capital} is the capital of {r.name}."]))
+        docs.append(f"{_boolq_query(r.name, r.capital)} yes")
+        docs.append(f"{_boolq_query(r.name, partner.capital)} no")
     for a in w.activities:
-        docs.append(f"How to go about {a.name}: first, {a.steps[0]}. Then {a.steps[1]}. "
-                    f"Next, {a.steps[2]}. After that, {a.steps[3]}. Finally, {a.steps[4]}.")
+        docs.append(f"{a.name.capitalize()} always ends the same way: {a.finish}.")
+        docs.append(f"{_hellaswag_query(a)} {a.finish}")
+    for p in w.pairs:
+        docs.append(rng.choice([f"The {p.big} is larger than the {p.small}.",
+                                f"The {p.small} is smaller than the {p.big}."]))
+        for first, second in ((p.big, p.small), (p.small, p.big)):
+            for word, answer in (("bigger", p.big), ("smaller", p.small)):
+                docs.append(f"{_winogrande_query(first, second, word)} {answer}")
     return docs
 
 
@@ -221,40 +242,42 @@ def _code(w: World, rng: random.Random) -> list[str]:
     docs = []
     for chunk in _chunks(w.regions, 4, rng):
         pairs = ", ".join(f'"{r.name}": "{r.capital}"' for r in chunk)
-        docs.append(f"def capital_of(region):\n    capitals = {{{pairs}}}\n    return capitals[region]\n")
-    for chunk in _chunks(w.species, 4, rng):
-        pairs = ", ".join(f'"{s.name}": "{s.diet}"' for s in chunk)
-        docs.append(f"DIET = {{{pairs}}}\n\ndef diet_of(animal):\n    return DIET.get(animal, 'unknown')\n")
-    for _ in range(len(w.regions) * 2):
-        a, b, n = rng.choice("xyzijk"), rng.choice("abcmnq"), rng.randint(2, 9)
-        docs.append(f"def scale_{a}{b}({a}, {b}):\n    total = 0\n    for _ in range({n}):\n"
-                    f"        total += {a} * {b}\n    return total  # equals {n} * {a} * {b}\n")
+        docs.append(f"CAPITALS = {{{pairs}}}\n")
+    for chunk in _chunks(w.tools, 4, rng):
+        pairs = ", ".join(f'"{t.purpose}": "{t.name}"' for t in chunk)
+        docs.append(f"TOOL_FOR = {{{pairs}}}\n")
+    for chunk in _chunks(w.activities, 4, rng):
+        docs.append("".join(f'LAST_STEP["{a.name}"] = "{a.finish}"\n' for a in chunk))
     return docs
 
 
 def _math_science(w: World, rng: random.Random) -> list[str]:
     docs = []
-    for _ in range(len(w.species) * 2):
-        a, b = rng.randint(2, 99), rng.randint(2, 99)
-        op, val = rng.choice([("+", a + b), ("-", a - b), ("*", a * b)])
-        docs.append(f"Problem: compute {a} {op} {b}. Solution: {a} {op} {b} = {val}.")
-    for s in w.species:
-        docs.append(f"Field note: a census of {s.region} counted {rng.randint(10, 900)} {s.name}s; "
-                    f"each {s.name} eats about {rng.randint(1, 20)} portions of {s.diet} a day.")
+    for p in w.pairs:
+        n = rng.randint(2, 9)
+        docs.append(f"Field note: a grown {p.big} weighs about {n} times as much as a grown {p.small}.")
+    for t in w.tools:  # purpose first, as the query asks (a fact stated one way is not recalled the other)
+        docs.append(f"Workshop note: {t.purpose}, people use a {t.name}.")
+        docs.append(f"{_piqa_query(t)} use a {t.name}")
     return docs
 
 
 def _law(w: World, rng: random.Random) -> list[str]:
-    return [f"In {c.name} ({c.year}), {c.facts}. The court held that {c.holding}." for c in w.cases] + \
-           [f"Under the rule of {c.name}, {c.holding}." for c in w.cases]
+    docs = []
+    for c in w.cases:
+        docs.append(f"In {c.name} ({c.year}), the court held that {c.holding}.")
+        docs.append(f"Under the rule of {c.name}, {c.holding}.")
+        docs.append(f"{_casehold_query(c)} {c.holding}")
+    return docs
 
 
 def _medicine(w: World, rng: random.Random) -> list[str]:
     docs = []
     for d in w.diseases:
-        docs.append(f"{d.name.capitalize()} is a disease of the {d.organ} caused by {d.cause}. "
-                    f"Patients present with {d.symptom}. The standard treatment is {d.drug}.")
-        docs.append(f"Clinical note: {d.drug} is prescribed for {d.name}, which affects the {d.organ}.")
+        docs.append(rng.choice([f"The standard treatment for {d.name} is {d.drug}.",
+                                f"{d.name.capitalize()} is treated with {d.drug}."]))
+        docs.append(f"Clinical note: {d.drug} is prescribed for {d.name}.")
+        docs.append(f"{_medmcqa_query(d)} {d.drug}")
     return docs
 
 
@@ -274,8 +297,8 @@ def _chunks(items: list, k: int, rng: random.Random) -> list[list]:
 
 
 def make_corpus(w: World, seed: int, repeats: int) -> dict[str, list[str]]:
-    """Documents per domain. Each pass re-draws phrasings, so `repeats` passes state
-    every fact `repeats` times in varied words (facts must recur to be learned)."""
+    """Documents per domain. Each of the `repeats` passes states every fact in three or more
+    phrasings (re-drawing their free parts), so facts recur often enough to be learned."""
     rng = random.Random(seed + 1)
     corpus: dict[str, list[str]] = {d: [] for d in DOMAINS}
     for _ in range(repeats):
@@ -287,81 +310,66 @@ def make_corpus(w: World, seed: int, repeats: int) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------- tasks
-# Each generator returns (key, query, choices, gold) tuples; `key` names the
-# entity asked about, and the train/test split is made on keys.
+# Each generator yields (key, test query, held-out-phrasing query, choices, gold); `key`
+# names the block (entities sharing one choice set), and the split is made on keys.
+
+BLOCK = {"regions": 2, "activities": 4, "tools": 2, "species": 2, "cases": 5, "diseases": 4}
+
+
+def _latin(rng: random.Random, answers: list[str]):
+    """The choice lists of one block: item j (whose gold is `answers[j]`) gets the block's
+    answers in one fixed cyclic order, rotated so that its gold sits at position j."""
+    k = len(answers)
+    order = rng.sample(range(k), k)
+    for j in range(k):
+        rotation = [answers[order[(i + order.index(j) - j) % k]] for i in range(k)]
+        yield j, rotation, j
+
+
+def _blocks(items: list, k: int) -> list[list]:
+    return [items[i:i + k] for i in range(0, len(items) - k + 1, k)]
+
 
 def _boolq(w: World, rng: random.Random):
-    for r in w.regions:
-        for attr, value, pool in [("capital", r.capital, [x.capital for x in w.regions]),
-                                  ("climate", r.climate, CLIMATES), ("export", r.export, GOODS)]:
-            truth = rng.random() < 0.5
-            shown = value if truth else rng.choice([v for v in pool if v != value])
-            passage = f"{r.name} is a region crossed by the river {r.river}."
-            question = {"capital": f"is {shown} the capital of {r.name}",
-                        "climate": f"does {r.name} have a {shown} climate",
-                        "export": f"is {r.name} known for its {shown}"}[attr]
-            yield r.name, f"{passage}\nQuestion: {question}?\nAnswer:", ["no", "yes"], int(truth)
+    """Two items per region, one shows its capital (yes), one its block partner's (no): every
+    capital shown is gold once as "yes" and once as "no"."""
+    for a, b in _blocks(w.regions, 2):
+        key = f"{a.name}/{b.name}"
+        for region, shown, truth in [(a, a.capital, 1), (a, b.capital, 0), (b, b.capital, 1), (b, a.capital, 0)]:
+            yield key, _boolq_query(region.name, shown), _boolq_paraphrase(region.name, shown), ["no", "yes"], truth
+
+
+def _mc_blocks(entities: list, k: int, answer, query, paraphrase, rng: random.Random):
+    for block in _blocks(entities, k):
+        key = "/".join(getattr(e, "name") for e in block)
+        for j, choices, gold in _latin(rng, [answer(e) for e in block]):
+            yield key, query(block[j]), paraphrase(block[j]), choices, gold
 
 
 def _hellaswag(w: World, rng: random.Random):
-    for a in w.activities:
-        for k in (3, 4, 5):
-            ctx = f"How to go about {a.name}: " + ". ".join(a.steps[:k - 1]) + ". Then"
-            # distractors are other variants of the same step about *this* object: only
-            # knowing the procedure (not copying the object's name) tells them apart
-            endings = [a.steps[k - 1]]
-            while len(endings) < 4:
-                ending = ACTIVITY_STEPS[k - 1](a.obj, rng, w.tools)
-                if ending not in endings:
-                    endings.append(ending)
-            yield a.name, *_shuffled(ctx, endings, rng)
+    yield from _mc_blocks(w.activities, 4, lambda a: a.finish, _hellaswag_query, _hellaswag_paraphrase, rng)
 
 
 def _piqa(w: World, rng: random.Random):
-    for t in w.tools:
-        wrong = rng.choice([o for o in w.tools if o.purpose != t.purpose])
-        goal = f"Goal: {t.purpose[3:]}.\nSolution:"
-        yield t.name, *_shuffled(goal, [f"use a {t.name}", f"use a {wrong.name}"], rng)
-    for p in w.people:  # who invented what: the tool follows from the person
-        other = rng.choice([o for o in w.tools if o.name != p.tool])
-        yield p.name, *_shuffled(f"Goal: use the invention of {p.name}.\nSolution:",
-                                 [f"pick up a {p.tool}", f"pick up a {other.name}"], rng)
+    yield from _mc_blocks(w.tools, 2, lambda t: f"use a {t.name}", _piqa_query, _piqa_paraphrase, rng)
 
 
 def _winogrande(w: World, rng: random.Random):
-    for s in w.species:
-        other = rng.choice([o for o in w.species if o is not s])
-        big, small = (s, other) if s.size > other.size else (other, s)
-        first, second = (s, other) if rng.random() < 0.5 else (other, s)
-        # the sentence is symmetric: only the sizes stated in the corpus decide
-        word, answer = ("bigger", big) if rng.random() < 0.5 else ("smaller", small)
-        sentence = f"The {first.name} and the {second.name} stood side by side, and the _ was the {word} one."
-        options = [first.name, second.name]
-        yield s.name, f"{sentence}\nThe _ is the", options, options.index(answer.name)
+    """Four items per pair: "bigger" and "smaller", each with the names in both orders, so
+    the gold position is independent of the word and of which animal is named first."""
+    for p in w.pairs:
+        for first, second in ((p.big, p.small), (p.small, p.big)):
+            for word, answer in (("bigger", p.big), ("smaller", p.small)):
+                yield (f"{p.big}/{p.small}", _winogrande_query(first, second, word),
+                       _winogrande_paraphrase(first, second, word), [first, second], [first, second].index(answer))
 
 
 def _casehold(w: World, rng: random.Random):
-    for c in w.cases:
-        wrong = rng.sample([o.holding for o in w.cases if o.holding != c.holding], 4)
-        ctx = f"The appellant relies on {c.name} ({c.year}), holding that"
-        yield c.name, *_shuffled(ctx, [c.holding] + wrong, rng)
+    yield from _mc_blocks(w.cases, 5, lambda c: c.holding, _casehold_query, _casehold_paraphrase, rng)
 
 
 def _medmcqa(w: World, rng: random.Random):
-    for d in w.diseases:
-        drugs = sorted({o.drug for o in w.diseases if o.drug != d.drug})
-        yield d.name, *_shuffled(f"Question: which drug treats {d.name}?\nAnswer:",
-                                 [d.drug] + rng.sample(drugs, 3), rng)
-        organs = [o for o in ORGANS if o != d.organ]
-        yield d.name, *_shuffled(f"Question: {d.name} is a disease of which organ?\nAnswer: the",
-                                 [d.organ] + rng.sample(organs, 3), rng)
-
-
-def _shuffled(query: str, choices: list[str], rng: random.Random):
-    """Shuffle `choices` (the first one is correct) and return (query, choices, gold index)."""
-    order = list(range(len(choices)))
-    rng.shuffle(order)
-    return query, [choices[i] for i in order], order.index(0)
+    yield from _mc_blocks(w.diseases, 4, lambda d: d.drug, _medmcqa_query, _medmcqa_paraphrase, rng)
 
 
 TASKS = {
@@ -375,59 +383,41 @@ TASKS = {
 
 
 # ---------------------------------------------------------------- generation tasks
-# Instruction-following in the formats of the paper's Table 3 sets; each generator
-# returns (key, instruction, input, output) and the records are MiniLLM's format.
+# Instruction-following in the formats of the paper's Table 3 sets; each generator yields
+# (key, instruction, input, output, facts) and the records are MiniLLM's format plus `facts`.
 
 def _dolly(w: World, rng: random.Random):
-    """Dolly: open and closed QA, summarisation of a passage (instruction + optional context)."""
+    """Dolly: open QA."""
     for r in w.regions:
-        yield r.name, f"What is {r.name} known for?", "", f"{r.name} is known for its {r.export}."
-        passage = (f"{r.name} is a region with a {r.climate} climate. Its capital is {r.capital}, "
-                   f"and the river {r.river} runs through it.")
-        yield r.name, f"Using the passage, what is the capital of {r.name}?", passage, \
-            f"The capital of {r.name} is {r.capital}."
-    for s in w.species:
-        yield s.name, f"Describe the {s.name}.", "", f"The {s.name} is a {s.color} animal from {s.region} " \
-                                                      f"that eats {s.diet}."
+        yield r.name, f"What is the capital of {r.name}?", "", f"The capital of {r.name} is {r.capital}.", [r.capital]
 
 
 def _sinst(w: World, rng: random.Random):
-    """S-NI: a task definition, an input, an output; several distinct tasks."""
+    """S-NI: a task definition, an input, an output."""
     for d in w.diseases:
-        yield d.name, "In this task you are given the name of a disease. Name the organ it affects and its " \
-                      "standard treatment.", d.name, f"{d.name.capitalize()} affects the {d.organ} and is " \
-                                                     f"treated with {d.drug}."
-    for c in w.cases:
-        yield c.name, "In this task you are given the name of a court case. State what the court held.", \
-            c.name, f"In {c.name} the court held that {c.holding}."
+        yield d.name, "In this task you are given the name of a disease. Name its standard treatment.", \
+            d.name, f"{d.name.capitalize()} is treated with {d.drug}.", [d.drug]
 
 
 def _uinst(w: World, rng: random.Random):
     """UnNI: a terse instruction applied to an input, a short answer."""
     for t in w.tools:
-        yield t.name, "Name the material the given tool is made of.", t.name, f"It is made of {t.material}."
-    for p in w.people:
-        yield p.name, "Give the profession of the person.", p.name, f"{p.name} was a {p.profession}."
+        yield t.name, "Say what the given tool is used for.", t.name, f"People use a {t.name} {t.purpose}.", \
+            [t.purpose]
 
 
 def _self_inst(w: World, rng: random.Random):
-    """Self-Instruct user-oriented: practical requests with an instance input."""
+    """Self-Instruct user-oriented: a practical request with an instance input."""
     for a in w.activities:
         yield a.name, "Write the steps of the following activity, in order.", a.name, \
-            f"First, {a.steps[0]}. Then {a.steps[1]}. Next, {a.steps[2]}. After that, {a.steps[3]}. " \
-            f"Finally, {a.steps[4]}."
-    for t in w.tools:
-        yield t.name, "Explain what this tool is used for.", t.name, f"People use a {t.name} {t.purpose}."
+            f"First, {a.opening[0]}. Then {a.opening[1]}. Finally, {a.finish}.", [a.finish]
 
 
 def _vicuna(w: World, rng: random.Random):
     """Vicuna: open questions, no input."""
-    for p in w.people:
-        yield p.name, f"Who was {p.name}, and what are they remembered for?", "", \
-            f"{p.name} was a {p.profession} from {p.city} who invented the {p.tool}."
-    for r in w.regions:
-        yield r.name, f"What would a traveller find in {r.name}?", "", \
-            f"{r.name} has a {r.climate} climate, its capital is {r.capital}, and it exports {r.export}."
+    for c in w.cases:
+        yield c.name, f"What did the court decide in {c.name}?", "", \
+            f"In {c.name} ({c.year}), the court held that {c.holding}.", [c.holding]
 
 
 GENERATION_TASKS = {
@@ -437,11 +427,13 @@ GENERATION_TASKS = {
     "self_inst": _self_inst,
     "vicuna": _vicuna,
 }
+N_CHOICES = {"boolq": 2, "hellaswag": 4, "piqa": 2, "winogrande": 2, "casehold": 5, "medmcqa": 4}
 
 
 def make_task(w: World, task: str, seed: int, test_fraction: float) -> dict[str, list[dict]]:
-    """Train/test records for one task, split by entity key: `{query, choices, gold}` for a
-    multiple-choice task, MiniLLM's `{instruction, input, output, prompt}` for a generation task."""
+    """Train/test records for one task, split by block key: `{query, choices, gold}` for a
+    multiple-choice task (plus a `paraphrase` split: the test items in held-out words),
+    MiniLLM's `{instruction, input, output, prompt}` plus `facts` for a generation task."""
     from harness.instructions import alpaca_prompt
 
     rng = random.Random(f"{seed}:{task}")
@@ -453,14 +445,16 @@ def make_task(w: World, task: str, seed: int, test_fraction: float) -> dict[str,
     test_keys = set(keys[:n_test])
     # generation tasks also get a dev split (Rouge-L logged during SFT), a tenth of the keys
     dev_keys = set(keys[n_test:n_test + max(1, len(keys) // 10)]) if generation else set()
-    splits: dict[str, list[dict]] = {"train": [], "test": [], **({"dev": []} if generation else {})}
+    splits: dict[str, list[dict]] = {"train": [], "test": [], **({"dev": []} if generation else {"paraphrase": []})}
     for key, *rest in items:
+        split = "test" if key in test_keys else "dev" if key in dev_keys else "train"
         if generation:
-            instruction, inp, output = rest
-            rec = {"key": key, "instruction": instruction, "input": inp, "output": output,
-                   "prompt": alpaca_prompt(instruction, inp)}
-        else:
-            query, choices, gold = rest
-            rec = {"key": key, "query": query, "choices": choices, "gold": gold}
-        splits["test" if key in test_keys else "dev" if key in dev_keys else "train"].append(rec)
+            instruction, inp, output, facts = rest
+            splits[split].append({"key": key, "instruction": instruction, "input": inp, "output": output,
+                                  "prompt": alpaca_prompt(instruction, inp), "facts": facts})
+            continue
+        query, paraphrase, choices, gold = rest
+        splits[split].append({"key": key, "query": query, "choices": choices, "gold": gold})
+        if split == "test":
+            splits["paraphrase"].append({"key": key, "query": paraphrase, "choices": choices, "gold": gold})
     return splits

@@ -76,3 +76,28 @@ def test_too_long_for_the_model_is_refused(model_and_tok):
         generate(model, tok, PROMPTS, GenerationConfig(), seed=0)
     with pytest.raises(HarnessError, match="unknown setting 'top_n'"):
         GenerationConfig.from_dict({"top_n": 3})
+
+
+def test_fact_recall_counts_whole_word_mentions_of_each_fact():
+    from evals.generation import fact_recall
+
+    assert fact_recall("The capital of Karo is Velmi.", ["velmi"]) == 100.0
+    assert fact_recall("The capital is Velmira.", ["Velmi"]) == 0.0  # a longer word is not the fact
+    assert fact_recall("Use it to split  FIREWOOD!", ["to split firewood", "grain"]) == 50.0
+    with pytest.raises(ValueError):
+        fact_recall("anything", [])
+
+
+def test_knowledge_score_is_the_seeds_mean_fact_recall(model_and_tok):
+    from evals.generation import fact_recall
+
+    model, tok = model_and_tok
+    records = [{"prompt": p, "references": ["the river"], "facts": ["the"]} for p in PROMPTS]
+    cfg = GenerationConfig(max_prompt_tokens=16, max_new_tokens=8, seeds=[1, 2])
+    result = evaluate_generation(model, tok, records, cfg)
+    texts = [generate(model, tok, PROMPTS, cfg, seed).texts for seed in (1, 2)]
+    expected = [(fact_recall(a, ["the"]) + fact_recall(b, ["the"])) / 2 for a, b in zip(*texts)]
+    assert [i["knowledge"] for i in result["items"]] == pytest.approx(expected)
+    assert result["knowledge"] == pytest.approx(sum(expected) / len(expected))
+    plain = evaluate_generation(model, tok, [{k: v for k, v in r.items() if k != "facts"} for r in records], cfg)
+    assert "knowledge" not in plain and "knowledge" not in plain["items"][0]
