@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig, Pr
 
 from harness.errors import HarnessError
 
-SOURCE_ARCHS = ("olmo", "olmoe", "deepseek")
+SOURCE_ARCHS = ("olmo", "olmoe", "deepseek", "llama")  # llama: a twin of a student shape (controls)
 
 
 def _check_heads(name: str, spec: dict[str, Any]) -> None:
@@ -46,6 +46,8 @@ def source_config(name: str, spec: dict[str, Any], vocab_size: int, max_position
                   special_ids: dict[str, int] | None = None) -> PretrainedConfig:
     """A tiny source config of architecture `spec["arch"]`, built from the in-library classes
     the real checkpoints use (OLMo-7B-hf, OLMoE-1B-7B; DeepSeek-V2 for DeepSeekMoE's shared experts)."""
+    if spec.get("arch") == "llama":
+        return student_config(name, spec, vocab_size, max_positions, special_ids)
     _check_heads(name, spec)
     common = dict(vocab_size=vocab_size, hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
                   num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],

@@ -14,6 +14,13 @@ MASA_DOMAINS = ("encyclopedia", "code", "math_science", "law", "medicine")
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
     "distill": "baselines.distill:Distillation",
+    # positive and null controls (SIGNAL.md): the twin copied whole, all but its FFNs, its FFNs only;
+    # Scratch with another init stream
+    "oracle": {"target": "baselines.oracle:Oracle", "label": "Oracle"},
+    "oracle-no-ffn": {"target": "baselines.oracle:Oracle", "options": {"copy": "no-ffn"},
+                      "label": "Oracle (all but FFN)"},
+    "oracle-ffn": {"target": "baselines.oracle:Oracle", "options": {"copy": "ffn"}, "label": "Oracle-FFN"},
+    "scratch-aa": {"target": "baselines.scratch:ScratchReinit", "label": "Scratch (A/A)"},
     "pruning-eep": "baselines.eep:PruningEEP",
     # The parametric-knowledge-transfer table (LaTen paper, Table 1): SFT of the Scratch student
     "scratch-nosft": {"target": "baselines.scratch:Scratch", "finetune": False, "label": "Student (no SFT)"},

@@ -17,7 +17,9 @@ SHAPE = {"layers": 2, "hidden": 32, "ffn": 48, "heads": 2}
 OPTIONS = {"masa": {"align_tokens": 32 * 4 * 3, "align_batch": 4},
            "pruning-eep": {"experts_kept": 3, "population": 2, "prune_archive": 3, "merge_archive": 4,
                            "fitness_examples": 2, "dev_examples": 2, "dev_top": 2, "calibration_sequences": 2}}
-SOURCE = {"pruning-eep": "olmoe"}  # EEP prunes a standard MoE; every other method gets the dense source
+# EEP prunes a standard MoE; the controls copy a twin of the student's shape; every other method gets the dense source
+SOURCE = {"pruning-eep": "olmoe", "oracle": "twin"}
+SPECS = {**SOURCES, "twin": {"arch": "llama", **SHAPE}}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def source_dirs(tmp_path_factory, tokenizer_dir, tokens_file):
     def get(name):
         if name not in dirs:
             dirs[name] = tmp_path_factory.mktemp("sources") / name
-            stages.source({"source": SOURCES[name], "seed": 0, "training": TRAINING}, name, tokenizer_dir,
+            stages.source({"source": SPECS[name], "seed": 0, "training": TRAINING}, name, tokenizer_dir,
                           tokens_file, dirs[name])
         return dirs[name]
     return get
