@@ -15,7 +15,8 @@
 #   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks; per item too)
 #   R/students/.../seed{seed}/{budget}/eval/zeroshot/{task}.json   (the pre-trained student, before SFT)
 #   R/data/instructions/{task}/       a generation task's train/dev/test (MiniLLM format)
-#   R/sources-sft/{source}/{task}/, R/sources-eval/{source}/{base|sft}/{task}.json   (Table 2, PKT table)
+#   R/students/.../seed{seed}/init-eval/{task}.json   (the untrained student: reports/signal.md)
+#   R/sources-sft/{source}/{task}/, R/sources-eval/{source}/{base|sft}/{task}.json   (Tables 2, PKT, signal)
 # A method that only adapts before SFT (LoRA, Seeking, LaTen) fine-tunes Scratch's pre-trained student.
 # {source} is `none` for methods run without a source (Scratch).
 
@@ -48,3 +49,4 @@ rule all:
         *([rules.table4.output, rules.table5.output, rules.fig4.output] if ABLATIONS else []),
         *([rules.table_pkt.output] if "pkt" in C else []),
         *([rules.table_efficiency.output, rules.fig_efficiency.output] if "efficiency" in C else []),
+        *([rules.signal.output] if "signal" in C else []),

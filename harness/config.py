@@ -38,9 +38,29 @@ def drop_nulls(config: Any) -> Any:
 
 def resolve(config: dict) -> dict:
     """The merged config with deleted keys removed, validated, data paths resolved."""
-    config = drop_nulls(config)
+    config = with_twin_shapes(drop_nulls(config))
     validate(config)
     return with_data_dir(config)
+
+
+def with_twin_shapes(config: dict) -> dict:
+    """A `llama` source naming a student `shape` takes that shape's sizes (the controls' twin)."""
+    if not any("shape" in spec for spec in config.get("sources", {}).values()):
+        return config
+    config = copy.deepcopy(config)
+    for name, spec in config["sources"].items():
+        if "shape" in spec:
+            if spec["shape"] not in config.get("shapes", {}):
+                raise HarnessError(f"config error: sources.{name}.shape: " + _unknown(
+                    "shape", spec["shape"], list(config.get("shapes", {}))))
+            spec.update({k: config["shapes"][spec["shape"]][k] for k in ("layers", "hidden", "ffn", "heads")})
+    return config
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    from harness.registry import unknown_name_message
+
+    return unknown_name_message(kind, name, known)
 
 
 def with_data_dir(config: dict) -> dict:
@@ -159,6 +179,12 @@ def validate(config: dict[str, Any]) -> None:
         if "heldout" not in config:
             raise HarnessError("config error: efficiency: the data-efficiency report needs a `heldout` section")
     trained_here = any("model_path" not in spec for spec in config["sources"].values())
+    st = config["source_training"]
+    if trained_here and ("budget" in st) == ("passes" in st):
+        raise HarnessError("config error: source_training: give exactly one of `budget` (tokens) or `passes`")
+    if "passes" in st and config["corpus"]["kind"] != "world":
+        raise HarnessError("config error: source_training.passes counts passes of the generated world; "
+                           "with another corpus give `budget` (tokens)")
     if ("heldout" in config and trained_here
             and config["source_training"].get("seq_len") != config["pretrain"].get("seq_len")):
         raise HarnessError("config error: heldout: the held-out windows are counted in pretrain.seq_len, so "
@@ -192,6 +218,23 @@ def validate(config: dict[str, Any]) -> None:
         if "compare_to" in pkt and pkt["compare_to"] not in pkt_labels:
             raise HarnessError("config error: pkt.compare_to: " + unknown_name_message(
                 "row", pkt["compare_to"], pkt_labels))
+    if "signal" in config:
+        sig = config["signal"]
+        if config["corpus"]["kind"] != "world":
+            raise HarnessError("config error: signal: the signal report's floors and controls need the generated "
+                               "world (`corpus: {kind: world}`)")
+        must_name("signal.shape", "shape", sig["shape"], "shapes")
+        for s in sig["sources"]:
+            must_name("signal.sources", "source", s, "sources")
+        for role, row in sig["controls"].items():
+            if row["name"] not in known:
+                raise HarnessError(f"config error: signal.controls.{role}: " + unknown_name_message(
+                    "method", row["name"], known))
+            if "source" in row:
+                must_name(f"signal.controls.{role}", "source", row["source"], "sources")
+        for label in sig["transfer"]:
+            if label not in labels:
+                raise HarnessError("config error: signal.transfer: " + unknown_name_message("row", label, labels))
     if config["report_budget"] not in config["budgets"]:
         raise HarnessError("config error: report_budget: " + unknown_name_message(
             "budget", config["report_budget"], list(config["budgets"])))
@@ -207,7 +250,7 @@ def validate(config: dict[str, Any]) -> None:
             raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
     for name, spec in config["sources"].items():
         if "model_path" not in spec:
-            need = {"olmo": ["layers", "hidden", "ffn", "heads"]}.get(
+            need = {"olmo": ["layers", "hidden", "ffn", "heads"], "llama": ["layers", "hidden", "ffn", "heads"]}.get(
                 spec["arch"], ["layers", "hidden", "ffn", "heads", "experts", "top_k"])
             if spec["arch"] == "deepseek":
                 need = need + ["shared_experts"]
@@ -251,6 +294,14 @@ def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:
     ab = config["ablation"]
     return [(v, ab["source"], method_label(v)) if isinstance(v, str) else (v["name"], ab["source"], v["label"])
             for v in ab[report]]
+
+
+def signal_controls(config: dict) -> dict[str, tuple[str, str, str]]:
+    """{role: (method, source, label)} of the signal report's control rows."""
+    from harness.registry import method_label
+
+    return {role: (r["name"], r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
+            for role, r in config["signal"]["controls"].items()}
 
 
 def pkt_rows(config: dict) -> list[tuple[str, str, str]]:

@@ -98,12 +98,24 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     model = build_model(source_config(name, spec, len(tok), cfg["training"]["seq_len"], special_ids(tok)), seed)
     # held-out windows only: sources log no curve, but must not have seen the students' held-out text
     heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
-    result = _pretrain(model, cfg["training"], tokens_file, cfg["training"]["budget"], seed, out,
+    result = _pretrain(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, out,
                        desc=f"source {name}", heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
-                "tokens": result.tokens, "final_loss": result.final_loss}
+                "tokens": result.tokens, "passes": cfg["training"].get("passes"), "final_loss": result.final_loss}
     _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
                   parameters=sum(p.numel() for p in model.parameters()))
+
+
+def source_budget(cfg: dict, tokens_file: Path) -> int:
+    """A source's pre-training tokens: `budget`, or `passes` of the world (the token stream holds
+    `world_passes` of them), so that a source's knowledge is set in exposures per fact."""
+    import numpy as np
+
+    training = cfg["training"]
+    if "budget" in training:
+        return training["budget"]
+    n = len(np.load(tokens_file, mmap_mode="r"))
+    return round(training["passes"] * n / cfg["world_passes"])
 
 
 # ---------------------------------------------------------------- method stages
@@ -352,6 +364,13 @@ def _dev_rouge(task, tok, dev_cfg: dict):
     return lambda model: {"rougeL": evaluate_generation(model, tok, records, gen, desc=f"dev {task.name}")["value"]}
 
 
+def _checkpoint_dir(path: Path) -> Path:
+    """A model directory, or the one a source directory's manifest points at."""
+    from harness.sources import MANIFEST, Source
+
+    return Path(Source.from_manifest(path).model_path) if (path / MANIFEST).is_file() else path
+
+
 def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path],
              pretrained: Path | None = None, zeroshot_outs: list[Path] = ()) -> None:
     """Score each task's fine-tuned student on that task's test split through lm-eval, and, given
@@ -367,12 +386,16 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
         raise HarnessError(f"eval: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
     if (pretrained is None) != (not zeroshot_outs) or (zeroshot_outs and len(zeroshot_outs) != len(outs)):
         raise HarnessError(f"eval: a zero-shot evaluation needs --pretrained and {len(outs)} --zeroshot-outs")
+    model_dirs = [_checkpoint_dir(d) for d in model_dirs]
+    pretrained = _checkpoint_dir(pretrained) if pretrained else None
     checkpoints = [("fine-tuned", d) for d in model_dirs] + ([("pre-trained", pretrained)] if pretrained else [])
     for kind, model_dir in checkpoints:
         if not (model_dir / "config.json").is_file():
             raise HarnessError(f"missing {kind} checkpoint {model_dir}")
     ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
-    jobs = [("sft", model_dirs, outs)] + ([("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else [])
+    # `stage` names what --models holds when it is not fine-tuned students (a source's "zeroshot")
+    jobs = [(cfg.get("stage", "sft"), model_dirs, outs)]
+    jobs += [("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else []
     for stage, dirs, files in jobs:
         for name, model_dir, task_dir, out in zip(cfg["tasks"], dirs, task_dirs, files):
             result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])

@@ -4,7 +4,8 @@ import json
 import re
 import sys
 
-from harness.config import NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows
+from harness.config import (NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows,
+                            signal_controls)
 from harness.errors import HarnessError
 from harness.registry import family, implements, method_spec, shares_pretraining
 
@@ -25,10 +26,12 @@ def _alternatives(names):
 
 
 ABLATIONS = {report: ablation_rows(C, report) for report in ("table4", "table5", "fig4")} if "ablation" in C else {}
+SIGNAL_CONTROLS = signal_controls(C) if "signal" in C else {}
 
 
 wildcard_constraints:
-    method=_alternatives({m for m, _, _ in rows(C) + pkt_rows(C) + [r for rs in ABLATIONS.values() for r in rs]}),
+    method=_alternatives({m for m, _, _ in rows(C) + pkt_rows(C) + [r for rs in ABLATIONS.values() for r in rs]
+                          + list(SIGNAL_CONTROLS.values())}),
     source=_alternatives([*C["sources"], NO_SOURCE]),
     shape=_alternatives(C["shapes"]),
     budget=_alternatives(C["budgets"]),
@@ -37,7 +40,7 @@ wildcard_constraints:
 
 
 REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4",
-                "table_efficiency", "fig_efficiency")
+                "table_efficiency", "fig_efficiency", "signal")
 
 
 def job_resources(rule):

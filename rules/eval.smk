@@ -33,6 +33,27 @@ rule eval:
                 "--pretrained {input.pretrained} --zeroshot-outs {output.zeroshot}")
 
 
+# The untrained student (its initial weights, before pre-training) on every task: the signal
+# report's floor (A1: an untrained model must score chance).
+rule init_eval:
+    input:
+        init=STUDENT + "/init",
+        tasks=sorted({task_data(t) for t in MC_TASKS}),
+    output:
+        [STUDENT + f"/init-eval/{task}.json" for task in MC_TASKS],
+    log:
+        L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log",
+    params:
+        cfg=lambda w: as_json(method=w.method, source=w.source, shape_name=w.shape, seed=int(w.seed),
+                              tasks=MC_TASKS, eval=C["eval"], stage="untrained"),
+        tasks=lambda w: _task_paths(w),
+        models=lambda w, input: " ".join([input.init] * len(MC_TASKS)),
+    threads: 1
+    resources:
+        **job_resources("eval"),
+    shell:
+        harness("eval", "--models {params.models} --tasks {params.tasks} --outs {output}")
+
 
 # Generation tasks (Rouge-L): one job per student and budget, every generation task.
 if GEN_TASKS:

@@ -240,3 +240,43 @@ if "efficiency" in C:
             **job_resources("fig_efficiency"),
         shell:
             harness("report fig_efficiency", "--out {output} {input}")
+
+
+# reports/signal.md: the acceptance criteria of SIGNAL.md on one shape: the controls, the
+# transfer rows named in `signal.transfer`, the sources they come from, the untrained student.
+if "signal" in C:
+    SIG = C["signal"]
+    SIG_TRANSFER = [r for r in rows(C) if r[2] in SIG["transfer"]]
+    SIG_ROWS = [REFERENCE, *SIGNAL_CONTROLS.values(), *SIG_TRANSFER]
+    SIG_SOURCES = list(dict.fromkeys([*SIG["sources"], *(s for _, s, _ in SIGNAL_CONTROLS.values() if s != NO_SOURCE)]))
+
+    def _signal_untrained():
+        return [STUDENT.format(method=REFERENCE[0], source=REFERENCE[1], shape=SIG["shape"], seed=seed)
+                + f"/init-eval/{t}.json" for seed in C["seeds"] for t in MC_TASKS]
+
+    rule signal:
+        input:
+            evals=[*eval_files(SIG_ROWS, [SIG["shape"]], BUDGET, MC_TASKS),
+                   *eval_files(SIG_ROWS, [SIG["shape"]], BUDGET, MC_TASKS, stage="zeroshot"),
+                   *_signal_untrained(),
+                   *[R + f"/sources-eval/{s}/{v}/{t}.json" for s in SIG_SOURCES for v in ("base", "sft")
+                     for t in MC_TASKS]],
+            data=[WORLD, *(task_data(t) for t in GEN_TASKS)],
+        output:
+            "reports/signal.md",
+        log:
+            L + "/reports/signal.log",
+        params:
+            cfg=as_json(**json.loads(report_cfg(SIG_ROWS, [SIG["shape"]], BUDGET)),
+                        shape=[SIG["shape"], C["shapes"][SIG["shape"]]],
+                        controls={role: list(r) for role, r in SIGNAL_CONTROLS.items()},
+                        transfer=[list(r) for r in SIG_TRANSFER],
+                        sources=[[s, C["sources"][s].get("label", s)] for s in SIG_SOURCES],
+                        world=WORLD,
+                        generation=[[t, C["generation_tasks"][t]["label"], task_data(t)] for t in GEN_TASKS
+                                    if C["generation_tasks"][t]["kind"] == "generated"]),
+        threads: 1
+        resources:
+            **job_resources("signal"),
+        shell:
+            harness("report signal", "--out {output} {input.evals}")

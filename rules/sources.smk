@@ -8,7 +8,8 @@ def _source_build_inputs(wildcards):
 
 def _source_cfg(wildcards):
     return as_json(source=C["sources"][wildcards.source], seed=C["source_training"].get("seed", 0),
-                   training=C["source_training"], heldout=heldout_cfg())
+                   training=C["source_training"], heldout=heldout_cfg(),
+                   world_passes=C["world"]["repeats"] if "world" in C else None)
 
 
 rule source:
@@ -74,18 +75,27 @@ rule source_sft:
         harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
 
 
+def _source_eval_mc_inputs(wildcards):
+    models = ([R + f"/sources/{wildcards.source}"] * len(MC_TASKS) if wildcards.variant == "base"
+              else [R + f"/sources-sft/{wildcards.source}/{t}" for t in MC_TASKS])
+    return {"models": models, "tasks": sorted({task_data(t) for t in MC_TASKS})}
+
+
+# base: the source itself, zero-shot (the signal report's A2); sft: fine-tuned on each task
 rule source_eval:
     input:
-        models=[R + f"/sources-sft/{{source}}/{t}" for t in MC_TASKS],
-        tasks=sorted({task_data(t) for t in MC_TASKS}),
+        unpack(_source_eval_mc_inputs),
     output:
-        [R + f"/sources-eval/{{source}}/sft/{t}.json" for t in MC_TASKS],
+        [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in MC_TASKS],
     log:
-        L + "/sources-eval/{source}/sft-multiple-choice.log",
+        L + "/sources-eval/{source}/{variant}-multiple-choice.log",
     params:
-        cfg=lambda w: as_json(method="source-sft", source=w.source, shape_name=w.source, seed=0, tasks=MC_TASKS,
-                              eval=C["eval"]),
+        cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
+                              shape_name=w.source, seed=0, tasks=MC_TASKS, eval=C["eval"],
+                              stage="zeroshot" if w.variant == "base" else "sft"),
         tasks=" ".join(task_path(t) for t in MC_TASKS),
+    wildcard_constraints:
+        variant="base|sft",
     threads: 1
     resources:
         **job_resources("source_eval"),

@@ -127,3 +127,24 @@ def test_paired_comparison_and_heldout_sections_are_checked():
     no_ref = copy.deepcopy(base)
     del no_ref["compare_to"]
     assert reference_row(resolve(no_ref)) == reference_row(base)
+
+
+def test_twin_source_budget_in_passes_and_signal_section_are_checked():
+    from harness.config import signal_controls
+
+    base = load_profile("micro")
+    twin = base["sources"]["twin"]
+    assert (twin["layers"], twin["hidden"], twin["ffn"], twin["heads"]) == (4, 128, 256, 4)  # from shape 4L-1.2M
+    assert signal_controls(base)["ffn"] == ("oracle-ffn", "twin", "Oracle-FFN")
+    for diff, message in [
+            ({"sources": {"twin": {"shape": "9L"}}}, "sources.twin.shape: unknown shape '9L'"),
+            ({"source_training": {"budget": 1000}}, "give exactly one of `budget` \\(tokens\\) or `passes`"),
+            ({"source_training": {"passes": None}}, "give exactly one of `budget`"),
+            ({"signal": {"transfer": ["MASA"]}}, "signal.transfer: unknown row 'MASA'"),
+            ({"signal": {"controls": {"oracle": {"name": "orcale", "source": "twin"}}}},
+             "signal.controls.oracle: unknown method 'orcale'; did you mean 'oracle'"),
+            ({"signal": {"sources": ["olmo2"]}}, "signal.sources: unknown source 'olmo2'"),
+            ({"corpus": {"kind": "local", "path": "x.txt"}, "source_training": {"passes": None, "budget": 9},
+              "signal": {"shape": "4L-1.2M"}}, "signal: the signal report's floors and controls need the generated")]:
+        with pytest.raises(HarnessError, match=message):
+            resolve(merge(base, diff))

@@ -203,6 +203,19 @@ def _job_counts(stdout):
     return counts
 
 
+def test_signal_report_plans_only_what_its_criteria_need(tmp_path):
+    """One shape, the reference, four controls and one transfer row, per seed; the untrained
+    student; the named source and the twin, zero-shot and fine-tuned (smoke: 2 seeds, 2 tasks)."""
+    proc = snakemake(tmp_path, "-n", "reports/signal.md", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout)
+    rows, seeds, tasks = 1 + 4 + 1, 2, 2
+    assert counts["pretrain"] == counts["eval"] == rows * seeds and counts["sft"] == rows * seeds * tasks
+    assert counts["init_eval"] == seeds and counts["source"] == 2 and counts["source_eval"] == 2 * 2
+    assert counts["source_sft"] == 2 * tasks and counts["extract"] == 1 and counts["signal"] == 1
+    assert "sources/twin" in proc.stdout and "students/oracle-ffn/twin/2L-tiny" in proc.stdout
+
+
 def test_paper_grid_is_planned(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]

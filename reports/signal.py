@@ -1,0 +1,213 @@
+"""reports/signal.md: can this benchmark see knowledge transfer? The acceptance criteria
+A1–A7 of `SIGNAL.md` §4, each with its numbers and PASS / FAIL, from the same evaluation
+JSON as the tables (and the task files, for the knowledge-free floors).
+
+A null result ("MASA does not beat Scratch") can only be read when the benchmark shows a
+row that must win (the Oracle), a row that must not (the A/A twin of Scratch), nothing
+scoring without knowledge, and intervals narrow enough for the effect in question.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from harness import floors
+from harness.io import read_jsonl
+from harness.stats import t_interval
+from reports.paired import SFT, ZEROSHOT, differences, stage_of
+
+UNTRAINED = "untrained"  # the `stage` of an initial student's evaluation (rule init_eval)
+# SIGNAL.md §4, in points
+FLOOR_MARGIN = 3.0  # A1: knowledge-free strategies and the untrained student <= chance + 3
+TEMPLATE_KNOWLEDGE = 3.0  # A1: the template baseline's knowledge score ("almost nothing")
+SOURCE_MARGIN = 30.0  # A2: every source zero-shot >= chance + 30 on every task
+SFT_KEEPS = 2.0  # A2: its SFT score >= its zero-shot - 2
+SCRATCH_MARGIN, SCRATCH_BELOW = 8.0, 30.0  # A3: Scratch avg <= chance + 8 and >= 30 below every source
+ORACLE_AVG, ORACLE_TASK = 20.0, 10.0  # A4
+POWER = 1.0  # A6, A7: paired half-width on the average
+
+
+def _verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def _mean(values) -> float:
+    return statistics.fmean(values)
+
+
+def _half(diff) -> float:
+    """The wider half-width of a difference's two intervals (t over seeds, item x seed bootstrap)."""
+    boot = (diff.boot[1] - diff.boot[0]) / 2
+    return max(boot, diff.t_half or 0.0)
+
+
+def _ci(diff) -> str:
+    t = f"t [{diff.mean - diff.t_half:+.2f}, {diff.mean + diff.t_half:+.2f}]" if diff.t_half is not None else "t –"
+    return f"{diff.mean:+.2f} ({t}; bootstrap [{diff.boot[0]:+.2f}, {diff.boot[1]:+.2f}])"
+
+
+class _Index:
+    """Evaluation records by (method, source, stage, task) -> seed -> record."""
+
+    def __init__(self, results: list[dict]):
+        self.by = defaultdict(dict)
+        for r in results:
+            self.by[(r["method"], r["source"], stage_of(r), r["task"])][r["seed"]] = r
+
+    def values(self, method: str, source: str, stage: str, task: str) -> list[float]:
+        return [r["value"] for _, r in sorted(self.by[(method, source, stage, task)].items())]
+
+    def n_choices(self, task: str) -> int:
+        for (_, _, _, t), per_seed in self.by.items():
+            for r in per_seed.values():
+                if t == task and r.get("items"):
+                    return len(r["items"][0]["logliks"])
+        raise KeyError(task)
+
+
+def _floors_section(cfg: dict, index: _Index, tasks: list[tuple[str, str]], chance: dict[str, float],
+                    scratch: tuple[str, str]) -> tuple[list[str], bool]:
+    world = Path(cfg["world"])
+    corpus = (world / "corpus.txt").read_text(encoding="utf-8")
+    lines = ["| Task | chance | best knowledge-free strategy | untrained student | limit | |", "|---|---|---|---|---|---|"]
+    ok_all = True
+    for name, label in tasks:
+        split = {s: read_jsonl(world / "tasks" / name / f"{s}.jsonl", f"task {name}") for s in ("train", "test")}
+        scores = floors.multiple_choice(split["train"], split["test"], corpus)
+        best = max(scores, key=scores.get)
+        untrained = index.values(*scratch, UNTRAINED, name)
+        limit = chance[name] + FLOOR_MARGIN
+        worst = max([scores[best], *untrained])
+        ok = worst <= limit
+        ok_all &= ok
+        u = f"{_mean(untrained):.1f} (max {max(untrained):.1f})" if untrained else "–"
+        lines.append(f"| {label} | {chance[name]:.1f} | {scores[best]:.1f} ({best}) | {u} | ≤ {limit:.1f} | "
+                     f"{_verdict(ok)} |")
+    gen = cfg.get("generation", [])
+    if gen:
+        lines += ["", "Generation sets: the template baseline (each test instruction answered with the train "
+                  "response of its pattern, the entity swapped in).", "",
+                  "| Task | template Rouge-L | template knowledge score | limit | |", "|---|---|---|---|---|"]
+        for name, label, directory in gen:
+            split = {s: read_jsonl(Path(directory) / f"{s}.jsonl", f"generation task {name}")
+                     for s in ("train", "test")}
+            if not all("facts" in r for r in split["test"]):
+                lines.append(f"| {label} | – | – (no `facts` in its records) | – | – |")
+                continue
+            score = floors.generation(split["train"], split["test"])
+            ok = score["knowledge"] <= TEMPLATE_KNOWLEDGE
+            ok_all &= ok
+            lines.append(f"| {label} | {score['rougeL']:.1f} | {score['knowledge']:.1f} | ≤ {TEMPLATE_KNOWLEDGE:.0f} "
+                         f"| {_verdict(ok)} |")
+    return lines, ok_all
+
+
+def render(cfg: dict, results: list[dict]) -> str:
+    index = _Index(results)
+    tasks = [tuple(t) for t in cfg["tasks"]]
+    chance = {name: 100.0 / index.n_choices(name) for name, _ in tasks}
+    chance_avg = _mean(chance.values())
+    ref = tuple(cfg["reference"])
+    roles = {role: tuple(row) for role, row in cfg["controls"].items()}
+    transfer = [tuple(r) for r in cfg["transfer"]]
+    shape = cfg["shape"][0]
+    diff_cfg = {**cfg, "shapes": [cfg["shape"]], "rows": [list(ref), *map(list, roles.values()), *map(list, transfer)]}
+    diffs = {label: d for (_, label), d in differences(diff_cfg, results, SFT).items()}
+    verdicts: list[tuple[str, str, bool]] = []
+    out = [f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} "
+           f"tokens · seeds {', '.join(map(str, cfg['seeds']))} · rendered {_dt.date.today().isoformat()}.", "",
+           "Criteria of `SIGNAL.md` §4. Scores are accuracy in points on each task's test split after SFT "
+           "unless marked zero-shot; differences are paired by seed and by test item "
+           "(`reports/paired.py`), 95% intervals.", ""]
+
+    lines, ok = _floors_section(cfg, index, tasks, chance, ref[:2])
+    verdicts.append(("A1", f"nothing but knowledge scores: every knowledge-free strategy and the untrained "
+                           f"student ≤ chance + {FLOOR_MARGIN:.0f} on every task", ok))
+    out += ["## A1 Floors", "", *lines, ""]
+
+    head = "| Source | " + " | ".join(label for _, label in tasks) + " | Avg. |"
+    lines = [head, "|" + "---|" * (len(tasks) + 2)]
+    ok_know, ok_keep, source_avgs = True, True, {}
+    for name, label in cfg["sources"]:
+        zs = {t: _mean(index.values("source", name, ZEROSHOT, t) or [float("nan")]) for t, _ in tasks}
+        ft = {t: _mean(index.values("source-sft", name, SFT, t) or [float("nan")]) for t, _ in tasks}
+        source_avgs[label] = _mean(zs.values())
+        ok_know &= all(zs[t] >= chance[t] + SOURCE_MARGIN for t, _ in tasks)
+        ok_keep &= all(ft[t] >= zs[t] - SFT_KEEPS for t, _ in tasks)
+        lines.append(f"| {label} zero-shot | " + " | ".join(f"{zs[t]:.1f}" for t, _ in tasks)
+                     + f" | {source_avgs[label]:.1f} |")
+        lines.append(f"| {label} after SFT | " + " | ".join(f"{ft[t]:.1f}" for t, _ in tasks)
+                     + f" | {_mean(ft.values()):.1f} |")
+    lines.append("| chance + 30 | " + " | ".join(f"{chance[t] + SOURCE_MARGIN:.1f}" for t, _ in tasks) + " | |")
+    verdicts.append(("A2", f"the sources know: zero-shot ≥ chance + {SOURCE_MARGIN:.0f} on every task, and SFT "
+                           f"keeps it (≥ zero-shot − {SFT_KEEPS:.0f})", ok_know and ok_keep))
+    out += ["## A2 Sources know", "", *lines, "",
+            f"Zero-shot ≥ chance + {SOURCE_MARGIN:.0f} everywhere: {_verdict(ok_know)}. "
+            f"SFT ≥ zero-shot − {SFT_KEEPS:.0f} everywhere: {_verdict(ok_keep)}.", ""]
+
+    per_seed = [_mean(vals) for vals in zip(*(index.values(*ref[:2], SFT, t) for t, _ in tasks))]
+    scratch_avg, scratch_half = t_interval(per_seed) if per_seed else (float("nan"), None)
+    ok = scratch_avg <= chance_avg + SCRATCH_MARGIN and all(
+        scratch_avg <= a - SCRATCH_BELOW for a in source_avgs.values())
+    verdicts.append(("A3", f"{ref[2]} does not know: average ≤ chance + {SCRATCH_MARGIN:.0f} and ≥ "
+                           f"{SCRATCH_BELOW:.0f} below every source", ok))
+    out += ["## A3 Students don't", "",
+            f"{ref[2]} average {scratch_avg:.2f}" + (f" ± {scratch_half:.2f}" if scratch_half else "")
+            + f"; chance average {chance_avg:.2f} (limit {chance_avg + SCRATCH_MARGIN:.2f}); source averages "
+            + ", ".join(f"{k} {v:.1f}" for k, v in source_avgs.items()) + f". {_verdict(ok)}", ""]
+
+    def row_diff(role):
+        return diffs.get(roles[role][2], (None, None)) if role in roles else (None, None)
+
+    oracle_tasks, oracle = row_diff("oracle")
+    if oracle:
+        ok_avg = oracle.mean >= ORACLE_AVG and oracle.direction == 1
+        ok_task = all(d is not None and d.mean >= ORACLE_TASK and d.boot[0] > 0 for d in oracle_tasks)
+        verdicts.append(("A4", f"the Oracle is seen: Δ ≥ +{ORACLE_AVG:.0f} on the average and ≥ +{ORACLE_TASK:.0f} "
+                               f"on every task, intervals excluding 0", ok_avg and ok_task))
+        cells = " · ".join(f"{label} {d.mean:+.1f} [{d.boot[0]:+.1f}, {d.boot[1]:+.1f}]"
+                           for (_, label), d in zip(tasks, oracle_tasks) if d)
+        out += ["## A4 Positive control", "", f"{roles['oracle'][2]} − {ref[2]}: average {_ci(oracle)}.", "",
+                f"Per task: {cells}.", "", f"Average: {_verdict(ok_avg)}; every task: {_verdict(ok_task)}.", ""]
+
+    _, graded = row_diff("graded")
+    if graded and oracle:
+        vs_oracle = differences({**diff_cfg, "reference": list(roles["oracle"]), "rows": [list(roles["graded"])]},
+                                results, SFT)[(shape, roles["graded"][2])][1]
+        ok = graded.direction == 1 and vs_oracle is not None and vs_oracle.direction == -1
+        verdicts.append(("A5", "the graded control lies strictly between Scratch and the Oracle", ok))
+        out += ["## A5 Graded control", "", f"{roles['graded'][2]} − {ref[2]}: {_ci(graded)}.", "",
+                f"{roles['graded'][2]} − {roles['oracle'][2]}: {_ci(vs_oracle)}. {_verdict(ok)}", ""]
+
+    _, aa = row_diff("aa")
+    if aa:
+        ok = aa.direction == 0 and _half(aa) <= POWER
+        verdicts.append(("A6", f"the A/A row is null: interval contains 0, half-width ≤ {POWER:.1f}", ok))
+        out += ["## A6 A/A", "", f"{roles['aa'][2]} − {ref[2]}: {_ci(aa)}; half-width {_half(aa):.2f}. "
+                + _verdict(ok), ""]
+
+    _, ffn = row_diff("ffn")
+    lines = ["| Row | Δ vs " + ref[2] + " (t; bootstrap) | half-width | |", "|---|---|---|---|"]
+    ok_all = bool(transfer)
+    for _, _, label in transfer:
+        _, d = diffs.get(label, (None, None))
+        if d is None:
+            lines.append(f"| {label} | – | – | **FAIL** |")
+            ok_all = False
+            continue
+        ok = _half(d) <= POWER
+        ok_all &= ok
+        lines.append(f"| {label} | {_ci(d)} | {_half(d):.2f} | {_verdict(ok)} |")
+    if ffn:
+        lines.append(f"| {roles['ffn'][2]} (the FFN-only ceiling) | {_ci(ffn)} | {_half(ffn):.2f} | |")
+    verdicts.append(("A7", f"power: the paired half-width of each transfer row − {ref[2]} ≤ {POWER:.1f}", ok_all))
+    out += ["## A7 Power, and the transfer rows", "", *lines, "",
+            "A row whose interval lies above 0 beats Scratch; one whose interval contains 0 does not, at a "
+            f"resolution of ±{POWER:.1f} point when A7 passes. Compare it with the FFN-only ceiling: the most "
+            "that copying a knowing twin's exact FFN weights gives.", ""]
+
+    summary = ["| | criterion | |", "|---|---|---|"] + [f"| {k} | {text} | {_verdict(ok)} |" for k, text, ok in verdicts]
+    return "\n".join(["# Can this benchmark see knowledge transfer?", "", *out[:4], *summary, "", *out[4:]])

@@ -1,0 +1,123 @@
+"""reports/signal.md and the knowledge-free floors behind its A1."""
+
+import json
+
+import pytest
+
+from harness import floors, stages, world
+from harness.io import read_jsonl
+from harness.tasks import item_key
+
+MC = {"query": "q", "choices": ["aa", "b", "cccc"]}
+
+
+def _mc(gold, choices=("aa", "b", "cccc"), query="q"):
+    return {"query": query, "choices": list(choices), "gold": gold}
+
+
+def test_floors_score_each_strategy_as_written_by_hand():
+    """An unbalanced split: each strategy's accuracy counted by hand."""
+    train = [_mc(2), _mc(2), _mc(0)]  # "cccc" is the train prior
+    test = [_mc(0), _mc(1), _mc(2), _mc(2, query="a b cccc"), _mc(1, choices=("b", "aa", "cccc"))]
+    corpus = "b b b aa"  # "b" is the most mentioned choice ("cccc" never)
+    s = floors.multiple_choice(train, test, corpus)
+    assert s["position"] == pytest.approx(40.0)  # golds 0, 1, 2, 2, 1: position 1 or 2 gets 2 of 5
+    assert s["train prior"] == pytest.approx(40.0)  # always "cccc": items 3 and 4
+    assert s["corpus frequency"] == pytest.approx(20.0)  # always "b": item 2 (and item 5's "b" sits at 0)
+    assert s["shortest"] == pytest.approx(20.0)  # "b"
+    assert s["longest"] == pytest.approx(40.0)  # "cccc"
+    # overlap with "q": none, ties to "aa" (items 1 and 5); with "a b cccc": "b" and "cccc" tie, "b" first
+    assert s["query overlap"] == pytest.approx(40.0)
+
+
+def test_template_baseline_swaps_the_entity_and_earns_no_knowledge():
+    train = [{"key": "Kar", "instruction": "Capital of Kar?", "input": "", "output": "Kar's capital is Vel.",
+              "facts": ["Vel"]}]
+    test = [{"key": "Mo", "instruction": "Capital of Mo?", "input": "", "output": ["Mo's capital is Zan."],
+             "facts": ["Zan"]},
+            {"key": "Tu", "instruction": "Describe Tu.", "input": "", "output": ["Tu is red."], "facts": ["red"]}]
+    assert floors.template_responses(train, test) == ["Mo's capital is Vel.", ""]
+    score = floors.generation(train, test)
+    assert score["knowledge"] == 0.0 and 30 < score["rougeL"] < 50  # 4 of 5 words, then nothing
+
+
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("signal") / "world"
+    size = {"regions": 130, "activities": 260, "tools": 260, "species": 130, "cases": 260, "diseases": 260}
+    stages.world({"world": {"seed": 3, "repeats": 1, "test_fraction": 0.8, "size": size},
+                  "tasks": list(world.TASKS)}, out)
+    return out
+
+
+def _records(big_world, tmp_path, rows, seeds=range(5)):
+    """Evaluation JSON for every (method, source, stage) in `rows`: `rows[...]` maps (task, seed,
+    item index, n_choices) to correct or not."""
+    paths = []
+    for (method, source, stage), correct in rows.items():
+        for task in world.TASKS:
+            recs = read_jsonl(big_world / "tasks" / task / "test.jsonl", task)
+            k = world.N_CHOICES[task]
+            for seed in seeds:
+                items = [{"key": item_key(r), "score": 100.0 * correct(task, seed, i, k), "logliks": [0.0] * k}
+                         for i, r in enumerate(recs)]
+                path = tmp_path / f"{method}-{source}-{stage}-{task}-{seed}.json"
+                path.write_text(json.dumps({"method": method, "source": source, "shape_name": "S", "seed": seed,
+                                            "task": task, "stage": stage, "items": items,
+                                            "value": sum(i["score"] for i in items) / len(items)}))
+                paths.append(path)
+    return paths
+
+
+def _chance(task, seed, i, k):
+    return i % k == 0
+
+
+def _swapped(every, gain=0):
+    """Chance, with one right and one wrong item traded in every `every` blocks of k (other blocks
+    each seed), and `gain` more items right: a paired difference of exactly `gain` per seed."""
+    def f(task, seed, i, k):
+        block, j = divmod(i, k)
+        if (block + seed) % every == 0 and j < 2:
+            return j == 1
+        return _chance(task, seed, i, k) or (gain and i % k == 1 and block < gain)
+    return f
+
+
+def _cfg(big_world):
+    rows = {"oracle": ["oracle", "twin", "Oracle"], "graded": ["oracle-no-ffn", "twin", "Oracle (all but FFN)"],
+            "ffn": ["oracle-ffn", "twin", "Oracle-FFN"], "aa": ["scratch-aa", "none", "Scratch (A/A)"]}
+    return {"profile": "t", "seeds": list(range(5)), "budget": "b", "budget_tokens": 1, "shape": ["S", {}],
+            "tasks": [[t, t] for t in world.TASKS], "reference": ["scratch", "none", "Scratch"], "controls": rows,
+            "transfer": [["masa", "olmo", "MASA-OLMo"]], "sources": [["olmo", "OLMo"], ["twin", "Twin"]],
+            "world": str(big_world), "statistics": {"resamples": 2000}}
+
+
+def _verdicts(text):
+    return {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
+            if line.startswith("| A")}
+
+
+def test_signal_report_passes_planted_controls_and_fails_when_they_vanish(big_world, tmp_path):
+    from reports.render import load_results
+    from reports.signal import render
+
+    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
+    rows = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
+            ("oracle", "twin", "sft"): knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2,
+            ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
+            ("masa", "olmo", "sft"): _swapped(20)}
+    for src in ("olmo", "twin"):
+        rows[("source", src, "zeroshot")] = knows
+        rows[("source-sft", src, "sft")] = knows
+    text = render(_cfg(big_world), load_results(_records(big_world, tmp_path, rows)))
+    assert _verdicts(text) == {f"A{i}": "**PASS**" for i in range(1, 8)}, text
+
+    # the Oracle no better than Scratch; a source that forgets in SFT; Scratch that knows
+    rows[("oracle", "twin", "sft")] = _chance
+    rows[("source-sft", "olmo", "sft")] = lambda t, s, i, k: i % 2 == 0
+    rows[("scratch", "none", "untrained")] = lambda t, s, i, k: i % 5 != 0
+    text = render(_cfg(big_world), load_results(_records(big_world, tmp_path, rows)))
+    v = _verdicts(text)
+    assert v["A1"] == v["A2"] == v["A4"] == v["A5"] == "**FAIL**", text
+    assert v["A6"] == v["A7"] == "**PASS**"
