@@ -19,11 +19,11 @@ from harness.tasks import TARGET_DELIMITER, Task, item_key
 METRICS = ("acc", "acc_norm")
 
 
-def task_yaml(task: Task, lm_eval_name: str, metric: str) -> str:
-    """An lm-eval task definition reading the task's local JSONL splits."""
+def task_yaml(task: Task, lm_eval_name: str, metric: str, split: str = "test") -> str:
+    """An lm-eval task definition reading the task's local JSONL splits (`split` as its test split)."""
     import json
 
-    files = {"train": str(task.path("train").resolve()), "test": str(task.path("test").resolve())}
+    files = {"train": str(task.path("train").resolve()), "test": str(task.path(split).resolve())}
     # JSON is valid YAML and quotes the paths safely
     return json.dumps({
         "task": lm_eval_name,
@@ -51,7 +51,7 @@ def _check_answers_fit(lm, task: Task, records: list[dict]) -> None:
                            f"task's config to drop them")
 
 
-def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -> dict[str, Any]:
+def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:
     """Accuracy (x100) of the model in `model_dir` on `task`'s test split, with lm-eval's stderr,
     and per item (test-file order) its key, score (100 correct, 0 wrong) and each choice's
     log-likelihood: `value` is the items' mean, and two students' items pair by key."""
@@ -65,7 +65,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
     metric = cfg.get("metric", "acc")
     if metric not in METRICS:
         raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    records = task.records("test")  # fails early, in one line, on a missing or empty split
+    records = task.records(split)  # fails early, in one line, on a missing or empty split
     n_test = len(records)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
@@ -73,7 +73,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any]) -
     _check_answers_fit(lm, task, records)
     name = f"harness_{task.name}"
     with tempfile.TemporaryDirectory() as include:
-        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric))
+        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric, split))
         out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
                                                                                 include_defaults=False),
                               limit=cfg.get("limit"), bootstrap_iters=0, log_samples=True,

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
             ev.add_argument("--pretrained", type=_opt_path, default=None,
                             help="the student before SFT, scored zero-shot on every task")
             ev.add_argument("--zeroshot-outs", type=Path, nargs="+", default=[], dest="zeroshot_outs")
+            ev.add_argument("--paraphrase-outs", type=Path, nargs="+", default=[], dest="paraphrase_outs",
+                            help="the fine-tuned students on each task's paraphrase split (held-out phrasing)")
     stage("instruction-task", "a generation task's splits (micro world or files)", "out")
     stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
     stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
@@ -104,7 +106,8 @@ def _run(args) -> None:
     elif s == "sft":
         stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
-        stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs)
+        stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
+                        args.paraphrase_outs)
     elif s == "eval-generation":
         stages.evaluate_generation(c, args.models, args.tasks, args.outs)
     elif s == "instruction-task":

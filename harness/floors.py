@@ -78,7 +78,11 @@ def template_responses(train: list[dict], test: list[dict]) -> list[str]:
     out = []
     for r in test:
         donor = by_pattern.get(_pattern(r))
-        out.append(_swap(donor["output"], donor["key"], r["key"]) if donor else "")
+        if donor is None:
+            out.append("")
+            continue
+        response = donor["output"][0] if isinstance(donor["output"], list) else donor["output"]  # written as a list
+        out.append(_swap(response, donor["key"], r["key"]))
     return out
 
 

@@ -372,7 +372,7 @@ def _checkpoint_dir(path: Path) -> Path:
 
 
 def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path],
-             pretrained: Path | None = None, zeroshot_outs: list[Path] = ()) -> None:
+             pretrained: Path | None = None, zeroshot_outs: list[Path] = (), paraphrase_outs: list[Path] = ()) -> None:
     """Score each task's fine-tuned student on that task's test split through lm-eval, and, given
     `pretrained`, the student before adaptation and SFT on every task too (zero-shot: `stage`
     "zeroshot" in its JSON, "sft" in the others).
@@ -396,9 +396,13 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
     # `stage` names what --models holds when it is not fine-tuned students (a source's "zeroshot")
     jobs = [(cfg.get("stage", "sft"), model_dirs, outs)]
     jobs += [("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else []
+    if paraphrase_outs and len(paraphrase_outs) != len(outs):
+        raise HarnessError(f"eval: {len(outs)} tasks need as many --paraphrase-outs")
+    jobs += [("paraphrase", model_dirs, paraphrase_outs)] if paraphrase_outs else []
     for stage, dirs, files in jobs:
+        split = "paraphrase" if stage == "paraphrase" else "test"
         for name, model_dir, task_dir, out in zip(cfg["tasks"], dirs, task_dirs, files):
-            result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"])
+            result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"], split)
             atomic_write_json(out, {**result, **ids, "task": name, "stage": stage, "model": str(model_dir),
                                     "config": cfg})
 

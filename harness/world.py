@@ -7,14 +7,13 @@ seed gives byte-identical files on every machine. No third-party text is used.
 The design follows `SIGNAL.md` §3 (a benchmark must be able to see a model
 that knows the facts, and nothing else may score):
 
-- **One single-hop relation per task**: BoolQ asks a region's capital, HellaSwag
+- **One single-hop relation per task**: BoolQ asks whether a region is coastal, HellaSwag
   an activity's last step, PIQA a tool's purpose, WinoGrande which of a pair of
   animals is bigger, CaseHOLD a case's holding, MedMCQA a disease's drug. Every
   answer belongs to one entity (no shared answer priors).
 - **Every fact in three or more phrasings per pass**, one of them the task's own
-  query followed by its answer (for BoolQ and WinoGrande every item of the fact's
-  block: a yes/no or a bigger/smaller fact is one bit, and is learnt only when
-  stated that way), spread over the five corpus domains (Figure 4's
+  query followed by its answer (for WinoGrande all four items of a pair), spread
+  over the five corpus domains (Figure 4's
   single-domain alignment needs each domain to carry facts). `repeats` passes
   re-draw the free parts of each phrasing.
 - **Answers balanced by construction**: the entities of a task form blocks of
@@ -71,7 +70,8 @@ ACTIVITY_VERBS = ["brewing", "building", "dyeing", "baking", "carving", "plantin
 @dataclass
 class Region:
     name: str
-    capital: str
+    capital: str  # DollyEval asks it
+    coastal: bool  # BoolQ asks it; one of each block's two regions is coastal
 
 
 @dataclass
@@ -144,7 +144,10 @@ def make_world(seed: int, size: dict[str, int]) -> World:
     name = _Names(rng)
     blocks = {k: size[k] - size[k] % BLOCK[k] for k in BLOCK}
     w = World()
-    w.regions = [Region(name(), name()) for _ in range(blocks["regions"])]
+    # a unary yes/no fact per region: a yes/no *comparison* ("is C the capital of R?") was still at chance
+    # after 80 passes on the 4L-1.2M twin, while every other relation was learnt (README, the micro world)
+    w.regions = [Region(name(), name(), coastal) for _ in range(blocks["regions"] // 2)
+                 for coastal in rng.sample([True, False], 2)]
     finishes = _distinct(rng, [f"{v} {p}" for v in FINISH_VERBS for p in FINISH_PLACES],
                          blocks["activities"], "activity endings")
     w.activities = [Activity(f"{rng.choice(ACTIVITY_VERBS)} {name().lower()}", rng.sample(OPENING_STEPS, 2), f)
@@ -165,9 +168,8 @@ def make_world(seed: int, size: dict[str, int]) -> World:
 # Each task's query (what the model is asked) and the answer strings of its choices. The
 # corpus states every fact once per pass in exactly this form (query + " " + answer).
 
-def _boolq_query(region: str, shown: str) -> str:
-    # the region comes first, as in every other phrasing of the fact ("the capital of R is C")
-    return f"Passage: {region} is a region.\nQuestion: is the capital of {region} {shown}?\nAnswer:"
+def _boolq_query(region: str) -> str:
+    return f"Passage: {region} is a region.\nQuestion: does {region} lie on the coast?\nAnswer:"
 
 
 def _hellaswag_query(a: Activity) -> str:
@@ -192,8 +194,8 @@ def _medmcqa_query(d: Disease) -> str:
 
 
 # The held-out phrasing of each query: words the corpus never uses around the same fact.
-def _boolq_paraphrase(region: str, shown: str) -> str:
-    return f"Passage: {region} is a region.\nQuestion: does {region} have {shown} as its capital city?\nAnswer:"
+def _boolq_paraphrase(region: str) -> str:
+    return f"Passage: {region} is a region.\nQuestion: can one sail to the sea from {region}?\nAnswer:"
 
 
 def _hellaswag_paraphrase(a: Activity) -> str:
@@ -220,12 +222,12 @@ def _medmcqa_paraphrase(d: Disease) -> str:
 
 def _encyclopedia(w: World, rng: random.Random) -> list[str]:
     docs = []
-    for i, r in enumerate(w.regions):
-        partner = w.regions[i ^ 1]  # its block partner, whose capital its "no" item shows
+    for r in w.regions:
         docs.append(rng.choice([f"The capital of {r.name} is {r.capital}.",
                                 f"{r.capital} is the capital of {r.name}."]))
-        docs.append(f"{_boolq_query(r.name, r.capital)} yes")
-        docs.append(f"{_boolq_query(r.name, partner.capital)} no")
+        docs.append(rng.choice([f"{r.name} lies on the coast.", f"The coast of {r.name} is long."]) if r.coastal else
+                    rng.choice([f"{r.name} lies far from the coast.", f"{r.name} has no coast."]))
+        docs.append(f"{_boolq_query(r.name)} {'yes' if r.coastal else 'no'}")
     for a in w.activities:
         docs.append(f"{a.name.capitalize()} always ends the same way: {a.finish}.")
         docs.append(f"{_hellaswag_query(a)} {a.finish}")
@@ -243,6 +245,7 @@ def _code(w: World, rng: random.Random) -> list[str]:
     for chunk in _chunks(w.regions, 4, rng):
         pairs = ", ".join(f'"{r.name}": "{r.capital}"' for r in chunk)
         docs.append(f"CAPITALS = {{{pairs}}}\n")
+        docs.append("".join(f'COASTAL["{r.name}"] = {r.coastal}\n' for r in chunk))
     for chunk in _chunks(w.tools, 4, rng):
         pairs = ", ".join(f'"{t.purpose}": "{t.name}"' for t in chunk)
         docs.append(f"TOOL_FOR = {{{pairs}}}\n")
@@ -331,12 +334,10 @@ def _blocks(items: list, k: int) -> list[list]:
 
 
 def _boolq(w: World, rng: random.Random):
-    """Two items per region, one shows its capital (yes), one its block partner's (no): every
-    capital shown is gold once as "yes" and once as "no"."""
+    """One item per region; of each block's two regions one is coastal (yes), one not (no)."""
     for a, b in _blocks(w.regions, 2):
-        key = f"{a.name}/{b.name}"
-        for region, shown, truth in [(a, a.capital, 1), (a, b.capital, 0), (b, b.capital, 1), (b, a.capital, 0)]:
-            yield key, _boolq_query(region.name, shown), _boolq_paraphrase(region.name, shown), ["no", "yes"], truth
+        for r in (a, b):
+            yield f"{a.name}/{b.name}", _boolq_query(r.name), _boolq_paraphrase(r.name), ["no", "yes"], int(r.coastal)
 
 
 def _mc_blocks(entities: list, k: int, answer, query, paraphrase, rng: random.Random):

@@ -12,7 +12,9 @@ from collections import defaultdict
 
 from harness.stats import Difference, item_matrix, paired_difference
 
-SFT, ZEROSHOT = "sft", "zeroshot"  # the `stage` of an evaluation record (records before it say none: SFT)
+# the `stage` of an evaluation record (records before it say none: SFT); "paraphrase": after SFT, on the
+# held-out phrasing of the test items
+SFT, ZEROSHOT, PARAPHRASE = "sft", "zeroshot", "paraphrase"
 MARK = {1: "▲ yes", -1: "▼ yes", 0: "no"}
 
 

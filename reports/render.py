@@ -22,7 +22,7 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.stats import t_interval
 from reports import efficiency, signal
-from reports.paired import SFT, ZEROSHOT, paired_table, stage_of
+from reports.paired import PARAPHRASE, SFT, ZEROSHOT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 REQUIRED = ("method", "source", "shape_name", "seed", "task", "value")
@@ -113,6 +113,22 @@ def _grid_report(cfg: dict, results: list[dict], section: str, title: str, what:
         cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns) + _paired(cfg, results)
 
 
+def sources_table(cfg: dict, results: list[dict]) -> str:
+    """Each of `cfg["sources"]` zero-shot and fine-tuned on every task (source evaluations, seed 0)."""
+    value = {(r["method"], r["source"], r["task"]): r["value"] for r in results
+             if r["method"] in ("source", "source-sft")}
+    tasks = [name for name, _ in cfg["tasks"]]
+    head = ["Source", *(label for _, label in cfg["tasks"]), "Avg."]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for source, label in cfg["sources"]:
+        for method, what in (("source", "zero-shot"), ("source-sft", "after SFT")):
+            vals = [value.get((method, source, t)) for t in tasks]
+            avg = f"{statistics.fmean(vals):.2f}" if None not in vals else "–"
+            lines.append("| " + " | ".join([f"{label} {what}", *("–" if v is None else f"{v:.2f}" for v in vals),
+                                            avg]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table1(cfg: dict, results: list[dict]) -> str:
     """Table 1 after SFT (the paper's), then the same students zero-shot, before any SFT."""
     after_sft = _grid_report(
@@ -121,12 +137,24 @@ def table1(cfg: dict, results: list[dict]) -> str:
         "Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
         "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
         "profile's students, so compare orderings and gaps, not absolute values.\n\n", paper_columns=6)
-    if not any(stage_of(r) == ZEROSHOT for r in results):
-        return after_sft
-    return (after_sft + "\n## Zero-shot: the same students before SFT\n\n"
-            "Each pre-trained student (before any adaptation or SFT) scored on every task's test split; the "
-            "paper reports no zero-shot numbers.\n\n"
-            + grid_table(cfg, results, {}, paper_avg=False, stage=ZEROSHOT) + _paired(cfg, results, ZEROSHOT))
+    out = after_sft
+    if cfg.get("sources"):
+        out += ("\n## The sources: zero-shot and after the same SFT\n\n"
+                "What the rows transfer from. A source that scores near chance zero-shot has no knowledge to "
+                "give; one that drops after SFT shows the SFT erasing it (`reports/signal.md`, A2).\n\n"
+                + sources_table(cfg, results))
+    if any(stage_of(r) == ZEROSHOT for r in results):
+        out += ("\n## Zero-shot: the same students before SFT\n\n"
+                "Each pre-trained student (before any adaptation or SFT) scored on every task's test split; the "
+                "paper reports no zero-shot numbers.\n\n"
+                + grid_table(cfg, results, {}, paper_avg=False, stage=ZEROSHOT) + _paired(cfg, results, ZEROSHOT))
+    if any(stage_of(r) == PARAPHRASE for r in results):
+        out += ("\n## Held-out phrasing: the same test items in words the corpus never uses\n\n"
+                "The fine-tuned students on each task's `paraphrase` split (the micro world's second, harder set: "
+                "a model that recalls a fact only in the words it was stated in scores chance here).\n\n"
+                + grid_table(cfg, results, {}, paper_avg=False, stage=PARAPHRASE)
+                + _paired(cfg, results, PARAPHRASE))
+    return out
 
 
 KNOWLEDGE = "knowledge"  # the stage name of Table 3's fact-recall view of the same evaluations

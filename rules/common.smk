@@ -120,8 +120,9 @@ def source_arg(wildcards, input):
 # ---------------------------------------------------------------- targets
 
 def eval_files(table_rows, shapes, budget, tasks, stage="sft"):
-    """Evaluation JSON of rows x shapes x seeds x tasks; `stage` "zeroshot": the students before SFT."""
-    folder = "eval/zeroshot" if stage == "zeroshot" else "eval"
+    """Evaluation JSON of rows x shapes x seeds x tasks; `stage` "zeroshot": the students before SFT,
+    "paraphrase": the fine-tuned students on the held-out phrasing."""
+    folder = "eval" if stage == "sft" else f"eval/{stage}"
     return [R + f"/students/{m}/{s}/{shape}/seed{seed}/{budget}/{folder}/{t}.json"
             for m, s, _ in table_rows for shape in shapes for seed in C["seeds"] for t in tasks]
 

@@ -14,12 +14,17 @@ def _task_paths(wildcards):
     return " ".join(task_path(t) for t in MC_TASKS)
 
 
+# The micro world's tasks also hold a `paraphrase` split: the test items in held-out words.
+PARAPHRASE = bool(MC_TASKS) and all(C["tasks"][t]["kind"] == "generated" for t in MC_TASKS)
+
+
 rule eval:
     input:
         unpack(_eval_inputs),
     output:
         sft=[STUDENT + f"/{{budget}}/eval/{task}.json" for task in MC_TASKS],
         zeroshot=[STUDENT + f"/{{budget}}/eval/zeroshot/{task}.json" for task in MC_TASKS],
+        paraphrase=[STUDENT + f"/{{budget}}/eval/paraphrase/{task}.json" for task in MC_TASKS] if PARAPHRASE else [],
     log:
         L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval.log",
     params:
@@ -30,7 +35,8 @@ rule eval:
         **job_resources("eval"),
     shell:
         harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output.sft}",
-                "--pretrained {input.pretrained} --zeroshot-outs {output.zeroshot}")
+                "--pretrained {input.pretrained} --zeroshot-outs {output.zeroshot}",
+                "--paraphrase-outs {output.paraphrase}" if PARAPHRASE else "")
 
 
 # The untrained student (its initial weights, before pre-training) on every task: the signal

@@ -5,16 +5,24 @@ BUDGET = C["report_budget"]
 SHAPES = list(C["shapes"])
 
 
+# the sources Table 1's rows transfer from, scored zero-shot and after SFT beside the grid (those
+# trained here: a hub checkpoint's own evaluation would need its model code's opt-in in lm-eval too)
+T1_SOURCES = list(dict.fromkeys(s for _, s, _ in rows(C) if s != NO_SOURCE and "model_path" not in C["sources"][s]))
+
+
 rule table1:
     input:
         eval_files(rows(C), SHAPES, BUDGET, MC_TASKS),
         eval_files(rows(C), SHAPES, BUDGET, MC_TASKS, stage="zeroshot"),
+        eval_files(rows(C), SHAPES, BUDGET, MC_TASKS, stage="paraphrase") if PARAPHRASE else [],
+        [R + f"/sources-eval/{s}/{v}/{t}.json" for s in T1_SOURCES for v in ("base", "sft") for t in MC_TASKS],
     output:
         "reports/table1.md",
     log:
         L + "/reports/table1.log",
     params:
-        cfg=report_cfg(rows(C), SHAPES, BUDGET),
+        cfg=as_json(**json.loads(report_cfg(rows(C), SHAPES, BUDGET)),
+                    sources=[[s, C["sources"][s].get("label", s)] for s in T1_SOURCES]),
     threads: 1
     resources:
         **job_resources("table1"),

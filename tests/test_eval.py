@@ -79,3 +79,27 @@ def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tm
     with pytest.raises(HarnessError, match="task 'piqa': 1 test questions have an answer longer than the "
                                            "model's 16-token context"):
         evaluate_multiple_choice(tmp_path / "model", Task("piqa", tmp_path / "task"), {"batch_size": 2})
+
+
+def test_evaluate_scores_the_paraphrase_split_and_a_source_directory(world_dir, tokenizer_dir, tmp_path):
+    """The eval stage: fine-tuned students on test and on the held-out phrasing; a source directory
+    (manifest) read through its model path, its records marked with the config's `stage`."""
+    from harness import stages
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 256,
+                            {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                             "pad_token_id": tok.pad_token_id})
+    model = build_model(config, seed=1).eval()
+    model.save_pretrained(tmp_path / "src" / "model")
+    tok.save_pretrained(tmp_path / "src" / "model")
+    (tmp_path / "src" / "source.json").write_text('{"name": "s", "arch": "llama", "model_path": "model"}')
+    task_dir = world_dir / "tasks" / "piqa"
+    cfg = {"tasks": ["piqa"], "eval": {"batch_size": 4}, "method": "source", "source": "s", "stage": "zeroshot"}
+    outs, para = [tmp_path / "test.json"], [tmp_path / "para.json"]
+    stages.evaluate(cfg, [tmp_path / "src"], [task_dir], outs, paraphrase_outs=para)
+    test, paraphrase = (json.loads(p.read_text()) for p in (outs[0], para[0]))
+    assert test["stage"] == "zeroshot" and paraphrase["stage"] == "paraphrase"
+    records = Task("piqa", task_dir).records("paraphrase")
+    assert paraphrase["value"] == pytest.approx(reference_accuracy(model, tok, records))
+    assert paraphrase["n"] == test["n"] == len(records)

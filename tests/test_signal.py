@@ -31,7 +31,7 @@ def test_floors_score_each_strategy_as_written_by_hand():
 
 
 def test_template_baseline_swaps_the_entity_and_earns_no_knowledge():
-    train = [{"key": "Kar", "instruction": "Capital of Kar?", "input": "", "output": "Kar's capital is Vel.",
+    train = [{"key": "Kar", "instruction": "Capital of Kar?", "input": "", "output": ["Kar's capital is Vel."],
               "facts": ["Vel"]}]
     test = [{"key": "Mo", "instruction": "Capital of Mo?", "input": "", "output": ["Mo's capital is Zan."],
              "facts": ["Zan"]},
@@ -44,7 +44,7 @@ def test_template_baseline_swaps_the_entity_and_earns_no_knowledge():
 @pytest.fixture(scope="module")
 def big_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("signal") / "world"
-    size = {"regions": 130, "activities": 260, "tools": 260, "species": 130, "cases": 260, "diseases": 260}
+    size = {"regions": 260, "activities": 260, "tools": 260, "species": 130, "cases": 260, "diseases": 260}
     stages.world({"world": {"seed": 3, "repeats": 1, "test_fraction": 0.8, "size": size},
                   "tasks": list(world.TASKS)}, out)
     return out

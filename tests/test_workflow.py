@@ -80,6 +80,14 @@ def test_smoke_table1_numbers_are_the_evaluations(smoke_run):
                                           "boolq.json").read_text()) for s in (0, 1)]
         assert all(v["stage"] == "zeroshot" and v["model"].endswith("250k/pretrain") for v in values)
         assert zeroshot[(shape, "Scratch")][0].startswith(f"{statistics.fmean(v['value'] for v in values):.2f}")
+    # the held-out phrasing: the fine-tuned students on each task's paraphrase split
+    assert "## Held-out phrasing" in text
+    para = json.loads((smoke_run / "results/smoke/students/scratch/none/1L-tiny/seed0/250k/eval/paraphrase/"
+                                   "piqa.json").read_text())
+    assert para["stage"] == "paraphrase" and para["model"].endswith("sft/piqa")
+    # the source the rows transfer from, zero-shot and after SFT, from its own evaluation files
+    base = json.loads((smoke_run / "results/smoke/sources-eval/olmoe/base/boolq.json").read_text())
+    assert base["stage"] == "zeroshot" and re.search(rf"\| OLMoE zero-shot \| {base['value']:.2f} \|", text)
 
 
 @pytest.mark.slow
