@@ -10,8 +10,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-SMALL_WORLD = {"seed": 7, "repeats": 2, "test_fraction": 0.5,
-               "size": {"regions": 8, "activities": 8, "tools": 8, "species": 8, "cases": 10, "diseases": 8}}
+SMALL_WORLD = {"seed": 7, "repeats": 2, "test_fraction": 0.3,
+               "size": {"regions": 16, "activities": 16, "tools": 16, "species": 12, "cases": 20, "diseases": 16}}
 
 
 @pytest.fixture(scope="session")

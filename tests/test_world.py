@@ -75,16 +75,15 @@ def test_answers_are_balanced_exactly_within_each_split(task):
 
 @pytest.mark.parametrize("task", list(world.TASKS))
 def test_knowledge_free_strategies_score_exactly_chance(task):
-    """A1's floors on the test split: every strategy that sees no fact gets 100 / n_choices
-    (query overlap may not be exact: it reads the query; it must stay within 3 points)."""
+    """A1's floors on the test split: every strategy that reads only the choices gets exactly
+    100 / n_choices (query overlap reads the query too: it is checked on the micro world, whose
+    200+ items per task make a 3-point margin meaningful, in the next test)."""
     w = world.make_world(9, SMALL_WORLD["size"])
     splits = world.make_task(w, task, 9, 0.5)
     scores = floors.multiple_choice(splits["train"], splits["test"], _corpus_text(w, 9, 2))
     chance = 100 / world.N_CHOICES[task]
     for strategy, score in scores.items():
-        if strategy == "query overlap":
-            assert score <= chance + 3, (strategy, score)
-        else:
+        if strategy != "query overlap":
             assert score == pytest.approx(chance), (strategy, score)
 
 
