@@ -52,7 +52,7 @@ rule init_eval:
     params:
         cfg=lambda w: as_json(method=w.method, source=w.source, shape_name=w.shape, seed=int(w.seed),
                               tasks=MC_TASKS, eval=C["eval"], stage="untrained"),
-        tasks=lambda w: _task_paths(w),
+        tasks=_task_paths,
         models=lambda w, input: " ".join([input.init] * len(MC_TASKS)),
     threads: 1
     resources:
