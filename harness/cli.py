@@ -53,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--tasks", type=Path, nargs="*", default=[], help="task directories (train splits)")
     stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
     stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
-    stage("sft", "adapt + fine-tune a student on a task", "pretrained", "task", "seed", "out", "source_opt")
+    ft = stage("sft", "adapt + fine-tune a student on each of its tasks, one output per task", "pretrained", "seed",
+               "source_opt")
+    for a in ("task", "out"):  # --cfg's `tasks` holds one task slice per pair
+        ft.add_argument(f"--{a}", type=Path, nargs="+", required=True)
     for name, help_ in [("eval", "multiple-choice accuracy of fine-tuned students, one per task"),
                         ("eval-generation", "Rouge-L of fine-tuned students on generation tasks, one per task")]:
         ev = stage(name, help_)
@@ -104,7 +107,7 @@ def _run(args) -> None:
     elif s == "pretrain":
         stages.pretrain(c, args.init, args.tokens, args.seed, args.out, args.source)
     elif s == "sft":
-        stages.sft(c, args.pretrained, args.task, args.seed, args.out, args.source)
+        stages.sft_tasks(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
         stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
                         args.paraphrase_outs)
@@ -134,8 +137,10 @@ TRAINING_STAGES = ("source", "pretrain", "sft")
 
 
 def training_devices(cfg: dict) -> int:
-    """Processes a training stage runs on: its training section's `devices` (default 1)."""
-    return max(cfg.get(section, {}).get("devices", 1) for section in ("training", "pretrain", "sft"))
+    """Processes a training stage runs on: its training section's `devices` (default 1); an SFT
+    job's sections are in its task slices."""
+    sections = [cfg, *cfg.get("tasks", [])]
+    return max(c.get(section, {}).get("devices", 1) for c in sections for section in ("training", "pretrain", "sft"))
 
 
 def main(argv: list[str] | None = None) -> int:

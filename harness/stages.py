@@ -314,6 +314,21 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
                   seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
 
 
+def sft_tasks(cfg: dict, pretrained_dir: Path, task_dirs: list[Path], seed: int, outs: list[Path],
+              source_dir: Path | None = None) -> None:
+    """`sft` once per task from the same pre-trained student: `cfg["tasks"]` holds one task slice
+    (`task`, `sft`, `task_kind`) per task directory, over the rest of `cfg` (the method's slice).
+    One process for several tasks spares each one its start-up (`sft_jobs: student`); each output
+    is the one a job of its own would write."""
+    slices = cfg.get("tasks")
+    if not isinstance(slices, list) or not (len(slices) == len(task_dirs) == len(outs)):
+        raise HarnessError(f"sft: --cfg needs `tasks`, one slice per --task and --out "
+                           f"({len(task_dirs)} tasks, {len(outs)} outputs)")
+    common = {k: v for k, v in cfg.items() if k != "tasks"}
+    for task_cfg, task_dir, out in zip(slices, task_dirs, outs):
+        sft({**common, **task_cfg}, pretrained_dir, task_dir, seed, out, source_dir)
+
+
 def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         source_dir: Path | None = None) -> None:
     """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only.

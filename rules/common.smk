@@ -192,8 +192,20 @@ def sft_slice(method, task):
     return {"task": task, **kind, "sft": sft}
 
 
-def sft_cfg(wildcards):
-    return as_json(**method_cfg(wildcards.method), **sft_slice(wildcards.method, wildcards.task))
+def sft_cfg(method, tasks):
+    """An SFT job's config: the method's slice and one task slice per task it fine-tunes."""
+    return as_json(**method_cfg(method), tasks=[sft_slice(method, t) for t in tasks])
+
+
+def sft_groups():
+    """The tasks one SFT job fine-tunes a student on. `sft_jobs: task` (the paper profile): each
+    task its own job, for a cluster. `student` (micro): one job per student and task kind, since
+    a micro task trains in ~1 s and a process starts in ~5 s; a row that needs fewer tasks of a
+    kind than the profile lists (a PKT subset) then trains them all."""
+    if C.get("sft_jobs", "task") == "task":
+        return None
+    gen = list(dict.fromkeys(sft_task(t) for t in GEN_TASKS))
+    return {kind: tasks for kind, tasks in (("multiple_choice", MC_TASKS), ("generation", gen)) if tasks}
 
 
 def eval_cfg(wildcards):

@@ -66,7 +66,7 @@ rule source_sft:
     log:
         L + "/sources-sft/{source}/{task}.log",
     params:
-        cfg=lambda w: as_json(**sft_slice(None, w.task)),
+        cfg=lambda w: as_json(tasks=[sft_slice(None, w.task)]),
         task=task_dir,
     threads: C.get("threads", 1)
     resources:

@@ -67,25 +67,41 @@ def _pretrained(wildcards):
     return pretrained_path(wildcards.method, wildcards.source, wildcards.shape, wildcards.seed, wildcards.budget)
 
 
-def _sft_inputs(wildcards):
-    return {"pretrained": _pretrained(wildcards),
-            "task": task_input(wildcards), **source_input(wildcards)}
+def _sft_inputs(wildcards, tasks):
+    return {"pretrained": _pretrained(wildcards), "tasks": sorted({task_data(t) for t in tasks}),
+            **source_input(wildcards)}
 
 
-rule sft:
-    input:
-        unpack(_sft_inputs),
-    output:
-        directory(STUDENT + "/{budget}/sft/{task}"),
-    log:
-        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/sft/{task}.log",
-    params:
-        cfg=sft_cfg,
-        source=source_arg,
-        task=task_dir,
-    threads: C.get("threads", 1)
-    resources:
-        **job_resources("sft"),
-    shell:
-        harness("sft", "--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed}",
-                "--source {params.source} --out {output}")
+def _sft_rule(name, tasks, outputs, log):
+    """One SFT job: `tasks` a fixed list, or a function of the wildcards (one task per job)."""
+    tasks_of = tasks if callable(tasks) else lambda w: tasks
+
+    rule:
+        name: name
+        input:
+            unpack(lambda w: _sft_inputs(w, tasks_of(w))),
+        output:
+            outputs,
+        log:
+            log,
+        params:
+            cfg=lambda w: sft_cfg(w.method, tasks_of(w)),
+            source=source_arg,
+            task=lambda w: " ".join(task_path(t) for t in tasks_of(w)),
+        threads: C.get("threads", 1)
+        resources:
+            **job_resources("sft"),
+        shell:
+            harness("sft", "--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed}",
+                    "--source {params.source} --out {output}")
+
+
+SFT_GROUPS = sft_groups()
+if SFT_GROUPS is None:
+    _sft_rule("sft", lambda w: [w.task], directory(STUDENT + "/{budget}/sft/{task}"),
+              L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/sft/{task}.log")
+else:
+    for _kind, _tasks in SFT_GROUPS.items():
+        _sft_rule("sft" if _kind == "multiple_choice" else "sft_generation", _tasks,
+                  [directory(STUDENT + f"/{{budget}}/sft/{t}") for t in _tasks],
+                  L + f"/students/{{method}}/{{source}}/{{shape}}/seed{{seed}}/{{budget}}/sft/{_kind}.log")

@@ -6,12 +6,21 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # a worker per core already: torch's default of a thread per core would oversubscribe them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 SMALL_WORLD = {"seed": 7, "repeats": 2, "test_fraction": 0.3,
                "size": {"regions": 16, "activities": 16, "tools": 16, "species": 12, "cases": 20, "diseases": 16}}
+
+
+def pytest_collection_modifyitems(items):
+    """Whole-DAG tests first: pytest-xdist hands out work in collection order, so the longest
+    group starts at once instead of keeping one worker busy alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

@@ -62,8 +62,8 @@ def test_empty_task_file(tmp_path, student):
     task = tmp_path / "task"
     task.mkdir()
     (task / "train.jsonl").write_text("")
-    cfg = {"method": "scratch", "task": "boolq", "sft": {"batch_size": 8, "epochs": 1, "max_len": 64,
-                                                         "optim": {"lr": 1e-3}}}
+    cfg = {"method": "scratch", "tasks": [{"task": "boolq", "sft": {"batch_size": 8, "epochs": 1, "max_len": 64,
+                                                                    "optim": {"lr": 1e-3}}}]}
     rc, err = run_cli("sft", "--cfg", json.dumps(cfg), "--pretrained", str(student), "--task", str(task),
                       "--seed", "0", "--out", str(tmp_path / "sft"))
     assert_one_line_error(rc, err, "train file", "is empty")
@@ -85,3 +85,12 @@ def test_missing_student_checkpoint(tmp_path):
                       str(tmp_path), "--outs", str(tmp_path / "e.json"))
     assert_one_line_error(rc, err, "missing fine-tuned checkpoint")
     assert not (tmp_path / "e.json").exists()
+
+
+def test_sft_task_slices_must_match_the_task_directories(tmp_path, student):
+    cfg = {"method": "scratch", "tasks": [{"task": "boolq", "sft": {"batch_size": 8, "epochs": 1, "max_len": 64,
+                                                                    "optim": {"lr": 1e-3}}}]}
+    rc, err = run_cli("sft", "--cfg", json.dumps(cfg), "--pretrained", str(student), "--task", str(tmp_path),
+                      str(tmp_path), "--seed", "0", "--out", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert_one_line_error(rc, err, "one slice per --task and --out")
+    assert not (tmp_path / "a").exists()

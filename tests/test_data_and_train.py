@@ -152,3 +152,30 @@ def test_heldout_loss_is_the_mean_token_cross_entropy():
         losses = [(float(model(input_ids=x, labels=x).loss), x[:, 1:].numel()) for x in b.heldout_batches()]
     expected = sum(l * n for l, n in losses) / sum(n for _, n in losses)
     assert heldout_loss(model, b.heldout_batches()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_sft_process_per_student_writes_what_a_job_per_task_does(tmp_path, tokenizer_dir, world_dir):
+    """`sft_jobs: student` fine-tunes each task from the same pre-trained student in one process;
+    every output must equal the one its own job writes (weights and run record)."""
+    from safetensors.torch import load_file
+
+    from harness import stages
+    from harness.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(tokenizer_dir)
+    shape = {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}
+    build_model(student_config("t", shape, len(tok), 64, special_ids(tok)), 1).save_pretrained(tmp_path / "pre")
+    tok.save_pretrained(tmp_path / "pre")
+    train_cfg = {"batch_size": 8, "epochs": 1, "max_len": 64, "optim": {"lr": 1e-3}}
+    slices = [{"task": t, "sft": train_cfg} for t in ("boolq", "piqa")]
+    dirs = [world_dir / "tasks" / s["task"] for s in slices]
+    stages.sft_tasks({"method": "scratch", "tasks": slices}, tmp_path / "pre", dirs, 3,
+                     [tmp_path / "one" / s["task"] for s in slices])
+    for s, d in zip(slices, dirs):
+        stages.sft_tasks({"method": "scratch", "tasks": [s]}, tmp_path / "pre", [d], 3, [tmp_path / "own" / s["task"]])
+        got, want = (load_file(tmp_path / run / s["task"] / "model.safetensors") for run in ("one", "own"))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+        records = [json.loads((tmp_path / run / s["task"] / "run.json").read_text()) for run in ("one", "own")]
+        assert records[0]["config"] == records[1]["config"] == {"method": "scratch", **s}
+    boolq, piqa = (load_file(tmp_path / "one" / t / "model.safetensors") for t in ("boolq", "piqa"))
+    assert not all(torch.equal(boolq[k], piqa[k]) for k in boolq)  # each task trained from the start
