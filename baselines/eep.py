@@ -472,11 +472,14 @@ class PruningEEP:
         from safetensors.torch import load_file
         from transformers import LlamaForCausalLM
 
+        from harness.io import reading
         from harness.shrink import shrink_llama
 
         opts = self.options(ctx)
         if artifact is None or not (artifact / "dense" / "config.json").is_file():
             raise HarnessError(f"pruning-eep: missing artifact {artifact}/dense; run the extract stage")
-        dense = LlamaForCausalLM.from_pretrained(artifact / "dense")
-        calibration = load_file(str(artifact / "calibration.safetensors"))["input_ids"]
+        with reading(artifact / "dense", "pruned source checkpoint"):
+            dense = LlamaForCausalLM.from_pretrained(artifact / "dense")
+        with reading(artifact / "calibration.safetensors", "calibration tokens"):
+            calibration = load_file(str(artifact / "calibration.safetensors"))["input_ids"]
         return shrink_llama(dense, config, calibration, opts["layer_map"], opts["importance"])

@@ -78,6 +78,21 @@ def write_tokens(corpus: Path, tokenizer, out: Path, docs_per_call: int = 2000) 
     return n
 
 
+def load_tokens(path: Path) -> np.ndarray:
+    """The token stream `write_tokens` wrote, memory-mapped; a missing, truncated or foreign file is
+    a one-line error naming it (numpy's own is a traceback about mmap lengths)."""
+    from harness.io import reading
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"missing token file {path}")
+    with reading(path, "token file"):
+        tokens = np.load(path, mmap_mode="r")
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise HarnessError(f"token file {path} holds a {tokens.dtype} array of shape {tokens.shape}, not token ids")
+    return tokens
+
+
 def heldout_start(n_tokens: int, seq_len: int, sequences: int) -> int:
     """Where the held-out tail of a stream of `n_tokens` starts: its last `sequences` whole
     `seq_len` windows (what `PretrainBatches(..., heldout=sequences)` never trains on)."""

@@ -20,10 +20,33 @@ from typing import Any, Iterator
 RUN_RECORD = "run.json"
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_orphans(path: str | Path) -> list[Path]:
+    """Delete the temporary siblings of `path` that a killed writer left behind (at paper scale a
+    half-written extraction is gigabytes). Safe because one job alone writes a given output:
+    Snakemake never runs two jobs for the same file, so a sibling that exists before the writer
+    starts belongs to a dead one. Returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    orphans = [p for p in path.parent.glob(_temp_prefix(path) + "*.tmp")]
+    for p in orphans:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    return orphans
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -47,7 +70,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_orphans(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"))
     try:
         yield tmp
         if path.exists():
@@ -101,22 +125,80 @@ def read_json(path: str | Path) -> Any:
         raise HarnessError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def open_text(path: Path):
+    """A text file, or a .gz/.bz2/.xz-compressed one (releases ship both), read as UTF-8."""
+    import importlib
+
+    codec = COMPRESSED.get(path.suffix)
+    return importlib.import_module(codec).open(path, "rt", encoding="utf-8") if codec else path.open(encoding="utf-8")
+
+
 def read_jsonl(path: str | Path, name: str = "file") -> list[dict]:
-    """The records of a JSON-lines file; a missing, empty or malformed file is a one-line error
-    naming the file as `name` (e.g. "task 'boolq': train file")."""
+    """The records (JSON objects) of a JSON-lines file, plain or compressed, or of a file holding
+    one JSON array of objects; a missing, empty, undecodable or malformed file is a one-line
+    error naming the file as `name` (e.g. "task 'boolq': train file")."""
     from harness.errors import HarnessError
 
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"missing {name} {path}")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    try:
+        with open_text(path) as f:
+            text = f.read()
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+        raise HarnessError(f"{name} {path} cannot be read as UTF-8 text ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise HarnessError(f"{name} {path} is not a valid JSON array ({e.msg} at line {e.lineno})") from None
+        if not isinstance(records, list):
+            raise HarnessError(f"{name} {path} is not a JSON array of records")
+        where = [f"{path} element {i}" for i in range(len(records))]
+    else:
+        records, where = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError:
                     raise HarnessError(f"{name} {path}:{lineno} is not valid JSON") from None
+                where.append(f"{path}:{lineno}")
+    for record, at in zip(records, where):
+        if not isinstance(record, dict):
+            raise HarnessError(f"{name} {at} is a JSON {type(record).__name__}, not a record (an object)")
     if not records:
         raise HarnessError(f"{name} {path} is empty")
     return records
+
+
+@contextlib.contextmanager
+def reading(path: str | Path, what: str) -> Iterator[None]:
+    """Turn a library's failure to read `path` (a truncated safetensors file, a corrupt .npy, a
+    config.json cut short) into one line naming the file, instead of a traceback from deep in
+    safetensors, numpy or transformers."""
+    from harness.errors import HarnessError
+
+    try:
+        yield
+    except HarnessError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any library error here means the file is unreadable
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"corrupt or unreadable {what} {path} ({type(e).__name__}: {detail}); "
+                           f"delete it and rerun the stage that wrote it") from None
+
+
+def fingerprint(path: str | Path) -> str:
+    """A cheap identity of an input: size and modification time of a file, or of a directory's
+    run record (rewritten whenever a stage rebuilds it). A rebuilt input gets a new one."""
+    path = Path(path)
+    target = path / RUN_RECORD if (path / RUN_RECORD).is_file() else path
+    if not target.exists():
+        return "missing"
+    st = target.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -49,12 +49,17 @@ class Source:
         try:
             model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or torch.float32,
                                                          trust_remote_code=self.trust_remote_code)
-        except OSError as e:
-            raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {str(e).splitlines()[0]}") from None
         except ValueError as e:
             if "trust_remote_code" not in str(e):
-                raise
+                raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {_first_line(e)}") from None
             raise HarnessError(f"source {self.name!r}: {self.model_path} ships its own model code; to run it, set "
                                f"`trust_remote_code: true` under sources.{self.name} in the config") from None
+        except Exception as e:  # noqa: BLE001 - a truncated safetensors file, a corrupt config.json, no hub access
+            raise HarnessError(f"source {self.name!r}: cannot load {self.model_path} ({type(e).__name__}: "
+                               f"{_first_line(e)}); if it is a local checkpoint, it is corrupt or incomplete") from None
         model.to(device).eval().requires_grad_(False)
         return model
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

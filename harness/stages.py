@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import atomic_dir, atomic_write_json, write_run_record
+from harness.io import atomic_dir, atomic_write_json, reading, write_run_record
 
 
 def _device():
@@ -98,8 +98,9 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     model = build_model(source_config(name, spec, len(tok), cfg["training"]["seq_len"], special_ids(tok)), seed)
     # held-out windows only: sources log no curve, but must not have seen the students' held-out text
     heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
+    work = _open_work_dir(out, cfg, seed, {"tokenizer": tokenizer_dir, "tokens": tokens_file})
     result = _pretrain(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, out,
-                       desc=f"source {name}", heldout=heldout)
+                       desc=f"source {name}", work=work, heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "passes": cfg["training"].get("passes"), "final_loss": result.final_loss}
     _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
@@ -109,12 +110,12 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
 def source_budget(cfg: dict, tokens_file: Path) -> int:
     """A source's pre-training tokens: `budget`, or `passes` of the world (the token stream holds
     `world_passes` of them), so that a source's knowledge is set in exposures per fact."""
-    import numpy as np
+    from harness.data import load_tokens
 
     training = cfg["training"]
     if "budget" in training:
         return training["budget"]
-    n = len(np.load(tokens_file, mmap_mode="r"))
+    n = len(load_tokens(tokens_file))
     return round(training["passes"] * n / cfg["world_passes"])
 
 
@@ -135,9 +136,9 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
     """What an `extract` hook may read, loaded lazily: the pre-training token stream, each
     corpus domain alone (tokenised on demand), the tasks' train inputs as token batches,
     the tasks' records, and the source's tokenizer."""
-    import numpy as np
     import torch
 
+    from harness.data import load_tokens
     from harness.tasks import Task
     from harness.tokenizer import load_tokenizer
 
@@ -167,7 +168,7 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
     def task_records(split: str = "train") -> dict[str, list[dict]]:
         return {d.name: Task(d.name, d).records(split) for d in task_dirs}
 
-    tokens = np.load(tokens_file, mmap_mode="r") if tokens_file else None
+    tokens = load_tokens(tokens_file) if tokens_file else None
     if tokens is not None and cfg.get("heldout", {}).get("sequences"):
         from harness.data import heldout_start
 
@@ -225,25 +226,51 @@ def _work_dir(out: Path) -> Path:
     return out.with_name(out.name + ".work")
 
 
+WORK_STAMP = "started.json"
+
+
+def _open_work_dir(out: Path, cfg: dict, seed: int, inputs: dict[str, Path | None]) -> Path:
+    """`out`'s work dir (checkpoints, training log), resumed only by the run that started it: the
+    same config slice, seed and inputs (each input's `harness.io.fingerprint`). A dir left by a
+    kill under another config (a changed lr, a smaller budget, a rebuilt init) is discarded with
+    a notice; resuming it would save the old run's weights under the new config's record."""
+    import sys
+
+    from harness.distributed import is_main
+    from harness.io import atomic_write_text, fingerprint
+
+    work = _work_dir(out)
+    stamp = json.dumps({"config": cfg, "seed": seed,
+                        "inputs": {k: fingerprint(v) for k, v in inputs.items() if v is not None}},
+                       sort_keys=True, default=str)
+    if is_main():
+        if work.exists() and not ((work / WORK_STAMP).is_file() and (work / WORK_STAMP).read_text() == stamp):
+            print(f"notice: discarding {work}: it was started with another config or other inputs; "
+                  f"training starts afresh", file=sys.stderr)
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        if not (work / WORK_STAMP).is_file():
+            atomic_write_text(work / WORK_STAMP, stamp)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank may read a checkpoint the main rank is discarding
+    return work
+
+
 def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, out: Path, desc: str,
-              heldout: dict | None = None, loss_fn=None):
+              work: Path, heldout: dict | None = None, loss_fn=None):
     """Pre-train on `budget` tokens of the stream. `heldout` (the config's section) sets aside the
     stream's last `sequences` windows, which sources and students alike never train on; with
     `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
-    import numpy as np
-
-    from harness.data import PretrainBatches, heldout_loss
+    from harness.data import PretrainBatches, heldout_loss, load_tokens
     from harness.train import OptimConfig, default_loss, train
 
-    if not tokens_file.is_file():
-        raise HarnessError(f"missing token file {tokens_file}")
     heldout = heldout or {}
-    batches = PretrainBatches(np.load(tokens_file, mmap_mode="r"), train_cfg["seq_len"],
+    batches = PretrainBatches(load_tokens(tokens_file), train_cfg["seq_len"],
                               train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
     every = heldout.get("every_steps", 0) if batches.heldout else 0
     held = batches.heldout_batches() if every else []
-    work = _work_dir(out)
-    work.mkdir(parents=True, exist_ok=True)
     return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
                  loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
                  fsdp=train_cfg.get("fsdp", False), compile=train_cfg.get("compile", False),
@@ -259,7 +286,8 @@ def _load_student(path: Path):
 
     if not (path / "config.json").is_file():
         raise HarnessError(f"missing student checkpoint {path}")
-    return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
+    with reading(path, "student checkpoint"):
+        return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
 
 
 def _load_model(path: Path):
@@ -304,9 +332,10 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
     ctx.extra = {"tokenizer": tok}
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
+    work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokens": tokens_file, "source": source_dir})
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
-                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
-                       loss_fn=loss_fn)
+                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", work=work,
+                       heldout=cfg.get("heldout"), loss_fn=loss_fn)
     from harness.distributed import world_size
 
     _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
@@ -355,8 +384,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
     pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
-    work = _work_dir(out)
-    work.mkdir(parents=True, exist_ok=True)
+    work = _open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     eval_every, eval_fn = 0, None
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
@@ -437,194 +465,3 @@ def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path]
         ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
         atomic_write_json(out, {**result, **ids, "task": name, "stage": "sft", "model": str(model_dir),
                                 "config": cfg})
-
-
-def instruction_task(cfg: dict, out: Path) -> None:
-    """A generation task's train/dev/test splits in MiniLLM's format: generated from the micro
-    world, or read from files (`train`, `dev`, `test` paths in one of harness.instructions' formats)."""
-    from harness.instructions import load_instructions
-    from harness.tasks import write_jsonl
-
-    spec = cfg["spec"]
-    if spec["kind"] == "generated":
-        from harness import world as w
-
-        if cfg["task"] not in w.GENERATION_TASKS:
-            raise HarnessError(f"the micro world has no generation task {cfg['task']!r}; "
-                               f"it has {', '.join(w.GENERATION_TASKS)}")
-        wc = cfg["world"]
-        splits = w.make_task(w.make_world(wc["seed"], wc["size"]), cfg["task"], wc["seed"], wc["test_fraction"])
-        splits = {k: [{**r, "output": [r["output"]]} for r in v] for k, v in splits.items()}
-    else:
-        splits = {}
-        for split in ("train", "dev", "test"):
-            if split in spec:
-                records = load_instructions(spec[split], spec.get("format", "minillm"), spec.get("answers"))
-                splits[split] = [{"instruction": r["instruction"], "input": r["input"], "output": r["references"],
-                                  "prompt": r["prompt"]} for r in records]
-        if "test" not in splits:
-            raise HarnessError(f"generation task {cfg['task']!r} has no test file")
-    with atomic_dir(out) as tmp:
-        for split, records in splits.items():
-            write_jsonl(tmp / f"{split}.jsonl", records)
-        write_run_record(tmp, "instruction-task", cfg, records={k: len(v) for k, v in splits.items()})
-
-
-# ---------------------------------------------------------------- real data (paper profiles)
-
-CORPUS_FILES = (".txt", ".jsonl", ".parquet")
-
-
-def _local_documents(paths: list[Path], text_field: str):
-    """Documents of .txt files (blank-line separated), .jsonl and .parquet shards (`text_field`),
-    read lazily, file by file in sorted order."""
-    files = []
-    for path in paths:
-        if not path.exists():
-            raise HarnessError(f"corpus: no file or folder {path}")
-        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in CORPUS_FILES)
-        if not found:
-            raise HarnessError(f"corpus: no {', '.join(CORPUS_FILES)} files under {path}")
-        files += found
-    for f in files:
-        if f.suffix == ".txt":
-            # a line of only whitespace separates documents too (WikiText's blank lines hold a space)
-            yield from (d for d in re.split(r"\n[ \t]*\n", f.read_text(encoding="utf-8")) if d.strip())
-        elif f.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            shard = pq.ParquetFile(f)
-            if text_field not in shard.schema_arrow.names:
-                raise HarnessError(f"corpus: {f} has no column {text_field!r} (it has "
-                                   f"{', '.join(shard.schema_arrow.names)}); set corpus.text_field")
-            for batch in shard.iter_batches(columns=[text_field], batch_size=1024):
-                yield from batch.column(0).to_pylist()
-        else:
-            with f.open(encoding="utf-8") as lines:
-                for n, line in enumerate(lines, 1):
-                    if line.strip():
-                        yield _field(json.loads(line), text_field, f"{f} line {n}")
-
-
-def _field(row: dict, field: str, where: str) -> str:
-    if field not in row:
-        raise HarnessError(f"corpus: {where} has no field {field!r} (it has {', '.join(row)}); set corpus.text_field")
-    return row[field]
-
-
-def corpus(cfg: dict, out: Path) -> None:
-    """Pre-training text from local .txt/.jsonl/.parquet files (`path`) or a streamed hub dataset
-    (RedPajama-V2 in the paper profile), one document after another, never all in memory."""
-    import itertools
-
-    from tqdm import tqdm
-
-    cc = cfg["corpus"]
-    field = cc.get("text_field", "text")
-    if cc["kind"] == "local":
-        docs = _local_documents([Path(p) for p in (cc["path"] if isinstance(cc["path"], list) else [cc["path"]])],
-                                field)
-    elif cc["kind"] == "hub":
-        import datasets
-
-        stream = datasets.load_dataset(cc["dataset"], cc.get("name"), split=cc.get("split", "train"), streaming=True)
-        docs = (_field(row, field, cc["dataset"]) for row in stream)
-    else:
-        raise HarnessError(f"corpus kind {cc['kind']!r} is produced by the `world` stage")
-    docs = itertools.islice(docs, cc.get("max_documents"))
-    with atomic_dir(out) as tmp:
-        n = 0
-        with (tmp / "corpus.txt").open("w", encoding="utf-8") as f:
-            for doc in tqdm(docs, desc="corpus", unit="doc", unit_scale=True, mininterval=5.0):
-                # a blank line separates documents, so blank lines inside one are folded
-                f.write("\n".join(l for l in doc.splitlines() if l.strip()) + "\n\n")
-                n += 1
-        if n == 0:
-            raise HarnessError(f"corpus {cc.get('path') or cc.get('dataset')} holds no documents")
-        write_run_record(tmp, "corpus", cfg, documents=n)
-
-
-def task_from_file(cfg: dict, out: Path) -> None:
-    """A multiple-choice task from a released file (`harness.benchmarks`): only dev/valid splits
-    carry labels in the releases, so a fixed draw of `test_fraction` of `max_records` records
-    (those with answers of at most `max_answer_chars`) is the test split, the rest the train split."""
-    import numpy as np
-
-    from harness.benchmarks import load_benchmark
-    from harness.tasks import write_jsonl
-
-    spec = cfg["spec"]
-    records = load_benchmark(spec["path"], spec.get("format", cfg["task"]))
-    if "max_answer_chars" in spec:  # answers longer than a small model's context cannot be scored
-        records = [r for r in records if max(map(len, r["choices"])) <= spec["max_answer_chars"]]
-    order = np.random.default_rng(0).permutation(len(records))[:spec.get("max_records")]
-    n_test = max(1, round(spec.get("test_fraction", 0.3) * len(order)))
-    splits = {"test": [records[i] for i in order[:n_test]], "train": [records[i] for i in order[n_test:]]}
-    if not splits["train"]:
-        raise HarnessError(f"task {cfg['task']!r}: {len(order)} records leave none to train on")
-    with atomic_dir(out) as tmp:
-        for split, rs in splits.items():
-            write_jsonl(tmp / f"{split}.jsonl", rs)
-        write_run_record(tmp, "task-from-file", cfg, records={k: len(v) for k, v in splits.items()})
-
-
-LM_EVAL_TASKS = Path(__file__).resolve().parent.parent / "evals" / "lm_eval_tasks"  # lm-eval YAMLs of ours
-
-
-def _lm_eval_task(name: str, include: list[str]):
-    """lm-eval's task `name`, looked up among our YAMLs and `include` folders first (indexing
-    lm-eval's own ~10,000 task files takes ~17 s)."""
-    from lm_eval.tasks import TaskManager
-
-    for include_defaults in (False, True):
-        manager = TaskManager(include_path=[str(LM_EVAL_TASKS), *include], include_defaults=include_defaults)
-        if name in manager.all_tasks:
-            return manager.load(name)["tasks"][name]
-    raise HarnessError(f"lm-eval has no task {name!r} (nor {LM_EVAL_TASKS} or the task's include_path)")
-
-
-def _shared_query(contexts: list[str], continuation: str) -> tuple[str, list[str]]:
-    """One query for a task whose options differ in the context (WinoGrande: the option fills a
-    blank, then a shared continuation is scored): the contexts' common prefix up to its last
-    space (no word is split), and each context's rest with the continuation as a choice, so that
-    query + TARGET_DELIMITER + choice is the context + continuation."""
-    import os
-
-    cut = os.path.commonprefix(contexts).rfind(" ")
-    if cut < 0:
-        return "", [c + continuation for c in contexts]
-    return contexts[0][:cut], [c[cut + 1:] + continuation for c in contexts]
-
-
-def export_task(cfg: dict, out: Path) -> None:
-    """Render an lm-eval task's train and test docs with lm-eval's own prompt functions into
-    `{query, choices, gold}` records, so SFT and evaluation see lm-eval's exact prompts
-    (a `file` task is read from its released file instead)."""
-    if cfg["spec"]["kind"] == "file":
-        return task_from_file(cfg, out)
-    from harness.tasks import TARGET_DELIMITER, write_jsonl
-
-    spec = cfg["spec"]
-    name = spec.get("lm_eval_task", cfg["task"])
-    task = _lm_eval_task(name, [spec["include_path"]] if "include_path" in spec else [])
-    delimiter = task.config.target_delimiter
-    if delimiter != TARGET_DELIMITER:
-        raise HarnessError(f"lm-eval task {name!r} joins query and answer with {delimiter!r}; "
-                           f"records here are joined with {TARGET_DELIMITER!r}")
-    splits = {"train": task.training_docs() if task.has_training_docs() else None,
-              "test": task.test_docs() if task.has_test_docs() else task.validation_docs()}
-    with atomic_dir(out) as tmp:
-        for split, docs in splits.items():
-            if docs is None:
-                raise HarnessError(f"lm-eval task {name!r} has no {split} split")
-            records = []
-            for doc in docs:
-                query, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
-                if isinstance(query, int):  # per-option contexts: the text is the gold index
-                    gold = query
-                    query, choices = _shared_query(choices, delimiter + target)
-                else:
-                    gold = target if isinstance(target, int) else choices.index(target)
-                records.append({"query": query, "choices": choices, "gold": gold})
-            write_jsonl(tmp / f"{split}.jsonl", records)
-        write_run_record(tmp, "export-task", cfg)

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from harness.errors import HarnessError
+from harness.io import reading
 
 STATE_FILE = "state.pt"
 SHARDED_STATE = "state.dcp"  # a folder: one file of shards per process
@@ -130,7 +131,8 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     if sharded and state_path and state_path.exists():
         start, tokens = distributed.load_sharded(state_path, model, opt, sched)
     elif state_path and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        with reading(state_path, "training checkpoint"):
+            state = torch.load(state_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -364,14 +364,15 @@ class MASA:
     def init_student(self, config, artifact, ctx):
         from safetensors.torch import load_file
 
-        from harness.io import read_json
+        from harness.io import read_json, reading
         from harness.models import build_model
 
         opts = self.options(ctx)
         if artifact is None or not (artifact / GENES_FILE).is_file():
             raise HarnessError(f"masa: no gene matrices in {artifact}; run the extract stage first")
         manifest = read_json(artifact / "manifest.json")
-        genes = load_file(artifact / GENES_FILE)
+        with reading(artifact / GENES_FILE, "gene matrices"):
+            genes = load_file(artifact / GENES_FILE)
         student = build_model(config, ctx.seed)
         by_layer: dict[int, dict[str, list[Tensor]]] = {}
         for key in manifest["weights"]:
