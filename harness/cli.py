@@ -8,6 +8,7 @@ can fix print one line, `error: ...`, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -16,12 +17,23 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 
-def _cfg(value: str) -> dict:
+def parse_cfg(value: str) -> dict:
+    """--cfg's JSON object, inline or from `@file.json`; anything else is a one-line error."""
+    where = value[1:] if value.startswith("@") else "--cfg"
     try:
-        text = Path(value[1:]).read_text() if value.startswith("@") else value
-        return json.loads(text)
-    except (OSError, json.JSONDecodeError) as e:
-        raise argparse.ArgumentTypeError(f"--cfg is not a JSON object or @file: {e}") from None
+        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+        cfg = json.loads(text)
+    except OSError as e:
+        raise HarnessError(f"--cfg: cannot read {where}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise HarnessError(f"--cfg: {where} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(cfg, dict):
+        raise HarnessError(f"--cfg: {where} holds a JSON {type(cfg).__name__}, not an object (the stage's config)")
+    return cfg
+
+
+# A disk that fills or a folder that refuses writes is the user's to fix, not a bug: one line.
+USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _opt_path(value: str) -> Path | None:
@@ -36,12 +48,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def stage(name, help_, *args):
         s = sub.add_parser(name, help=help_)
-        s.add_argument("--cfg", type=_cfg, required=True, help="stage config: JSON or @file.json")
-        for a in args:
-            kind = {"seed": int}.get(a, Path)
-            s.add_argument(f"--{a.replace('_', '-')}", type=_opt_path if a.endswith("_opt") else kind,
-                           dest=a.removesuffix("_opt"), required=not a.endswith("_opt"),
-                           default=None)
+        s.add_argument("--cfg", required=True, help="stage config: JSON or @file.json")
+        for a in args:  # `x_opt`: an optional --x ("none" or "" for none)
+            name, optional = a.removesuffix("_opt"), a.endswith("_opt")
+            kind = {"seed": int}.get(name, Path)
+            s.add_argument(f"--{name.replace('_', '-')}", type=_opt_path if optional else kind, dest=name,
+                           required=not optional, default=None)
         return s
 
     stage("world", "generate the micro world (corpus + tasks)", "out")
@@ -74,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="render a table from evaluation JSON")
     r.add_argument("table", help="table name, e.g. table1")
-    r.add_argument("--cfg", type=_cfg, required=True)
+    r.add_argument("--cfg", required=True)
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("inputs", nargs="+", type=Path, help="evaluation JSON files")
 
@@ -114,11 +126,17 @@ def _run(args) -> None:
     elif s == "eval-generation":
         stages.evaluate_generation(c, args.models, args.tasks, args.outs)
     elif s == "instruction-task":
-        stages.instruction_task(c, args.out)
+        from harness import task_data
+
+        task_data.instruction_task(c, args.out)
     elif s == "corpus":
-        stages.corpus(c, args.out)
+        from harness.corpus import corpus
+
+        corpus(c, args.out)
     elif s == "export-task":
-        stages.export_task(c, args.out)
+        from harness import task_data
+
+        task_data.export_task(c, args.out)
     elif s == "report":
         from reports.render import render
 
@@ -152,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if getattr(args, "cfg", None) is not None:
+            args.cfg = parse_cfg(args.cfg)
         if args.stage in TRAINING_STAGES:  # `devices: N` re-runs this command as N processes
             from harness import distributed
 
@@ -164,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         _run(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in USER_OS_ERRORS:
+            raise
+        print(f"error: {e.strerror}: {e.filename or 'a file of this stage'} (nothing was left half-written)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

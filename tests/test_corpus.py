@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import stages
+from harness.corpus import corpus
 from harness.data import iter_documents, tokenize_corpus, write_tokens
 from harness.errors import HarnessError
 from harness.tokenizer import load_tokenizer
@@ -61,7 +61,7 @@ def test_local_shards_of_every_kind_become_one_corpus_in_file_order(tmp_path):
     pq.write_table(pa.table({"raw_content": ["third", "fourth"], "meta": [1, 2]}), shards / "b" / "c.parquet")
     (shards / "b" / "d.txt").write_text("fifth\n \nsixth\n")
     (shards / "notes.md").write_text("not a shard")
-    stages.corpus(corpus_cfg(shards, max_documents=5), tmp_path / "corpus")
+    corpus(corpus_cfg(shards, max_documents=5), tmp_path / "corpus")
     docs = list(iter_documents(tmp_path / "corpus" / "corpus.txt"))
     assert docs == ["first\ndoc", "second", "third", "fourth", "fifth"]  # blank lines in a doc folded
     assert json.loads((tmp_path / "corpus" / "run.json").read_text())["documents"] == 5
@@ -75,5 +75,5 @@ def test_a_shard_without_the_text_field_is_one_line(tmp_path, kind):
     else:
         pq.write_table(pa.table({"text": ["x"]}), shard)
     with pytest.raises(HarnessError, match="no (field|column) 'raw_content'.*set corpus.text_field"):
-        stages.corpus(corpus_cfg(shard), tmp_path / "corpus")
+        corpus(corpus_cfg(shard), tmp_path / "corpus")
     assert not (tmp_path / "corpus").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import lm_eval
 import pytest
 
-from harness import stages
+from harness import task_data
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.tasks import TARGET_DELIMITER
@@ -21,11 +21,16 @@ CASES = [{"context": "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (<HOLDING>
           "endings": [f"holding number {i}" for i in range(5)], "label": 3}]
 
 
-def local_task(folder: Path, name: str, include: Path, rows: list[dict]) -> None:
-    """A task YAML that takes `include`'s prompts and reads `rows` from a local JSON file."""
-    data = folder / f"{name}.jsonl"
+def local_task(folder: Path, name: str, include: Path, rows: list[dict], train_rows: list[dict] | None = None) -> None:
+    """A task YAML that takes `include`'s prompts and reads `rows` (its validation and test splits)
+    from a local JSON file, and `train_rows` (by default: `rows` with every text reversed, other
+    items) from another."""
+    data, train = folder / f"{name}.jsonl", folder / f"{name}_train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    files = {"train": str(data), "validation": str(data), "test": str(data)}
+    if train_rows is None:
+        train_rows = [{k: v[::-1] if isinstance(v, str) and k != "answer" else v for k, v in r.items()} for r in rows]
+    train.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    files = {"train": str(train), "validation": str(data), "test": str(data)}
     (folder / f"{name}.yaml").write_text(json.dumps({
         "include": str(include), "task": name, "dataset_path": "json", "dataset_name": None,
         "dataset_kwargs": {"data_files": files}}))
@@ -33,7 +38,7 @@ def local_task(folder: Path, name: str, include: Path, rows: list[dict]) -> None
 
 def export(tmp_path, name: str) -> list[dict]:
     spec = {"kind": "lm_eval", "lm_eval_task": name, "include_path": str(tmp_path)}
-    stages.export_task({"task": name, "spec": spec}, tmp_path / "out" / name)
+    task_data.export_task({"task": name, "spec": spec}, tmp_path / "out" / name)
     return read_jsonl(tmp_path / "out" / name / "test.jsonl", "export")
 
 
@@ -51,7 +56,7 @@ def test_winogrande_options_in_the_context_become_one_query(tmp_path):
 
 
 def test_casehold_yaml_of_ours_scores_the_holdings_after_the_citation(tmp_path):
-    local_task(tmp_path, "casehold_local", stages.LM_EVAL_TASKS / "casehold.yaml", CASES)
+    local_task(tmp_path, "casehold_local", task_data.LM_EVAL_TASKS / "casehold.yaml", CASES)
     [record] = export(tmp_path, "casehold_local")
     assert record == {"query": "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (",
                       "choices": CASES[0]["endings"], "gold": 3}
