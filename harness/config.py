@@ -9,6 +9,7 @@ fails with one line naming the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from harness.errors import HarnessError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_PROFILE = "micro"
 NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
+# Names become path components and command-line words: no separators, no spaces, no shell
+# syntax, no leading dot (so neither `..` nor a hidden file).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+NAMED_SECTIONS = ("shapes", "sources", "budgets", "tasks", "generation_tasks")
+
+
+def check_names(config: dict) -> None:
+    """Refuse a shape, source, budget or task name that is unsafe in a path or a shell command."""
+    for section in NAMED_SECTIONS:
+        section_value = config.get(section)
+        for name in section_value if isinstance(section_value, dict) else ():
+            if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
+                raise HarnessError(f"config error: {section}: the name {name!r} is not safe in a path or a shell "
+                                   f"command; use letters, digits and . _ + - (starting with a letter or digit)")
 
 
 def merge(base: dict, diff: dict) -> dict:
@@ -90,7 +105,12 @@ def with_data_dir(config: dict) -> dict:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise HarnessError(f"no config file {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise HarnessError(f"{path}: YAML syntax error{at}: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(data, dict):
         raise HarnessError(f"{path} must hold a mapping")
     return data
@@ -134,6 +154,7 @@ def validate(config: dict[str, Any]) -> None:
 
     from harness.registry import method_names, unknown_name_message
 
+    check_names(config)
     validator = jsonschema.Draft202012Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -245,6 +266,20 @@ def validate(config: dict[str, Any]) -> None:
         t["kind"] == "generated" for t in config["tasks"].values())
     if uses_world and "world" not in config:
         raise HarnessError("config error: the generated corpus and tasks need a `world` section")
+    for name, spec in config["tasks"].items():
+        _check_task_keys(f"tasks.{name}", spec, MC_TASK_KEYS[spec["kind"]])
+        two_files = {"train", "test"} & set(spec)
+        if spec["kind"] == "file" and (("path" in spec) == bool(two_files) or len(two_files) == 1
+                                       or (two_files and {"test_fraction", "max_records"} & set(spec))):
+            raise HarnessError(f"config error: tasks.{name}: give `path` (one labelled file, split here by "
+                               f"test_fraction and max_records) or `train` and `test` (two disjoint files)")
+    for name, spec in config.get("generation_tasks", {}).items():
+        _check_task_keys(f"generation_tasks.{name}", spec, GENERATION_TASK_KEYS[spec["kind"]])
+        missing = [k for k in ("train", "test") if k not in spec]
+        if spec["kind"] == "file" and missing:
+            raise HarnessError(f"config error: generation_tasks.{name}: needs a {' and a '.join(missing)} file "
+                               f"(SFT trains on one; a test-only set such as Vicuna's takes Dolly's train and "
+                               f"dev files, with `format: {{test: vicuna}}`)")
     for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
         if key not in config["corpus"]:
             raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
@@ -258,6 +293,21 @@ def validate(config: dict[str, Any]) -> None:
             if missing:
                 raise HarnessError(f"config error: sources.{name}: a source built here needs {', '.join(missing)} "
                                    f"(or give `model_path`)")
+
+
+# The keys each task kind reads; any other of TASK_KEYS would be ignored, so it is refused.
+TASK_KEYS = {"path", "train", "dev", "test", "answers", "format", "test_fraction", "max_records", "download",
+             "lm_eval_task", "include_path", "train_overlap"}
+MC_TASK_KEYS = {"generated": set(),
+                "file": {"path", "train", "test", "format", "test_fraction", "max_records", "train_overlap"},
+                "lm_eval": {"lm_eval_task", "include_path", "download", "test_fraction", "max_records", "train_overlap"}}
+GENERATION_TASK_KEYS = {"generated": set(), "file": {"train", "dev", "test", "answers", "format", "train_overlap"}}
+
+
+def _check_task_keys(where: str, spec: dict, reads: set[str]) -> None:
+    ignored = sorted((set(spec) & TASK_KEYS) - reads)
+    if ignored:
+        raise HarnessError(f"config error: {where}: kind {spec['kind']!r} does not read {', '.join(ignored)}")
 
 
 def row_label(config: dict, row: dict) -> str:

@@ -49,15 +49,18 @@ def _jsonl(path: Path) -> list[dict]:
     return read_jsonl(path, "task file")
 
 
-def _fields(path: Path, row: dict, needed: tuple[str, ...]) -> None:
-    missing = [k for k in needed if k not in row]
-    if missing:
-        raise HarnessError(f"{path}: records lack {', '.join(missing)} (is the format right?)")
+def _fields(path: Path, rows: list[dict], needed: tuple[str, ...], fmt: str) -> None:
+    """Every row has the fields `fmt` reads; the first that lacks one is a one-line error."""
+    for i, row in enumerate(rows, 1):
+        missing = [k for k in needed if k not in row]
+        if missing:
+            raise HarnessError(f"{path} record {i}: lacks {', '.join(missing)}, which format {fmt!r} reads (it has "
+                               f"{', '.join(row) or 'no fields'}); is `format` right? known: {', '.join(FORMATS)}")
 
 
 def load_minillm(path: Path) -> list[dict]:
     rows = _jsonl(path)
-    _fields(path, rows[0], ("instruction", "output"))
+    _fields(path, rows, ("instruction", "output"), "minillm")
     out = []
     for r in rows:
         refs = r["output"] if isinstance(r["output"], list) else [r["output"]]
@@ -67,10 +70,12 @@ def load_minillm(path: Path) -> list[dict]:
 
 def load_vicuna(path: Path, answers: Path | None = None) -> list[dict]:
     rows = _jsonl(path)
-    _fields(path, rows[0], ("question_id", "text"))
+    _fields(path, rows, ("question_id", "text"), "vicuna")
     refs = {}
     if answers:
-        for a in _jsonl(answers):
+        answer_rows = _jsonl(answers)
+        _fields(answers, answer_rows, ("question_id", "text"), "vicuna answers")
+        for a in answer_rows:
             refs.setdefault(a["question_id"], []).append(a["text"])
     return [record(r["text"], "", refs.get(r["question_id"], [])) for r in rows]
 
@@ -78,7 +83,10 @@ def load_vicuna(path: Path, answers: Path | None = None) -> list[dict]:
 def load_self_instruct(path: Path) -> list[dict]:
     """One record per instance of each instruction."""
     rows = _jsonl(path)
-    _fields(path, rows[0], ("instruction", "instances"))
+    _fields(path, rows, ("instruction", "instances"), "self_instruct")
+    for i, r in enumerate(rows, 1):
+        if not (isinstance(r["instances"], list) and all(isinstance(x, dict) and "output" in x for x in r["instances"])):
+            raise HarnessError(f"{path} record {i}: `instances` must be a list of objects with an `output`")
     return [record(r["instruction"], i.get("input", ""), [i["output"]]) for r in rows for i in r["instances"]]
 
 

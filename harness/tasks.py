@@ -40,10 +40,27 @@ class Task:
 
             return load_minillm(path)
         records = read_jsonl(path, f"task {self.name!r}: {split} file")
-        missing = {"query", "choices", "gold"} - set(records[0])
-        if missing:
-            raise HarnessError(f"task {self.name!r}: {path} records lack {', '.join(sorted(missing))}")
+        for i, record in enumerate(records):
+            problem = multiple_choice_problem(record)
+            if problem:
+                raise HarnessError(f"task {self.name!r}: {path} record {i + 1}: {problem}")
         return records
+
+
+def multiple_choice_problem(record: dict) -> str | None:
+    """What makes `record` unscorable as `{query, choices, gold}`, or None. Every record is checked
+    before training or scoring: a `gold` out of range would otherwise be scored as a wrong answer."""
+    missing = [k for k in ("query", "choices", "gold") if k not in record]
+    if missing:
+        return f"lacks {', '.join(missing)} (it has {', '.join(record) or 'no fields'})"
+    choices, gold = record["choices"], record["gold"]
+    if not isinstance(record["query"], str):
+        return f"query is a {type(record['query']).__name__}, not text"
+    if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
+        return "choices must be a list of two or more strings"
+    if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
+        return f"gold {gold!r} is not an index into its {len(choices)} choices"
+    return None
 
 
 def item_key(record: dict) -> str:

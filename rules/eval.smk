@@ -11,7 +11,7 @@ def _eval_inputs(wildcards):
 
 
 def _task_paths(wildcards):
-    return " ".join(task_path(t) for t in MC_TASKS)
+    return [task_path(t) for t in MC_TASKS]
 
 
 # The micro world's tasks also hold a `paraphrase` split: the test items in held-out words.
@@ -53,7 +53,7 @@ rule init_eval:
         cfg=lambda w: as_json(method=w.method, source=w.source, shape_name=w.shape, seed=int(w.seed),
                               tasks=MC_TASKS, eval=C["eval"], stage="untrained"),
         tasks=_task_paths,
-        models=lambda w, input: " ".join([input.init] * len(MC_TASKS)),
+        models=lambda w, input: [input.init] * len(MC_TASKS),
     threads: 1
     resources:
         **job_resources("eval"),

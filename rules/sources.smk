@@ -46,7 +46,7 @@ rule extract:
         L + "/artifacts/{method}/{source}.log",
     params:
         cfg=extract_cfg,
-        tasks=" ".join(task_path(t) for t in MC_TASKS),
+        tasks=[task_path(t) for t in MC_TASKS],
         domains=WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
     threads: C.get("threads", 1)
     resources:
@@ -93,7 +93,7 @@ rule source_eval:
         cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
                               shape_name=w.source, seed=0, tasks=MC_TASKS, eval=C["eval"],
                               stage="zeroshot" if w.variant == "base" else "sft"),
-        tasks=" ".join(task_path(t) for t in MC_TASKS),
+        tasks=[task_path(t) for t in MC_TASKS],
     wildcard_constraints:
         variant="base|sft",
     threads: 1

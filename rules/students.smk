@@ -87,7 +87,7 @@ def _sft_rule(name, tasks, outputs, log):
         params:
             cfg=lambda w: sft_cfg(w.method, tasks_of(w)),
             source=source_arg,
-            task=lambda w: " ".join(task_path(t) for t in tasks_of(w)),
+            task=lambda w: [task_path(t) for t in tasks_of(w)],
         threads: C.get("threads", 1)
         resources:
             **job_resources("sft"),

@@ -60,7 +60,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
 
 
 def test_file_task_stage_splits_deterministically(tmp_path):
-    from harness import stages
+    from harness import task_data
 
     rows = [{"goal": f"goal {i}", "sol1": "a" * (i % 7 + 1), "sol2": "b", "answer": 0} for i in range(50)]
     (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -68,7 +68,7 @@ def test_file_task_stage_splits_deterministically(tmp_path):
     spec = {"label": "PIQA", "kind": "file", "format": "piqa", "path": str(tmp_path / "valid.jsonl"),
             "test_fraction": 0.2, "max_records": 40, "max_answer_chars": 5}
     for out in ("a", "b"):
-        stages.export_task({"task": "piqa", "spec": spec}, tmp_path / out)
+        task_data.export_task({"task": "piqa", "spec": spec}, tmp_path / out)
     read = lambda d, s: (tmp_path / d / f"{s}.jsonl").read_text()
     assert read("a", "test") == read("b", "test") and read("a", "train") == read("b", "train")
     test, train = [[json.loads(l) for l in read("a", s).splitlines()] for s in ("test", "train")]

@@ -54,20 +54,20 @@ def test_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(HarnessError, match="is empty"):
         load_instructions(tmp_path / "empty.jsonl")
     (tmp_path / "mc.jsonl").write_text(json.dumps({"query": "q", "choices": ["a"], "gold": 0}) + "\n")
-    with pytest.raises(HarnessError, match="records lack instruction, output"):
+    with pytest.raises(HarnessError, match="record 1: lacks instruction, output, which format 'minillm' reads"):
         load_instructions(tmp_path / "mc.jsonl")
     with pytest.raises(HarnessError, match="unknown instruction format 'alpaca'"):
         load_instructions(tmp_path / "mc.jsonl", "alpaca")
 
 
 def test_generated_tasks_have_disjoint_entity_splits(tmp_path):
-    from harness import stages, world
+    from harness import task_data, world
     from harness.tasks import GENERATION, Task
     from tests.conftest import SMALL_WORLD
 
     for name in world.GENERATION_TASKS:
         out = tmp_path / name
-        stages.instruction_task({"task": name, "spec": {"label": name, "kind": "generated"}, "world": SMALL_WORLD},
+        task_data.instruction_task({"task": name, "spec": {"label": name, "kind": "generated"}, "world": SMALL_WORLD},
                                 out)
         raw = {s: [json.loads(l) for l in (out / f"{s}.jsonl").read_text().splitlines()] for s in ("train", "dev", "test")}
         keys = {s: {r["key"] for r in rs} for s, rs in raw.items()}
@@ -78,12 +78,18 @@ def test_generated_tasks_have_disjoint_entity_splits(tmp_path):
 
 
 def test_file_tasks_read_the_real_files(shared_data, tmp_path):
-    from harness import stages
+    from harness import task_data
 
-    spec = {"label": "DollyEval", "kind": "file", "dev": str(shared_data / "dolly/minillm_dolly_dev.jsonl"),
+    dev = str(shared_data / "dolly/minillm_dolly_dev.jsonl")
+    spec = {"label": "DollyEval", "kind": "file", "train": dev, "dev": dev,
             "test": str(shared_data / "dolly/minillm_dolly_valid.jsonl")}
-    stages.instruction_task({"task": "dolly", "spec": spec}, tmp_path / "dolly")
+    # MiniLLM's Dolly dev and valid files share one prompt: refused, unless asked to leave it out
+    with pytest.raises(HarnessError, match="1 train records are also test items"):
+        task_data.instruction_task({"task": "dolly", "spec": spec}, tmp_path / "dolly")
+    assert not (tmp_path / "dolly").exists()
+    task_data.instruction_task({"task": "dolly", "spec": {**spec, "train_overlap": "drop"}}, tmp_path / "dolly")
     run = json.loads((tmp_path / "dolly" / "run.json").read_text())
-    assert run["records"] == {"dev": 1000, "test": 500}
-    with pytest.raises(HarnessError, match="has no test file"):
-        stages.instruction_task({"task": "x", "spec": {"label": "x", "kind": "file"}}, tmp_path / "x")
+    assert run["records"] == {"train": 999, "dev": 999, "test": 500}
+    assert run["dropped_test_items"] == {"train": 1, "dev": 1}
+    with pytest.raises(HarnessError, match="has no train file"):
+        task_data.instruction_task({"task": "x", "spec": {"label": "x", "kind": "file"}}, tmp_path / "x")

@@ -1,8 +1,20 @@
-"""Prompt function of casehold.yaml (lm-eval resolves `!function casehold.doc_to_text` here)."""
+"""Prompt functions of casehold.yaml (lm-eval resolves `!function casehold.<name>` here).
 
-MASK = "<HOLDING>"
+Two releases of CaseHOLD are read: LexGLUE's (`context`, `endings`, `label`) and the zero-shot
+instruction release (`input_text`, `choices`, `answer`, the answer an index or a letter).
+`harness.benchmarks.casehold` reads the same files without lm-eval, through the same helpers.
+"""
+
+from harness.benchmarks import answer_index, casehold_query
 
 
 def doc_to_text(doc: dict) -> str:
-    """The citing passage up to the masked holding: "... 123 F.3d 456 (2d Cir. 1999) (" """
-    return doc["context"].split(MASK, 1)[0].rstrip()
+    return casehold_query(doc["context"] if "context" in doc else doc["input_text"])
+
+
+def doc_to_choice(doc: dict) -> list[str]:
+    return list(doc["endings"] if "endings" in doc else doc["choices"])
+
+
+def doc_to_target(doc: dict) -> int:
+    return answer_index(doc["label"] if "label" in doc else doc["answer"])
