@@ -2,13 +2,13 @@
 # slices, wildcard constraints. Rules contain no logic beyond calling these.
 import json
 import re
-import shlex
 import sys
 
 from harness.config import (NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows,
                             signal_controls)
 from harness.errors import HarnessError
 from harness.registry import family, implements, method_spec, shares_pretraining
+from harness.workflow import stage_command
 
 try:
     C = resolve(config)
@@ -52,18 +52,8 @@ def job_resources(rule):
     return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
 
 
-def _quoted(command):
-    """Every `{input...}`, `{output...}`, `{log}`, `{params...}` and `{wildcards...}` of a shell
-    command as `{...:q}`: each path reaches the shell as one quoted word, whatever it holds
-    (names are checked at config time too; this is the second fence)."""
-    return re.sub(r"\{((?:input|output|log|params|wildcards)(?:\.\w+)?)\}", r"{\1:q}", command)
-
-
 def harness(stage, *args):
-    """Shell command of one CLI stage. Its output goes to the rule's log; on failure
-    the log's last line (the stage's one-line error) is echoed to the terminal."""
-    return _quoted(f"{shlex.quote(PY)} -m harness --threads {{threads}} {stage} --cfg {{params.cfg}} " + " ".join(args)
-                   + " > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}")
+    return stage_command(PY, stage, *args)
 
 
 def as_json(**slice_):

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,22 @@ def pytest_collection_modifyitems(items):
     """Whole-DAG tests first: pytest-xdist hands out work in collection order, so the longest
     group starts at once instead of keeping one worker busy alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def run_cli(*args, env=None):
+    """`python -m harness ARGS` in a fresh process: (exit status, stderr lines)."""
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    return proc.returncode, proc.stderr.strip().splitlines()
+
+
+def assert_one_line_error(rc, err, *words):
+    """Exit status 2, the last line `error: ...` holding every word, and no traceback."""
+    assert rc == 2, err
+    assert len(err) >= 1 and err[-1].startswith("error: "), err
+    assert not any(line.startswith("Traceback") for line in err), err
+    for w in words:
+        assert w in err[-1], err[-1]
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,10 @@
 """Bad input stops with one line naming the problem, exit status 2, and no output left behind."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def run_cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    return proc.returncode, proc.stderr.strip().splitlines()
-
-
-def assert_one_line_error(rc, err, *words):
-    assert rc == 2, err
-    assert len(err) >= 1 and err[-1].startswith("error: "), err
-    assert not any(line.startswith("Traceback") for line in err), err
-    for w in words:
-        assert w in err[-1], err[-1]
+from tests.conftest import assert_one_line_error, run_cli
 
 
 def _init_cfg(method="scratch"):

@@ -1,0 +1,28 @@
+"""What the Snakemake rules share that is plain Python: the shell command every rule runs.
+
+Kept out of `rules/*.smk` so that it is unit-tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+# Every placeholder that expands to a path or a config-derived word.
+PATH_PLACEHOLDER = re.compile(r"\{((?:input|output|log|params|wildcards)(?:\.\w+)?)\}")
+
+
+def quote_placeholders(command: str) -> str:
+    """Every `{input...}`, `{output...}`, `{log}`, `{params...}` and `{wildcards...}` of a Snakemake
+    shell command as `{...:q}`, which Snakemake expands to shell-quoted words (each element of a
+    list its own word): a path reaches the command as data, whatever it holds. Names are checked
+    at config time too (`harness.config.check_names`); this is the second fence."""
+    return PATH_PLACEHOLDER.sub(r"{\1:q}", command)
+
+
+def stage_command(python: str, stage: str, *args: str) -> str:
+    """The shell command of one CLI stage (`python -m harness <stage> ...`). Its output goes to the
+    rule's log; on failure the log's last line (the stage's one-line error) is echoed to the
+    terminal."""
+    return quote_placeholders(f"{shlex.quote(python)} -m harness --threads {{threads}} {stage} --cfg {{params.cfg}} "
+                              + " ".join(args) + " > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}")
