@@ -472,3 +472,18 @@ def test_task_options_a_kind_would_ignore_are_refused(task, problem):
     config["tasks"]["boolq"] = task
     with pytest.raises(HarnessError, match=problem):
         resolve(config)
+
+
+def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
+    """The README's include_path route: lm-eval's HellaSwag YAML over local files gives the records
+    that `format: hellaswag` reads from the same file."""
+    from harness import task_data
+    from harness.benchmarks import load_benchmark
+    from harness.io import read_jsonl
+    from tests.test_lm_eval_export import local_task
+
+    rows = [{**r, "label": str(r["label"])} for r in HELLA]
+    local_task(tmp_path, "hella_local", Path(lm_eval.__file__).parent / "tasks/hellaswag/hellaswag.yaml", rows)
+    spec = {"kind": "lm_eval", "lm_eval_task": "hella_local", "include_path": str(tmp_path)}
+    task_data.export_task({"task": "hellaswag", "spec": spec}, tmp_path / "out")
+    assert read_jsonl(tmp_path / "out" / "test.jsonl") == load_benchmark(tmp_path / "hella_local.jsonl", "hellaswag")
