@@ -296,10 +296,11 @@ def validate(config: dict[str, Any]) -> None:
 
 
 # The keys each task kind reads; any other of TASK_KEYS would be ignored, so it is refused.
-TASK_KEYS = {"path", "train", "dev", "test", "answers", "format", "test_fraction", "max_records", "download",
-             "lm_eval_task", "include_path", "train_overlap"}
+TASK_KEYS = {"path", "train", "dev", "test", "answers", "format", "test_fraction", "max_records", "max_answer_chars",
+             "download", "lm_eval_task", "include_path", "train_overlap"}
 MC_TASK_KEYS = {"generated": set(),
-                "file": {"path", "train", "test", "format", "test_fraction", "max_records", "train_overlap"},
+                "file": {"path", "train", "test", "format", "test_fraction", "max_records", "max_answer_chars",
+                         "train_overlap"},
                 "lm_eval": {"lm_eval_task", "include_path", "download", "test_fraction", "max_records", "train_overlap"}}
 GENERATION_TASK_KEYS = {"generated": set(), "file": {"train", "dev", "test", "answers", "format", "train_overlap"}}
 

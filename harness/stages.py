@@ -99,8 +99,8 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     # held-out windows only: sources log no curve, but must not have seen the students' held-out text
     heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
     work = _open_work_dir(out, cfg, seed, {"tokenizer": tokenizer_dir, "tokens": tokens_file})
-    result = _pretrain(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, out,
-                       desc=f"source {name}", work=work, heldout=heldout)
+    result = _pretrain(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, work,
+                       desc=f"source {name}", heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "passes": cfg["training"].get("passes"), "final_loss": result.final_loss}
     _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
@@ -258,9 +258,9 @@ def _open_work_dir(out: Path, cfg: dict, seed: int, inputs: dict[str, Path | Non
     return work
 
 
-def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, out: Path, desc: str,
-              work: Path, heldout: dict | None = None, loss_fn=None):
-    """Pre-train on `budget` tokens of the stream. `heldout` (the config's section) sets aside the
+def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, work: Path, desc: str,
+              heldout: dict | None = None, loss_fn=None):
+    """Pre-train on `budget` tokens of the stream, checkpointing into `work`. `heldout` (the config's section) sets aside the
     stream's last `sequences` windows, which sources and students alike never train on; with
     `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
     from harness.data import PretrainBatches, heldout_loss, load_tokens
@@ -333,9 +333,9 @@ def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokens": tokens_file, "source": source_dir})
-    result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, out,
-                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", work=work,
-                       heldout=cfg.get("heldout"), loss_fn=loss_fn)
+    result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, work,
+                       desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
+                       loss_fn=loss_fn)
     from harness.distributed import world_size
 
     _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,

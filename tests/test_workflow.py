@@ -383,3 +383,14 @@ tasks:
     assert split == {"test": 18, "train": 42}
     table = parse_table((tmp_path / "reports/table1.md").read_text())
     assert list(table) == [("1L-tiny", "Scratch")]
+
+
+@pytest.mark.xdist_group("smoke-dag")
+def test_xdist_keeps_a_group_on_one_worker(request):
+    """`--dist loadgroup` tags a grouped test's id with its group; without the tag (pytest 9 with
+    pytest-xdist 3.8) the smoke DAG's tests are spread and every worker builds the DAG again."""
+    import os
+
+    if request.config.getoption("dist", "no") != "loadgroup" or "PYTEST_XDIST_WORKER" not in os.environ:
+        pytest.skip("not run under pytest-xdist's loadgroup")
+    assert request.node.nodeid.endswith("@smoke-dag"), request.node.nodeid
