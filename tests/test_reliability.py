@@ -265,7 +265,7 @@ def test_stage_help_names_the_options_the_rules_pass():
 def test_after_snakemake_is_killed_unlock_then_the_same_command_works(tmp_path):
     """kill -9 leaves Snakemake's lock (it cannot clean up); the README's two commands recover."""
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-j1",
-               "results/smoke/data/tokenizer", "--configfile", str(REPO / "config/smoke.yaml")]
+               "results/smoke/data/world", "--configfile", str(REPO / "config/smoke.yaml")]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     locks = tmp_path / ".snakemake" / "locks"
     deadline = time.time() + 240
@@ -279,7 +279,7 @@ def test_after_snakemake_is_killed_unlock_then_the_same_command_works(tmp_path):
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert (tmp_path / "results/smoke/data/tokenizer/run.json").is_file()
+    assert (tmp_path / "results/smoke/data/world/run.json").is_file()
     assert not list((tmp_path / "results/smoke/data").glob(".*.tmp"))
 
 
@@ -288,11 +288,12 @@ def test_after_snakemake_is_killed_unlock_then_the_same_command_works(tmp_path):
 def test_lm_eval_export_fails_fast_and_in_one_line_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
-    cfg = {"task": "boolq", "spec": {"label": "BoolQ", "kind": "lm_eval"}}
+    # our CaseHOLD task reads LexGLUE from the hub (and is found without indexing lm-eval's own tasks)
+    cfg = {"task": "casehold", "spec": {"label": "CaseHOLD", "kind": "lm_eval"}}
     start = time.time()
-    rc, err = run_cli("export-task", "--cfg", json.dumps(cfg), "--out", str(tmp_path / "boolq"), env=env)
-    assert_one_line_error(rc, err, "lm-eval task 'boolq'", "not in the local Hugging Face cache", "download: true")
-    assert time.time() - start < 60 and not (tmp_path / "boolq").exists()
+    rc, err = run_cli("export-task", "--cfg", json.dumps(cfg), "--out", str(tmp_path / "casehold"), env=env)
+    assert_one_line_error(rc, err, "lm-eval task 'casehold'", "not in the local Hugging Face cache", "download: true")
+    assert time.time() - start < 60 and not (tmp_path / "casehold").exists()
 
 
 def write_jsonl(path, rows, opener=open):
