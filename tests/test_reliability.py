@@ -78,6 +78,19 @@ def test_a_killed_run_is_not_resumed_under_another_config(tmp_path, student, tok
     assert run["config"]["pretrain"]["optim"]["lr"] == 2e-2 and run["tokens"] == 32 * 8 * 6
 
 
+def test_after_a_nan_past_a_checkpoint_a_lower_lr_starts_afresh(tmp_path, student, tokens_file):
+    """The NaN error says to lower the learning rate; resuming the diverged checkpoint would fail again."""
+    out = tmp_path / "pt"
+    nan = pretrain_cfg(1e30, 4, checkpoint_every=1)
+    nan["pretrain"]["optim"]["grad_clip"] = 0
+    rc, err = run_cli(*pretrain_args(nan, student, tokens_file, out))
+    assert_one_line_error(rc, err, "loss is nan", "lower the learning rate")
+    assert (out.with_name("pt.work") / "state.pt").exists()  # a checkpoint of the diverged weights
+    rc, err = run_cli(*pretrain_args(pretrain_cfg(1e-3, 4, checkpoint_every=1), student, tokens_file, out))
+    assert rc == 0, err
+    assert any(line.startswith("notice: discarding") for line in err), err
+
+
 def test_the_same_run_keeps_its_work_dir_and_another_loses_it(tmp_path, capsys):
     from harness.stages import _open_work_dir
 

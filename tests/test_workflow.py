@@ -391,6 +391,6 @@ def test_xdist_keeps_a_group_on_one_worker(request):
     pytest-xdist 3.8) the smoke DAG's tests are spread and every worker builds the DAG again."""
     import os
 
-    if request.config.getoption("dist", "no") != "loadgroup" or "PYTEST_XDIST_WORKER" not in os.environ:
+    if not getattr(request.config.option, "loadgroup", False) or "PYTEST_XDIST_WORKER" not in os.environ:
         pytest.skip("not run under pytest-xdist's loadgroup")
     assert request.node.nodeid.endswith("@smoke-dag"), request.node.nodeid
