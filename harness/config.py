@@ -280,6 +280,16 @@ def validate(config: dict[str, Any]) -> None:
             raise HarnessError(f"config error: generation_tasks.{name}: needs a {' and a '.join(missing)} file "
                                f"(SFT trains on one; a test-only set such as Vicuna's takes Dolly's train and "
                                f"dev files, with `format: {{test: vicuna}}`)")
+    batch_tokens = config["pretrain"]["batch_size"] * config["pretrain"].get("seq_len", 0)
+    for name, budget in config["budgets"].items():
+        if budget["tokens"] < batch_tokens:
+            raise HarnessError(f"config error: budgets.{name}: {budget['tokens']} tokens is smaller than one "
+                               f"pre-training batch (pretrain.batch_size x seq_len = {batch_tokens})")
+    for section in ("shapes", "sources"):
+        for name, spec in config.get(section, {}).items():
+            if "hidden" in spec and "heads" in spec and spec["hidden"] % spec["heads"]:
+                raise HarnessError(f"config error: {section}.{name}: {spec['heads']} heads do not divide hidden "
+                                   f"size {spec['hidden']}")
     for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
         if key not in config["corpus"]:
             raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")

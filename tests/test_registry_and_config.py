@@ -148,3 +148,14 @@ def test_twin_source_budget_in_passes_and_signal_section_are_checked():
               "signal": {"shape": "4L-1.2M"}}, "signal: the signal report's floors and controls need the generated")]:
         with pytest.raises(HarnessError, match=message):
             resolve(merge(base, diff))
+
+
+def test_a_budget_below_one_batch_and_heads_that_do_not_divide_hidden_fail_before_any_job():
+    config = load_profile("micro")
+    small = merge(config, {"budgets": {"100k": {"tokens": 8 * 128 - 1}}})
+    with pytest.raises(HarnessError, match=r"budgets.100k: 1023 tokens is smaller than one pre-training batch"):
+        validate(small)
+    shape = next(iter(config["shapes"]))
+    odd = merge(config, {"shapes": {shape: {"heads": 3}}})
+    with pytest.raises(HarnessError, match=rf"shapes.{shape}: 3 heads do not divide hidden size"):
+        validate(odd)
