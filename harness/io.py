@@ -148,7 +148,7 @@ def read_jsonl(path: str | Path, name: str = "file") -> list[dict]:
     try:
         with open_text(path) as f:
             text = f.read()
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - gzip, bz2 and lzma each raise their own kind for a corrupt file
         raise HarnessError(f"{name} {path} cannot be read as UTF-8 text ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
     if text.lstrip().startswith("["):
