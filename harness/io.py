@@ -24,22 +24,20 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def remove_orphans(path: str | Path) -> list[Path]:
+def remove_orphans(path: str | Path) -> None:
     """Delete the temporary siblings of `path` that a killed writer left behind (at paper scale a
     half-written extraction is gigabytes). Safe because one job alone writes a given output:
     Snakemake never runs two jobs for the same file, so a sibling that exists before the writer
-    starts belongs to a dead one. Returns what was removed."""
+    starts belongs to a dead one."""
     path = Path(path)
     if not path.parent.is_dir():
-        return []
-    orphans = [p for p in path.parent.glob(_temp_prefix(path) + "*.tmp")]
-    for p in orphans:
+        return
+    for p in path.parent.glob(_temp_prefix(path) + "*.tmp"):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-    return orphans
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -140,7 +138,7 @@ def read_jsonl(path: str | Path, name: str = "file") -> list[dict]:
     """The records (JSON objects) of a JSON-lines file, plain or compressed, or of a file holding
     one JSON array of objects; a missing, empty, undecodable or malformed file is a one-line
     error naming the file as `name` (e.g. "task 'boolq': train file")."""
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, first_line
 
     path = Path(path)
     if not path.is_file():
@@ -150,7 +148,7 @@ def read_jsonl(path: str | Path, name: str = "file") -> list[dict]:
             text = f.read()
     except Exception as e:  # noqa: BLE001 - gzip, bz2 and lzma each raise their own kind for a corrupt file
         raise HarnessError(f"{name} {path} cannot be read as UTF-8 text ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
+                           f"{first_line(e)})") from None
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
@@ -181,15 +179,14 @@ def reading(path: str | Path, what: str) -> Iterator[None]:
     """Turn a library's failure to read `path` (a truncated safetensors file, a corrupt .npy, a
     config.json cut short) into one line naming the file, instead of a traceback from deep in
     safetensors, numpy or transformers."""
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, first_line
 
     try:
         yield
     except HarnessError:
         raise
     except Exception as e:  # noqa: BLE001 - any library error here means the file is unreadable
-        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise HarnessError(f"corrupt or unreadable {what} {path} ({type(e).__name__}: {detail}); "
+        raise HarnessError(f"corrupt or unreadable {what} {path} ({type(e).__name__}: {first_line(e)}); "
                            f"delete it and rerun the stage that wrote it") from None
 
 

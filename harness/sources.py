@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.io import read_json
 
 MANIFEST = "source.json"
@@ -51,15 +51,11 @@ class Source:
                                                          trust_remote_code=self.trust_remote_code)
         except ValueError as e:
             if "trust_remote_code" not in str(e):
-                raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {_first_line(e)}") from None
+                raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {first_line(e)}") from None
             raise HarnessError(f"source {self.name!r}: {self.model_path} ships its own model code; to run it, set "
                                f"`trust_remote_code: true` under sources.{self.name} in the config") from None
         except Exception as e:  # noqa: BLE001 - a truncated safetensors file, a corrupt config.json, no hub access
             raise HarnessError(f"source {self.name!r}: cannot load {self.model_path} ({type(e).__name__}: "
-                               f"{_first_line(e)}); if it is a local checkpoint, it is corrupt or incomplete") from None
+                               f"{first_line(e)}); if it is a local checkpoint, it is corrupt or incomplete") from None
         model.to(device).eval().requires_grad_(False)
         return model
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

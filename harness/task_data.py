@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.io import atomic_dir, write_run_record
 
 
@@ -64,11 +64,10 @@ def _draw_splits(records: list[dict], spec: dict) -> dict[str, list[dict]]:
     test split and the rest the train split."""
     import numpy as np
 
-    seen, unique = set(), []
+    firsts: dict[str, dict] = {}
     for r in records:
-        if _question(r) not in seen:
-            seen.add(_question(r))
-            unique.append(r)
+        firsts.setdefault(_question(r), r)
+    unique = list(firsts.values())
     order = np.random.default_rng(0).permutation(len(unique))[:spec.get("max_records")]
     n_test = max(1, round(spec.get("test_fraction", 0.3) * len(order)))
     return {"test": [unique[i] for i in order[:n_test]], "train": [unique[i] for i in order[n_test:]]}
@@ -150,7 +149,7 @@ def _lm_eval_task(name: str, include: list[str], download: bool):
                        "it is not in the local Hugging Face cache (set `download: true` under the task to fetch it)")
                 raise HarnessError(f"lm-eval task {name!r}: its dataset cannot be loaded: {how}; or read a local "
                                    f"file with `kind: file` ({type(e).__name__}: "
-                                   f"{(str(e).strip().splitlines() or [''])[0][:160]})") from None
+                                   f"{first_line(e, 160)})") from None
     raise HarnessError(f"lm-eval has no task {name!r} (nor {LM_EVAL_TASKS} or the task's include_path)")
 
 

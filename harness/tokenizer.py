@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -31,7 +31,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot load tokenizer from {path}: {str(e).splitlines()[0]}") from None
+        raise HarnessError(f"cannot load tokenizer from {path}: {first_line(e)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
