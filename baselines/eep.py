@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.archs import ffn_views
 from harness.errors import HarnessError
 from harness.method import resolve_options
 
@@ -363,18 +364,19 @@ def dense_llama(cands: MoECandidates, calibration: torch.Tensor):
     s = src.state_dict()
     state = {"model.embed_tokens.weight": s["model.embed_tokens.weight"], "model.norm.weight": s["model.norm.weight"],
              "lm_head.weight": src.get_output_embeddings().weight}
+    views = ffn_views(src)
     for i, block in enumerate(src.model.layers):
-        p, attn, mlp = f"model.layers.{i}.", block.self_attn, block.mlp
+        p, attn = f"model.layers.{i}.", block.self_attn
         state[p + "input_layernorm.weight"] = block.input_layernorm.weight
         state[p + "post_attention_layernorm.weight"] = block.post_attention_layernorm.weight
         state[p + "self_attn.q_proj.weight"] = attn.q_norm.weight[:, None] * attn.q_proj.weight / rms[("q", i)]
         state[p + "self_attn.k_proj.weight"] = attn.k_norm.weight[:, None] * attn.k_proj.weight / rms[("k", i)]
         state[p + "self_attn.v_proj.weight"] = attn.v_proj.weight
         state[p + "self_attn.o_proj.weight"] = attn.o_proj.weight
-        gate_up, down = mlp.experts.gate_up_proj, mlp.experts.down_proj  # (k, 2I, H), (k, H, I)
-        state[p + "mlp.gate_proj.weight"] = gate_up[:, :inter].reshape(k * inter, -1)
-        state[p + "mlp.up_proj.weight"] = gate_up[:, inter:].reshape(k * inter, -1)
-        weighted = down * route[i].to(down)[:, None, None]
+        experts = views[i].routed  # the k kept slots: gate, up (k, I, H), down (k, H, I)
+        state[p + "mlp.gate_proj.weight"] = experts.gate.reshape(k * inter, -1)
+        state[p + "mlp.up_proj.weight"] = experts.up.reshape(k * inter, -1)
+        weighted = experts.down * route[i].to(experts.down)[:, None, None]
         state[p + "mlp.down_proj.weight"] = weighted.permute(1, 0, 2).reshape(cfg.hidden_size, k * inter)
     model = LlamaForCausalLM(config)
     model.load_state_dict({key: v.detach().float().cpu().contiguous() for key, v in state.items()}, strict=True)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from harness.archs import attention_weights
 from harness.data import IGNORE, collate, encode_pair
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
@@ -103,12 +104,12 @@ def source_vectors(source, pools: list[dict[str, Tensor]], sel: Selection, modul
         out["up"] = torch.stack([pools[l]["up"][idx] for l, idx in zip(sel.ffn_layers, sel.ffn)])
     if "down" in modules:
         out["down"] = torch.stack([pools[l]["down"][:, idx].T for l, idx in zip(sel.ffn_layers, sel.ffn)])
-    attn = [source.model.layers[l].self_attn for l in sel.attn_layers]
-    if "v" in modules and all(hasattr(a, "v_proj") for a in attn):
-        rows = [attention_value_rows(a, a.o_proj.weight.shape[1])[idx] for a, idx in zip(attn, sel.attn)]
-        out["v"] = torch.stack([a.v_proj.weight[r] for a, r in zip(attn, rows)])
+    attn = [(source.model.layers[l].self_attn, attention_weights(source, l)) for l in sel.attn_layers]
+    if "v" in modules and all("v_proj" in w for _, w in attn):
+        rows = [attention_value_rows(a, w["o_proj"].shape[1])[idx] for (a, w), idx in zip(attn, sel.attn)]
+        out["v"] = torch.stack([w["v_proj"][r] for (_, w), r in zip(attn, rows)])
     if "o" in modules:
-        out["o"] = torch.stack([a.o_proj.weight[:, idx].T for a, idx in zip(attn, sel.attn)])
+        out["o"] = torch.stack([w["o_proj"][:, idx].T for (_, w), idx in zip(attn, sel.attn)])
     return {k: v.detach().float() for k, v in out.items()}
 
 

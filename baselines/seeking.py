@@ -7,7 +7,7 @@ task-sensitive sub-matrices (METHODS.md section 1).
    in depth order, feed student layers 0..L_student-1.
 3. Per module, the contiguous block of the student's size with the largest summed S
    (first maximum in row-major order; head boundaries ignored). Routed experts count as
-   one wide FFN (`harness.neurons.ffn_pool`), so MoE sources work like dense ones.
+   one wide FFN (the neuron pool of `harness.archs.ffn`), so MoE sources work like dense ones.
 4. B = U_r diag(S_r), A = V_r^T from the block's SVD; the base weights are offset by BA,
    so the student computes exactly what it did before adaptation (section 1.6: the source
    only chooses where LoRA fine-tuning starts).
@@ -28,10 +28,10 @@ from harness import lora
 from harness.data import IGNORE, encode_pair
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
-from harness.neurons import ffn_pool, top_layers
+from harness.archs import attention_weights, ffn_views
+from harness.neurons import top_layers
 
 DEFAULTS = {**lora.DEFAULTS, "samples": 32, "max_len": 2048}
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = {"gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
 
 
@@ -120,9 +120,8 @@ def lora_factors(block: Tensor, rank: int, scaling: float) -> tuple[Tensor, Tens
 def source_matrices(source, layer: int, view) -> dict[str, Tensor]:
     """The source's matrices of one layer under `view` (weights or sensitivities), keyed by
     the student module they seed; absent modules are left out."""
-    block = source.model.layers[layer]
-    out = {name: view(getattr(block.self_attn, name).weight) for name in ATTENTION if hasattr(block.self_attn, name)}
-    pool = ffn_pool(block.mlp, view)
+    out = attention_weights(source, layer, view)
+    pool = ffn_views(source, view)[layer].pool()
     out.update({name: pool[kind] for name, kind in FFN.items()})
     return out
 

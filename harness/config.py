@@ -293,16 +293,17 @@ def validate(config: dict[str, Any]) -> None:
     for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
         if key not in config["corpus"]:
             raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
+    from harness.archs import adapter
+
     for name, spec in config["sources"].items():
-        if "model_path" not in spec:
-            need = {"olmo": ["layers", "hidden", "ffn", "heads"], "llama": ["layers", "hidden", "ffn", "heads"]}.get(
-                spec["arch"], ["layers", "hidden", "ffn", "heads", "experts", "top_k"])
-            if spec["arch"] == "deepseek":
-                need = need + ["shared_experts"]
-            missing = [k for k in need if k not in spec]
-            if missing:
-                raise HarnessError(f"config error: sources.{name}: a source built here needs {', '.join(missing)} "
-                                   f"(or give `model_path`)")
+        try:
+            required = adapter(spec["arch"]).REQUIRED
+        except HarnessError as e:
+            raise HarnessError(f"config error: sources.{name}: {e}") from None
+        missing = [k for k in required if k not in spec]
+        if "model_path" not in spec and missing:
+            raise HarnessError(f"config error: sources.{name}: a source built here needs {', '.join(missing)} "
+                               f"(or give `model_path`)")
 
 
 # The keys each task kind reads; any other of TASK_KEYS would be ignored, so it is refused.

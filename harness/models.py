@@ -16,63 +16,27 @@ from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig, Pr
 
 from harness.errors import HarnessError
 
-SOURCE_ARCHS = ("olmo", "olmoe", "deepseek", "llama")  # llama: a twin of a student shape (controls)
-
-
-def _check_heads(name: str, spec: dict[str, Any]) -> None:
-    if spec["hidden"] % spec["heads"]:
-        raise HarnessError(f"shape {name!r}: hidden {spec['hidden']} is not divisible by heads {spec['heads']}")
-
 
 def student_config(name: str, spec: dict[str, Any], vocab_size: int, max_positions: int,
                    special_ids: dict[str, int] | None = None) -> LlamaConfig:
     """A Llama config for the student shape `spec` (paper section 4.1: Llama, untied embeddings)."""
-    _check_heads(name, spec)
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=spec["hidden"],
-        intermediate_size=spec["ffn"],
-        num_hidden_layers=spec["layers"],
-        num_attention_heads=spec["heads"],
-        num_key_value_heads=spec["heads"],
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=False,
-        use_cache=True,
-        **(special_ids or {}),
-    )
+    from harness.archs import common_config
+
+    return LlamaConfig(intermediate_size=spec["ffn"], use_cache=True,
+                       **common_config(name, spec, vocab_size, max_positions, special_ids))
 
 
 def source_config(name: str, spec: dict[str, Any], vocab_size: int, max_positions: int,
                   special_ids: dict[str, int] | None = None) -> PretrainedConfig:
-    """A tiny source config of architecture `spec["arch"]`, built from the in-library classes
-    the real checkpoints use (OLMo-7B-hf, OLMoE-1B-7B; DeepSeek-V2 for DeepSeekMoE's shared experts)."""
-    if spec.get("arch") == "llama":
-        return student_config(name, spec, vocab_size, max_positions, special_ids)
-    _check_heads(name, spec)
-    common = dict(vocab_size=vocab_size, hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
-                  num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
-                  max_position_embeddings=max_positions, tie_word_embeddings=False, **(special_ids or {}))
-    arch = spec.get("arch")
-    if arch == "olmo":
-        from transformers import OlmoConfig
-        return OlmoConfig(intermediate_size=spec["ffn"], **common)
-    if arch == "olmoe":
-        from transformers import OlmoeConfig
-        return OlmoeConfig(intermediate_size=spec["ffn"], num_experts=spec["experts"],
-                           num_experts_per_tok=spec["top_k"], **common)
-    if arch == "deepseek":
-        from transformers import DeepseekV2Config
-        head_dim = spec["hidden"] // spec["heads"]
-        # DeepSeekMoE-16B has plain attention; V2's latent attention is the closest
-        # in-library class with shared experts, so its MLA sizes are set to the head size.
-        return DeepseekV2Config(intermediate_size=spec["ffn"] * spec["experts"] // spec["top_k"],
-                                moe_intermediate_size=spec["ffn"], n_routed_experts=spec["experts"],
-                                num_experts_per_tok=spec["top_k"], n_shared_experts=spec["shared_experts"],
-                                first_k_dense_replace=0, kv_lora_rank=head_dim * 2, q_lora_rank=None,
-                                qk_rope_head_dim=head_dim // 2, qk_nope_head_dim=head_dim // 2,
-                                v_head_dim=head_dim, topk_method="greedy", n_group=1, topk_group=1,
-                                **common)
-    raise HarnessError(f"source {name!r}: unknown arch {arch!r}; known: {', '.join(SOURCE_ARCHS)}")
+    """A tiny source config of architecture `spec["arch"]`, built by its adapter (harness/archs/)
+    from the in-library classes the real checkpoints use."""
+    from harness.archs import adapter
+
+    try:
+        build = adapter(spec.get("arch", "")).config
+    except HarnessError as e:
+        raise HarnessError(f"source {name!r}: {e}") from None
+    return build(name, spec, vocab_size, max_positions, special_ids)
 
 
 def build_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:

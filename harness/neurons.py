@@ -1,11 +1,11 @@
 """Neurons of a decoder layer, and their static attribution through the logit lens.
 
-One view serves every architecture of the grid. A layer's FFN is a *pool* of
-neurons: the dense FFN's, or every expert's side by side (shared experts first,
-then routed experts 0..E-1), so neuron i has a gate row, an up row and a down
-column, and its output at a token is `coef_i * act(gate_i x) * (up_i x)` with
-coef the token's routing weight for a routed expert (0 when not routed) and 1
-otherwise. The attention's neurons are the inputs of o_proj: neuron n of the
+One view serves every architecture of the grid (`harness.archs`). A layer's FFN
+is a *pool* of neurons: the dense FFN's, or every expert's side by side (shared
+experts first, then routed experts 0..E-1), so neuron i has a gate row, an up
+row and a down column, and its output at a token is `coef_i * act(gate_i x) *
+(up_i x)` with coef the token's routing weight for a routed expert (0 when not
+routed) and 1 otherwise. The attention's neurons are the inputs of o_proj: neuron n of the
 concatenated heads writes `s_n * W_o[:, n]`, with `s` the attention-weighted
 value; the sum over n is the attention output exactly (Yu & Ananiadou 2024;
 LaTen's appendix A.2).
@@ -18,45 +18,12 @@ and a component v of the residual h scores `log p(y | h + v) - log p(y | h)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
+from harness.archs import ffn_views
 from harness.errors import HarnessError
-
-
-def ffn_pool(mlp, view: Callable[[Tensor], Tensor] = lambda p: p) -> dict[str, Tensor]:
-    """{"gate": (P, H), "up": (P, H), "down": (H, P)} of one FFN's neuron pool. `view` maps each
-    parameter to the tensor to arrange (the weight itself, or e.g. its sensitivity)."""
-    if hasattr(mlp, "gate_proj"):
-        return {"gate": view(mlp.gate_proj.weight), "up": view(mlp.up_proj.weight), "down": view(mlp.down_proj.weight)}
-    parts = []
-    if getattr(mlp, "shared_experts", None) is not None:
-        parts.append(ffn_pool(mlp.shared_experts, view))
-    gate_up, down = view(mlp.experts.gate_up_proj), view(mlp.experts.down_proj)  # (E, 2I, H), (E, H, I)
-    inter = gate_up.shape[1] // 2
-    parts.append({"gate": gate_up[:, :inter].reshape(-1, gate_up.shape[-1]),
-                  "up": gate_up[:, inter:].reshape(-1, gate_up.shape[-1]),
-                  "down": down.permute(1, 0, 2).reshape(down.shape[1], -1)})
-    return {k: torch.cat([p[k] for p in parts], dim=1 if k == "down" else 0) for k in ("gate", "up", "down")}
-
-
-def pool_activations(mlp, x: Tensor) -> Tensor:
-    """(N, P): each pool neuron's coefficient times act(gate x) * up x, for FFN inputs x (N, H);
-    `ffn_pool(mlp)["down"] @ a.T` is the FFN's output."""
-    if hasattr(mlp, "gate_proj"):
-        return mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x)
-    parts = []
-    if getattr(mlp, "shared_experts", None) is not None:
-        parts.append(pool_activations(mlp.shared_experts, x))
-    _, weights, index = mlp.gate(x)  # (N, k) routing weights and expert ids
-    experts = mlp.experts
-    coef = torch.zeros(x.shape[0], experts.gate_up_proj.shape[0], dtype=x.dtype, device=x.device)
-    coef.scatter_(1, index, weights.to(x.dtype))
-    gate, up = torch.einsum("nh,eih->nei", x, experts.gate_up_proj).chunk(2, dim=-1)
-    parts.append((experts.act_fn(gate) * up * coef[..., None]).reshape(x.shape[0], -1))
-    return torch.cat(parts, dim=1)
 
 
 def attention_value_rows(attn, n_neurons: int) -> Tensor | None:
@@ -123,8 +90,8 @@ class Attribution:
 
 
 def model_pools(model) -> list[dict[str, Tensor]]:
-    """`ffn_pool` of every layer: build once per model and pass to `attribute` for many examples."""
-    return [ffn_pool(layer.mlp) for layer in model.model.layers]
+    """The neuron pool of every layer's FFN: build once per model and pass to `attribute` for many examples."""
+    return [view.pool() for view in ffn_views(model)]
 
 
 @torch.no_grad()
@@ -158,7 +125,8 @@ def attribute(model, input_ids: list[int], target: int, pools: list[dict[str, Te
         for h in handles:
             h.remove()
     lens = LogitLens(model, grabbed[("final", 0)])
-    pools = pools or model_pools(model)
+    views = ffn_views(model)
+    pools = pools or [view.pool() for view in views]
     attn_layer, ffn_layer, attn, ffn = [], [], [], []
     for l, layer in enumerate(layers):
         h_in, a = grabbed[("in", l)], grabbed[("attn", l)]
@@ -167,7 +135,7 @@ def attribute(model, input_ids: list[int], target: int, pools: list[dict[str, Te
         ffn_layer.append(component_scores(lens, resid, grabbed[("ffn", l)][None], target)[0])
         s = grabbed[("s", l)]
         attn.append(component_scores(lens, h_in, (layer.self_attn.o_proj.weight * s).T, target))
-        m = pool_activations(layer.mlp, grabbed[("x", l)][None])[0]
+        m = views[l].activations(grabbed[("x", l)][None])[0]
         ffn.append(component_scores(lens, resid, (pools[l]["down"] * m).T, target))
     return Attribution(torch.stack(attn_layer), torch.stack(ffn_layer), attn, ffn)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from harness.archs import ffn_views
 from harness.errors import HarnessError
 from harness.method import resolve_options
 from harness.models import layer_map  # noqa: F401  (public here too: tests and users call masa.layer_map)
@@ -180,35 +181,25 @@ class AlignedWeight:
 
 def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None) -> list[AlignedWeight]:
     """The FFN weights MASA aligns (section 3.1): every gate/up/down of a dense source; the
-    shared experts of a shared-expert MoE; the chosen routed experts of a standard MoE.
-
-    transformers 5 fuses routed experts: `experts.gate_up_proj` is (E, 2I, H) with gate on
-    the first I rows (the forward `chunk`s the output in two), `experts.down_proj` is (E, H, I).
-    """
+    shared experts of a shared-expert MoE; the chosen routed experts of a standard MoE."""
     out = []
-    for l, layer in enumerate(source.model.layers):
-        mlp = layer.mlp
-        if hasattr(mlp, "gate_proj"):  # dense FFN
-            ffn = {"gate": mlp.gate_proj.weight, "up": mlp.up_proj.weight, "down": mlp.down_proj.weight}
+    for l, view in enumerate(ffn_views(source)):
+        if view.whole is not None:  # dense FFN or shared experts
+            ffn = {"gate": view.whole.gate, "up": view.whole.up, "down": view.whole.down}
             out += [AlignedWeight(f"layers.{l}.{k}", l, k, w.detach()) for k, w in ffn.items()]
-        elif getattr(mlp, "shared_experts", None) is not None:
-            se = mlp.shared_experts
-            ffn = {"gate": se.gate_proj.weight, "up": se.up_proj.weight, "down": se.down_proj.weight}
-            out += [AlignedWeight(f"layers.{l}.{k}", l, k, w.detach()) for k, w in ffn.items()]
-        else:
-            if expert_choice is None:
-                raise HarnessError("a standard MoE source needs its most-used experts counted first")
-            gate_up, down = mlp.experts.gate_up_proj.detach(), mlp.experts.down_proj.detach()
-            inter = gate_up.shape[1] // 2
-            for e in expert_choice[l]:
-                ffn = {"gate": gate_up[e, :inter], "up": gate_up[e, inter:], "down": down[e]}
-                out += [AlignedWeight(f"layers.{l}.expert{e}.{k}", l, k, w, e) for k, w in ffn.items()]
+            continue
+        if expert_choice is None:
+            raise HarnessError("a standard MoE source needs its most-used experts counted first")
+        for e in expert_choice[l]:
+            expert = view.routed.expert(e)
+            ffn = {"gate": expert.gate, "up": expert.up, "down": expert.down}
+            out += [AlignedWeight(f"layers.{l}.expert{e}.{k}", l, k, w.detach(), e) for k, w in ffn.items()]
     return out
 
 
-def routed_only(mlp) -> bool:
-    """A standard-MoE layer: routed experts and neither a dense FFN nor shared experts."""
-    return not hasattr(mlp, "gate_proj") and getattr(mlp, "shared_experts", None) is None
+def routed_only(source) -> bool:
+    """A standard MoE: some layer has routed experts and neither a dense FFN nor shared experts."""
+    return any(view.whole is None for view in ffn_views(source))
 
 
 def gene_ranks(weights: list[AlignedWeight], ratio: float) -> dict[str, int]:
@@ -233,19 +224,15 @@ def _mlp_inputs(source, input_ids: Tensor) -> dict[int, Tensor]:
     return captured
 
 
-def routed_experts(source, x: Tensor, layer: int) -> Tensor:
-    """(N, k) indices of the experts the router of `layer` sends each row of x to."""
-    return source.model.layers[layer].mlp.gate(x)[2]
-
-
 def expert_frequencies(source, batches) -> dict[int, Tensor]:
     """Per layer, how often the router's top-k picks each expert over `batches` of input ids."""
+    views = ffn_views(source)
     counts: dict[int, Tensor] = {}
     for input_ids in batches:
         for l, x in _mlp_inputs(source, input_ids).items():
-            idx = routed_experts(source, x, l)
-            n_experts = source.model.layers[l].mlp.experts.gate_up_proj.shape[0]
-            counts[l] = counts.get(l, 0) + torch.bincount(idx.reshape(-1), minlength=n_experts)
+            routed = views[l].routed
+            idx = routed.route(x)[1]
+            counts[l] = counts.get(l, 0) + torch.bincount(idx.reshape(-1), minlength=routed.n)
     return counts
 
 
@@ -253,15 +240,13 @@ def ffn_inputs(source, layer: int, expert: int | None, x: Tensor) -> dict[str, T
     """The inputs the frozen source feeds to one FFN's gate, up and down, given the FFN input
     x (N, H) of its layer: gate/up see x, down sees act(gate x) * up x. A routed expert only
     sees the tokens its router sends to it. Computed once for the three weights."""
-    mlp = source.model.layers[layer].mlp
+    view = ffn_views(source)[layer]
     if expert is not None:
-        x = x[(routed_experts(source, x, layer) == expert).any(-1)]
-        gate, up = (x @ mlp.experts.gate_up_proj[expert].T).chunk(2, dim=-1)
-        act = mlp.experts.act_fn
+        x = x[(view.routed.route(x)[1] == expert).any(-1)]
+        ffn = view.routed.expert(expert)
     else:
-        ffn = mlp if hasattr(mlp, "gate_proj") else mlp.shared_experts
-        gate, up, act = ffn.gate_proj(x), ffn.up_proj(x), ffn.act_fn
-    return {"gate": x, "up": x, "down": act(gate) * up}
+        ffn = view.whole
+    return {"gate": x, "up": x, "down": ffn.activations(x)}
 
 
 def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
@@ -323,7 +308,7 @@ class MASA:
         batches = PretrainBatches(np.asarray(tokens), seq_len, opts["align_batch"], opts["align_tokens"], ctx.seed)
 
         choice, freq = None, None
-        if any(routed_only(layer.mlp) for layer in source.model.layers):
+        if routed_only(source):
             freq = expert_frequencies(source, ctx.extra["task_batches"]())
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}

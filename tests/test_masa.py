@@ -112,7 +112,7 @@ def test_dense_first_layer_of_a_shared_expert_moe():
     cfg = source_config("deepseek", SOURCES["deepseek"], 100, 64)
     cfg = DeepseekV2Config(**{**cfg.to_dict(), "first_k_dense_replace": 1, "intermediate_size": 48})
     model = DeepseekV2ForCausalLM(cfg)
-    assert not any(routed_only(layer.mlp) for layer in model.model.layers)
+    assert not routed_only(model)
     weights = ffn_weights(model)
     shapes = {w.key: tuple(w.weight.shape) for w in weights}
     assert shapes["layers.0.gate"] == (48, 32) and shapes["layers.1.gate"] == (16, 32)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from harness.models import build_model, source_config, student_config
-from harness.neurons import LogitLens, attribute, component_scores, ffn_pool, pool_activations
+from harness.archs import ffn_views
+from harness.neurons import LogitLens, attribute, component_scores
 
 VOCAB = 60
 
@@ -37,10 +38,10 @@ def test_pool_neurons_sum_to_the_ffn_output(arch):
     """Every expert's neurons side by side, weighted by routing: the pool reproduces the FFN."""
     model = model_of(arch)
     x = torch.randn(7, SPEC["hidden"])
-    for layer in model.model.layers:
+    for layer, view in zip(model.model.layers, ffn_views(model)):
         with torch.no_grad():
-            acts = pool_activations(layer.mlp, x)
-            pool = ffn_pool(layer.mlp)
+            acts = view.activations(x)
+            pool = view.pool()
             ref = layer.mlp(x[None])[0]
         assert pool["up"].shape == pool["gate"].shape == (acts.shape[1], SPEC["hidden"])
         torch.testing.assert_close(acts @ pool["down"].T, ref, atol=1e-5, rtol=1e-4)
@@ -91,7 +92,7 @@ def test_a_neuron_writing_the_targets_unembedding_ranks_first(arch):
     with torch.no_grad():
         model(input_ids=torch.tensor([ids]))
     handle.remove()
-    acts = pool_activations(layer.mlp, grabbed["x"][None])[0]
+    acts = ffn_views(model)[-1].activations(grabbed["x"][None])[0]
     planted = int(acts.abs().argmax())  # a neuron that fires (routed to, for the MoE)
     norm_w = getattr(model.model.norm, "weight", None)
     direction = model.lm_head.weight[target] / (norm_w if norm_w is not None else 1)

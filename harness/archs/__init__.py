@@ -1,0 +1,97 @@
+"""Source architectures: one adapter file each, looked up by name like methods are.
+
+An adapter is a module with
+- `REQUIRED`: the shape keys a source built here needs (read at config validation, no torch);
+- `MODEL_TYPES`: the `config.model_type`s of the checkpoints it reads;
+- `config(name, spec, vocab_size, max_positions, special_ids)`: a tiny source's transformers config;
+- `ffn(mlp, where, view)`: the layer's FFN as an `FFNView` (harness/archs/ffn.py), refusing
+  parameters it does not read;
+- `ATTENTION`: the Llama-named attention projections whose weights it shares with a Llama
+  (`q_proj`, ...) and `attention(attn, view)` returning them.
+
+Adding an architecture is one file here plus one line in `ARCHS` (or an entry point in the
+`harness.archs` group, value "module"), and its shape in the config.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+ENTRY_POINT_GROUP = "harness.archs"
+ARCHS = {
+    "olmo": "harness.archs.olmo",          # dense (OLMo-7B-hf)
+    "olmoe": "harness.archs.olmoe",        # standard MoE (OLMoE-1B-7B)
+    "deepseek": "harness.archs.deepseek",  # shared + routed experts (DeepSeekMoE, through DeepSeek-V2's class)
+    "llama": "harness.archs.llama",        # the students, and a twin of a student shape (the controls)
+}
+
+
+@lru_cache(maxsize=1)
+def arch_table() -> dict[str, str]:
+    table = dict(ARCHS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in table:
+            raise HarnessError(f"architecture {ep.name!r} is registered twice (entry point {ep.value})")
+        table[ep.name] = ep.value
+    return table
+
+
+def arch_names() -> list[str]:
+    return sorted(arch_table())
+
+
+def adapter(arch: str) -> ModuleType:
+    """The adapter module registered as `arch`; unknown names are a one-line error."""
+    from harness.registry import unknown_name_message
+
+    table = arch_table()
+    if arch not in table:
+        raise HarnessError(unknown_name_message("architecture", arch, list(table)))
+    return importlib.import_module(table[arch])
+
+
+def adapter_for(model) -> ModuleType:
+    """The adapter of a loaded model, by its `config.model_type`."""
+    model_type = model.config.model_type
+    for name in arch_table():
+        module = adapter(name)
+        if model_type in module.MODEL_TYPES:
+            return module
+    raise HarnessError(f"no architecture adapter reads model type {model_type!r} "
+                       f"(adapters: {', '.join(arch_names())}); add one in harness/archs/")
+
+
+def ffn_views(model, view=None) -> list:
+    """`FFNView` of every decoder layer of `model`; `view` maps each parameter first (e.g. to its sensitivity)."""
+    from harness.archs.ffn import identity
+
+    module = adapter_for(model)
+    return [module.ffn(layer.mlp, f"model.layers.{l}.mlp", view or identity)
+            for l, layer in enumerate(model.model.layers)]
+
+
+def attention_weights(model, layer: int, view=None) -> dict[str, Tensor]:
+    """{Llama projection name: weight} of layer `layer`'s attention, for the projections the
+    architecture shares with a Llama (DeepSeek's latent attention has no k_proj or v_proj)."""
+    from harness.archs.ffn import identity
+
+    return adapter_for(model).attention(model.model.layers[layer].self_attn, view or identity)
+
+
+def common_config(name: str, spec: dict[str, Any], vocab_size: int, max_positions: int,
+                  special_ids: dict[str, int] | None) -> dict[str, Any]:
+    """The config fields every architecture here shares (untied embeddings, as the paper's models)."""
+    if spec["hidden"] % spec["heads"]:
+        raise HarnessError(f"shape {name!r}: hidden {spec['hidden']} is not divisible by heads {spec['heads']}")
+    return dict(vocab_size=vocab_size, hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
+                num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
+                max_position_embeddings=max_positions, tie_word_embeddings=False, **(special_ids or {}))
