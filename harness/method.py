@@ -99,15 +99,21 @@ def resolve_options(name: str, defaults: dict[str, Any], ctx: Context) -> dict[s
     return {**defaults, **ctx.options}
 
 
-def frozen_source(name: str, ctx: Context):
-    """(model, tokenizer) of the row's source, frozen on `ctx.device`; a row without one is a
-    one-line error naming the method."""
+def source_model(name: str, ctx: Context):
+    """The row's source model, frozen on `ctx.device`; a row without one is a one-line error
+    naming the method."""
     from harness.errors import HarnessError
-    from harness.tokenizer import load_tokenizer
 
     if ctx.source is None:
         raise HarnessError(f"{name} needs a source: give its table row one (e.g. `source: olmo`)")
-    return ctx.source.load(ctx.device), load_tokenizer(ctx.source.model_path)
+    return ctx.source.load(ctx.device)
+
+
+def frozen_source(name: str, ctx: Context):
+    """(model, tokenizer) of the row's source (see `source_model`)."""
+    from harness.tokenizer import load_tokenizer
+
+    return source_model(name, ctx), load_tokenizer(ctx.source.model_path)
 
 
 def hook(method: object, name: str):

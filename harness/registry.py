@@ -30,15 +30,19 @@ class MethodSpec:
     options: dict[str, Any] = field(default_factory=dict)
     label: str | None = None  # table label; defaults to the class's `label`
     finetune: bool = True  # False: the adapted student is evaluated without SFT (zero epochs)
+    parts: tuple[str, ...] = ()  # a composition (harness/compose.py): the methods whose hooks it takes
 
 
 def _parse(name: str, entry: Any) -> MethodSpec:
     if isinstance(entry, str):
         return MethodSpec(name, entry)
+    if isinstance(entry, dict) and "compose" in entry:
+        return MethodSpec(name, "harness.compose:Composite", label=entry.get("label"),
+                          finetune=entry.get("finetune", True), parts=tuple(entry["compose"]))
     if isinstance(entry, dict) and "target" in entry:
         return MethodSpec(name, entry["target"], dict(entry.get("options", {})), entry.get("label"),
                           entry.get("finetune", True))
-    raise HarnessError(f"registry entry {name!r} must be 'module:Class' or a dict with 'target'")
+    raise HarnessError(f"registry entry {name!r} must be 'module:Class' or a dict with 'target' or 'compose'")
 
 
 @lru_cache(maxsize=1)
@@ -65,8 +69,10 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
 def family(name: str) -> str:
     """The plain entry a variant belongs to (same class, no fixed options, fine-tuned); itself otherwise."""
     spec = method_spec(name)
+    if spec.parts:
+        return name
     for other in registry_table().values():
-        if other.target == spec.target and not other.options and other.finetune:
+        if other.target == spec.target and not other.options and other.finetune and not other.parts:
             return other.name
     return name
 
@@ -83,8 +89,35 @@ def method_spec(name: str) -> MethodSpec:
     return table[name]
 
 
+def method_options(options: dict[str, dict], name: str) -> dict[str, Any]:
+    """The options a method's jobs see, from the config's `method_options`: its family's under its
+    own; for a composition, each part's under the composition's entry for that part."""
+    spec = method_spec(name)
+    own = options.get(name, {})
+    if spec.parts:
+        unknown = sorted(set(own) - set(spec.parts))
+        if unknown:
+            raise HarnessError(f"method_options.{name}: {unknown[0]!r} is not one of its parts "
+                               f"({', '.join(spec.parts)}); give each part's options under its name")
+        return {p: {**method_options(options, p), **own.get(p, {})} for p in spec.parts}
+    return {**options.get(family(name), {}), **own}
+
+
+def check_composition(name: str, options: dict[str, dict]) -> None:
+    """For a composition: its parts exist, no two claim one hook, its options name its parts
+    (imports the parts' modules; plain methods are not touched)."""
+    if method_spec(name).parts:
+        _method_class(name)
+        method_options(options, name)
+
+
 def _method_class(name: str):
     spec = method_spec(name)
+    if spec.parts:
+        from harness.compose import composite_class
+
+        return composite_class(name, {p: _method_class(p) for p in spec.parts},
+                               spec.label or " + ".join(method_label(p) for p in spec.parts))
     module_name, _, class_name = spec.target.partition(":")
     try:
         return getattr(importlib.import_module(module_name), class_name)
@@ -114,4 +147,6 @@ def load_method(name: str):
     method = _method_class(name)()
     method.name = name
     method.variant_options = dict(spec.options)
+    if spec.parts:
+        method.parts = {p: load_method(p) for p in spec.parts}
     return method

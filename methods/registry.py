@@ -1,6 +1,7 @@
 """The method table: name -> "module:Class", or a variant with fixed options.
 
-Adding a method is one file in `methods/` or `baselines/` plus one line here.
+Adding a method is one file in `methods/` or `baselines/` plus one line here; a composition
+(`{"compose": [a, b]}`, harness/compose.py) takes each hook from one of the methods it names.
 Names are the workflow's `{method}` wildcard and the reports' row keys; a
 variant (same class, other options) is its own row, e.g. an ablation. A
 variant reads its family's `method_options` (those of the entry with the same
@@ -22,6 +23,9 @@ METHODS = {
     "oracle-ffn": {"target": "baselines.oracle:Oracle", "options": {"copy": "ffn"}, "label": "Oracle-FFN"},
     "scratch-aa": {"target": "baselines.scratch:ScratchReinit", "label": "Scratch (A/A)"},
     "pruning-eep": "baselines.eep:PruningEEP",
+    "weight-selection": {"target": "baselines.weight_selection:WeightSelection", "label": "Weight Selection"},
+    # prune, then distill (Minitron; METHODS.md section 8): EEP's search and dense student, KD pre-training
+    "prune-distill": {"compose": ["pruning-eep", "distill"], "label": "Pruning-EEP + Distillation"},
     # The parametric-knowledge-transfer table (LaTen paper, Table 1): SFT of the Scratch student
     "scratch-nosft": {"target": "baselines.scratch:Scratch", "finetune": False, "label": "Student (no SFT)"},
     "lora": {"target": "baselines.lora:LoRA", "label": "LoRA (random init)"},

@@ -7,7 +7,7 @@ import sys
 from harness.config import (NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows,
                             signal_controls)
 from harness.errors import HarnessError
-from harness.registry import family, implements, method_spec, shares_pretraining
+from harness.registry import implements, method_options, method_spec, shares_pretraining
 from harness.workflow import stage_command
 
 try:
@@ -63,8 +63,7 @@ def as_json(**slice_):
 def method_cfg(method):
     """The config slice every method stage sees: its family's options under its own, so that
     changing one method's options reruns that method's jobs and no others."""
-    options = C.get("method_options", {})
-    return {"method": method, "method_options": {**options.get(family(method), {}), **options.get(method, {})}}
+    return {"method": method, "method_options": method_options(C.get("method_options", {}), method)}
 
 
 # ---------------------------------------------------------------- data paths

@@ -7,7 +7,8 @@ An adapter is a module with
 - `ffn(mlp, where, view)`: the layer's FFN as an `FFNView` (harness/archs/ffn.py), refusing
   parameters it does not read;
 - `ATTENTION`: the Llama-named attention projections whose weights it shares with a Llama
-  (`q_proj`, ...) and `attention(attn, view)` returning them.
+  (`q_proj`, ...) and `attention(attn, view)` returning them;
+- `NORMS`: the Llama-named decoder-layer norms it has with a weight (`input_layernorm`, ...).
 
 Adding an architecture is one file here plus one line in `ARCHS` (or an entry point in the
 `harness.archs` group, value "module"), and its shape in the config.
@@ -85,6 +86,12 @@ def attention_weights(model, layer: int, view=None) -> dict[str, Tensor]:
     from harness.archs.ffn import identity
 
     return adapter_for(model).attention(model.model.layers[layer].self_attn, view or identity)
+
+
+def norm_weights(model, layer: int) -> dict[str, Tensor]:
+    """{Llama norm name: weight} of layer `layer`'s norms that carry a weight."""
+    block = model.model.layers[layer]
+    return {n: getattr(block, n).weight for n in adapter_for(model).NORMS}
 
 
 def common_config(name: str, spec: dict[str, Any], vocab_size: int, max_positions: int,

@@ -12,6 +12,7 @@ from harness.archs.ffn import FFNView, attention_weights, check_claimed, fused_e
 from harness.archs.olmo import DENSE
 
 MODEL_TYPES = ("deepseek_v2",)
+NORMS = ("input_layernorm", "post_attention_layernorm")
 REQUIRED = ("layers", "hidden", "ffn", "heads", "experts", "top_k", "shared_experts")
 ATTENTION = ("q_proj", "o_proj")
 MOE = {"gate.weight", "experts.gate_up_proj", "experts.down_proj"} | {f"shared_experts.{n}" for n in DENSE}

@@ -6,6 +6,7 @@ from harness.archs.ffn import FFNView, attention_weights, check_claimed, gated, 
 from harness.archs.olmo import ATTENTION, DENSE
 
 MODEL_TYPES = ("llama",)
+NORMS = ("input_layernorm", "post_attention_layernorm")
 REQUIRED = ("layers", "hidden", "ffn", "heads")
 
 

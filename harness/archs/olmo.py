@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.archs.ffn import FFNView, attention_weights, check_claimed, gated, identity
 
 MODEL_TYPES = ("olmo",)
+NORMS = ()  # OLMo's LayerNorms have no parameters
 REQUIRED = ("layers", "hidden", "ffn", "heads")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 DENSE = {"gate_proj.weight", "up_proj.weight", "down_proj.weight"}

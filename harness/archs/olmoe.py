@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.archs.ffn import FFNView, attention_weights, check_claimed, fused_experts, identity
 
 MODEL_TYPES = ("olmoe",)
+NORMS = ("input_layernorm", "post_attention_layernorm")
 REQUIRED = ("layers", "hidden", "ffn", "heads", "experts", "top_k")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ROUTED = {"gate.weight", "experts.gate_up_proj", "experts.down_proj"}
