@@ -11,6 +11,10 @@ table. Methods never own a training loop: `harness.train` calls
 | `init_student`  | once per (student shape, seed)| random init (`build_student`)  |
 | `pretrain_loss` | every pre-training step       | next-token cross-entropy       |
 | `adapt`         | before SFT on each task       | the student unchanged          |
+| `sft_loss`      | every SFT step                | cross-entropy on the answer    |
+
+`pretrain_loss` and `sft_loss` are twins: Distillation shapes pre-training through one,
+SemAlign adds its alignment loss to fine-tuning through the other.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ if TYPE_CHECKING:  # the protocol is importable without torch
     from harness.sources import Source
     from harness.tasks import Task
 
-HOOKS = ("extract", "init_student", "pretrain_loss", "adapt")
+HOOKS = ("extract", "init_student", "pretrain_loss", "adapt", "sft_loss")
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Context:
     data: `tokens` (the pre-training token stream), `seq_len`, `domain_tokens(name)`
     (one corpus domain, tokenised), `task_batches()` (the tasks' train inputs as
     batches of token ids), `task_records(split)` ({task: records}) and `tokenizer()`
-    (the source's). For `pretrain_loss`, `extra["tokenizer"]` is the student's.
+    (the source's). For `pretrain_loss`, `adapt` and `sft_loss`, `extra["tokenizer"]` is the student's.
     """
 
     options: dict[str, Any]
@@ -85,6 +89,14 @@ class ShapesPretrainLoss(Protocol):
 class Adapts(Protocol):
     def adapt(self, student: "PreTrainedModel", task: "Task", ctx: Context) -> "PreTrainedModel":
         """Return the model SFT on `task` starts from."""
+        ...
+
+
+@runtime_checkable
+class ShapesSFTLoss(Protocol):
+    def sft_loss(self, batch: dict[str, "torch.Tensor"], student: "PreTrainedModel",
+                 ctx: Context) -> "torch.Tensor":
+        """Return the scalar loss of one SFT batch (`adapt`, when the method has it, ran first)."""
         ...
 
 

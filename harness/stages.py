@@ -368,11 +368,12 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     from harness.data import SFTBatches, encode_pair
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
-    from harness.train import OptimConfig, train
+    from harness.train import OptimConfig, default_loss, train
 
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
     model, tok = _load_model(pretrained_dir)
+    loss_fn = None
     if "method" in cfg:
         method, ctx = _method_and_context(cfg, seed, source_dir)
         ctx.extra = {"tokenizer": tok}
@@ -380,6 +381,9 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         if fn:
             torch.manual_seed(seed)
             model = fn(model, task, ctx)
+        shaped = hook(method, "sft_loss")
+        if shaped:
+            loss_fn = lambda batch, student: shaped(batch, student, ctx)  # noqa: E731
     sc = cfg["sft"]
     pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
     pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
@@ -389,6 +393,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
     result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
+                   loss_fn=loss_fn or default_loss,
                    micro_batch=sc.get("micro_batch"), fsdp=sc.get("fsdp", False),
                    compile=sc.get("compile", False),
                    checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",

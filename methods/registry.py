@@ -33,6 +33,9 @@ METHODS = {
     "seeking": {"target": "baselines.seeking:Seeking", "label": "Seeking"},
     "laten": {"target": "baselines.laten:LaTen", "label": "LaTen + SFT"},
     "laten-nosft": {"target": "baselines.laten:LaTen", "finetune": False, "label": "LaTen (no SFT)"},
+    "semalign": {"target": "baselines.semalign:SemAlign", "label": "SemAlign"},
+    "semalign-v2": {"target": "baselines.semalign:SemAlign", "options": {"version": 2, "schedule": "before"},
+                    "label": "SemAlign v2"},
     "masa": {"target": MASA, "label": "MASA"},
     # Table 4 ablations
     "masa-no-spectral": {"target": MASA, "options": {"spectral_weight": 0.0}, "label": "w.o. Spectral Alignment"},

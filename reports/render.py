@@ -391,7 +391,8 @@ def table_pkt(cfg: dict, results: list[dict]) -> str:
     return ("# Parametric knowledge transfer (LaTen paper, Table 1 layout)\n\n"
             + _stamp(cfg, "Accuracy % (Rouge-L for generation tasks) after adaptation and SFT.", paper_in_cells=False)
             + "\n" + note + "\n".join(lines) + "\n" + _paired(cfg, results)
-            + "\n\nThe paper's Table 1, on its own tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
+            + "\n\nThe papers' numbers (LaTen's Table 1; its last row from the SemAlign paper), on their own "
+              "tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
 
 
 TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,

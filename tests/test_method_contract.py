@@ -6,9 +6,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from harness import stages
-from harness.method import HOOKS, Adapts, Extracts, InitsStudent, ShapesPretrainLoss, hook
+from harness.method import HOOKS, Adapts, Extracts, InitsStudent, ShapesPretrainLoss, ShapesSFTLoss, hook
 from harness.models import param_count, student_config
-from harness.registry import family, load_method, method_names
+from harness.registry import family, load_method, method_names, method_options
 from tests.test_models import SOURCES
 from tests.test_sources import TRAINING
 
@@ -18,7 +18,7 @@ OPTIONS = {"masa": {"align_tokens": 32 * 4 * 3, "align_batch": 4},
            "pruning-eep": {"experts_kept": 3, "population": 2, "prune_archive": 3, "merge_archive": 4,
                            "fitness_examples": 2, "dev_examples": 2, "dev_top": 2, "calibration_sequences": 2}}
 # EEP prunes a standard MoE; the controls copy a twin of the student's shape; every other method gets the dense source
-SOURCE = {"pruning-eep": "olmoe", "oracle": "twin"}
+SOURCE = {"pruning-eep": "olmoe", "prune-distill": "olmoe", "oracle": "twin"}
 SPECS = {**SOURCES, "twin": {"arch": "llama", **SHAPE}}
 
 
@@ -37,7 +37,7 @@ def source_dirs(tmp_path_factory, tokenizer_dir, tokens_file):
 
 def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag, tokens_file, world_dir):
     artifact = tmp_path / f"artifact-{tag}"
-    options = OPTIONS.get(family(method), {})
+    options = method_options(OPTIONS, method)
     stages.extract({"method": method, "seed": 0, "seq_len": 32, "method_options": options},
                    source_dir, artifact, tokens_file, [world_dir / "tasks" / "boolq"], world_dir / "domains")
     out = tmp_path / f"init-{tag}"
@@ -67,7 +67,7 @@ def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokeniz
 def test_method_hooks_match_their_protocols(method):
     m = load_method(method)
     protocols = {"extract": Extracts, "init_student": InitsStudent, "pretrain_loss": ShapesPretrainLoss,
-                 "adapt": Adapts}
+                 "adapt": Adapts, "sft_loss": ShapesSFTLoss}
     for name in HOOKS:
         assert (hook(m, name) is not None) == isinstance(m, protocols[name])
     assert isinstance(getattr(m, "label", None), str)
