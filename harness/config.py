@@ -241,9 +241,11 @@ def validate(config: dict[str, Any]) -> None:
             if "source" in row:
                 must_name(f"pkt.rows[{i}]", "source", row["source"], "sources")
         pkt_labels = [label for *_, label in pkt_rows(config)]
-        if "compare_to" in pkt and pkt["compare_to"] not in pkt_labels:
-            raise HarnessError("config error: pkt.compare_to: " + unknown_name_message(
-                "row", pkt["compare_to"], pkt_labels))
+        for key, named in (("compare_to", [pkt["compare_to"]] if "compare_to" in pkt else []),
+                           ("also_compare_to", pkt.get("also_compare_to", []))):
+            for label in named:
+                if label not in pkt_labels:
+                    raise HarnessError(f"config error: pkt.{key}: " + unknown_name_message("row", label, pkt_labels))
     if "signal" in config:
         sig = config["signal"]
         if config["corpus"]["kind"] != "world":
@@ -352,6 +354,11 @@ def reference_row(config: dict) -> tuple[str, str, str]:
 def pkt_reference_row(config: dict) -> tuple[str, str, str]:
     """The PKT table's: `pkt.compare_to`, else its first row."""
     return _compare_to(pkt_rows(config), config["pkt"].get("compare_to"))
+
+
+def pkt_extra_reference_rows(config: dict) -> list[tuple[str, str, str]]:
+    """The PKT table's further references (`pkt.also_compare_to`): a paired block each."""
+    return [_compare_to(pkt_rows(config), label) for label in config["pkt"].get("also_compare_to", [])]
 
 
 def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:

@@ -391,6 +391,7 @@ def table_pkt(cfg: dict, results: list[dict]) -> str:
     return ("# Parametric knowledge transfer (LaTen paper, Table 1 layout)\n\n"
             + _stamp(cfg, "Accuracy % (Rouge-L for generation tasks) after adaptation and SFT.", paper_in_cells=False)
             + "\n" + note + "\n".join(lines) + "\n" + _paired(cfg, results)
+            + "".join(_paired({**cfg, "reference": ref}, results) for ref in cfg.get("also_compare_to", []))
             + "\n\nThe papers' numbers (LaTen's Table 1; its last row from the SemAlign paper), on their own "
               "tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
 

@@ -4,8 +4,8 @@ import json
 import re
 import sys
 
-from harness.config import (NO_SOURCE, ablation_rows, pkt_reference_row, pkt_rows, reference_row, resolve, rows,
-                            signal_controls)
+from harness.config import (NO_SOURCE, ablation_rows, pkt_extra_reference_rows, pkt_reference_row, pkt_rows,
+                            reference_row, resolve, rows, signal_controls)
 from harness.errors import HarnessError
 from harness.registry import implements, method_options, method_spec, shares_pretraining
 from harness.workflow import stage_command

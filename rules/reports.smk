@@ -197,6 +197,7 @@ if "pkt" in C:
                         shapes=[[PKT["shape"], C["shapes"][PKT["shape"]]]],
                         tasks=[[t, {**C["tasks"], **C.get("generation_tasks", {})}[t]["label"]] for t in PKT["tasks"]],
                         reference=list(pkt_reference_row(C)), statistics=C.get("statistics", {}),
+                        also_compare_to=[list(r) for r in pkt_extra_reference_rows(C)],
                         reference_source=[PKT["reference"],
                                           C["sources"][PKT["reference"]].get("label", PKT["reference"])]),
         threads: 1

@@ -70,7 +70,7 @@ def test_pkt_section_names_known_shapes_tasks_and_methods():
         resolve(merge(base, {"shapes": {"3L-0.4M": None}}))
     bad_row = copy.deepcopy(base)
     bad_row["pkt"]["rows"].append({"name": "seekign", "source": "olmo"})
-    with pytest.raises(HarnessError, match="pkt.rows\\[7\\]: unknown method 'seekign'; did you mean 'seeking'"):
+    with pytest.raises(HarnessError, match="pkt.rows\\[9\\]: unknown method 'seekign'; did you mean 'seeking'"):
         validate(bad_row)
     bad_task = copy.deepcopy(base)
     bad_task["pkt"]["tasks"] = ["boolq", "mmlu"]
@@ -117,6 +117,8 @@ def test_paired_comparison_and_heldout_sections_are_checked():
     assert pkt_reference_row(base) == ("lora", "none", "LoRA (random init)")
     for diff, message in [({"compare_to": "Scrach"}, "compare_to: unknown row 'Scrach'; did you mean 'Scratch'"),
                           ({"pkt": {"compare_to": "LoRA"}}, "pkt.compare_to: unknown row 'LoRA'"),
+                          ({"pkt": {"also_compare_to": ["Seeking", "Laten"]}},
+                           "pkt.also_compare_to: unknown row 'Laten'"),
                           ({"efficiency": {"rows": ["MASA"]}}, "efficiency.rows: unknown row 'MASA'"),
                           ({"efficiency": {"shapes": ["9L"]}}, "efficiency.shapes: unknown shape '9L'"),
                           ({"heldout": None}, "the data-efficiency report needs a `heldout` section"),

@@ -293,9 +293,13 @@ def test_smoke_pkt_table(smoke_run):
     assert rows["Seeking"][0].startswith(f"{sum(values) / 2:.2f} ± ")
     source = json.loads((smoke_run / "results/smoke/sources-eval/olmo/sft/boolq.json").read_text())["value"]
     assert rows["OLMo-SFT (source)"][0] == f"{source:.2f}"
-    # smoke's pkt.compare_to is Seeking: the other row's paired difference to it
-    paired = parse_table((smoke_run / "reports/table_pkt.md").read_text(), 0)
-    assert list(paired) == [("1L-tiny", "LaTen (no SFT)")]
+    # smoke's pkt.compare_to is Seeking: the other rows' paired differences to it, then to LaTen (no SFT)
+    text = (smoke_run / "reports/table_pkt.md").read_text()
+    assert list(parse_table(text, 0)) == [("1L-tiny", "LaTen (no SFT)"), ("1L-tiny", "SemAlign")]
+    assert "### Paired differences to LaTen (no SFT)" in text
+    assert list(parse_table(text, 1)) == [("1L-tiny", "Seeking"), ("1L-tiny", "SemAlign")]
+    semalign = json.loads((students / "semalign/olmo/1L-tiny/seed0/250k/sft/boolq/run.json").read_text())
+    assert semalign["steps"] > 0
     assert "| Pre-Align (100): LaTen + Pre-Aligned 13B Param. | 44.40 |" in (smoke_run / "reports/table_pkt.md").read_text()
 
 
