@@ -11,7 +11,7 @@ so that its gradients keep their scale; T = 1, MiniLLM's setting, is the default
 
 The teacher is the row's source (config `methods: - {name: distill, source: ...}`).
 It runs without gradients and its vocabulary must be the student's token for
-token. Its logits are produced from its last hidden states in chunks of
+token (a padded one, with rows past the tokenizer, gives its logits over the student's tokens). Its logits are produced from its last hidden states in chunks of
 `chunk_tokens` positions, so a (batch x seq x vocab) teacher tensor never
 exists: at the paper's scale that tensor alone would be several GB.
 """
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from harness.data import IGNORE
 from harness.errors import HarnessError
 from harness.method import resolve_options
+from harness.vocab import check_rows
 
 DEFAULTS = {
     "alpha": 0.5,          # MiniLLM's --kd-ratio
@@ -54,8 +55,8 @@ def kd_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_hidden: 
     hidden = teacher_hidden[:, :-1][keep]  # (n, H)
     total = student.new_zeros((), dtype=torch.float32)
     for lo in range(0, n, chunk_tokens):
-        with torch.no_grad():
-            teacher = teacher_head(hidden[lo:lo + chunk_tokens])
+        with torch.no_grad():  # a padded teacher vocabulary: its logits over the student's tokens (harness/vocab.py)
+            teacher = teacher_head(hidden[lo:lo + chunk_tokens])[:, :student.shape[-1]]
         total = total + token_kl(student[lo:lo + chunk_tokens], teacher, temperature).sum()
     return total / n
 
@@ -72,9 +73,7 @@ class Distillation:
         if ctx.source is None:
             raise HarnessError("distill needs a teacher: give its row a source (e.g. `source: olmo`)")
         teacher = ctx.source.load(ctx.device)
-        if teacher.config.vocab_size != student.config.vocab_size:
-            raise HarnessError(f"distill: teacher {ctx.source.name!r} has a vocabulary of {teacher.config.vocab_size} "
-                               f"tokens, the student {student.config.vocab_size}; KD needs the same tokenizer")
+        check_rows("distill", ctx.source.name, teacher.config.vocab_size, student.config.vocab_size)
         tok = ctx.extra.get("tokenizer")
         if tok is not None:
             from harness.tokenizer import load_tokenizer

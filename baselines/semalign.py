@@ -21,7 +21,8 @@ contribution (`h_out - h_in`) and of the teacher's, mapped by P; the output loss
 KL(p_teacher || p_student); alignment runs shallow to deep, only the frontier layer trainable.
 
 What the text leaves open is an option below, each marked "ours" or with the reading it
-follows. A source whose vocabulary is not the student's (index-aligned bases) is refused.
+follows. A source whose tokenizer is not the student's (index-aligned bases) is refused; a
+padded source vocabulary gives its bases of the student's tokens (harness/vocab.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from harness import lora
 from harness.data import IGNORE, collate, encode_pair
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
+from harness.vocab import check_rows
 
 DEFAULTS = {
     **lora.DEFAULTS,
@@ -137,6 +139,7 @@ def kl_output_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tenso
     from baselines.distill import token_kl
 
     keep = labels[:, 1:] != IGNORE
+    teacher_logits = teacher_logits[..., :student_logits.shape[-1]]  # a padded teacher vocabulary
     return token_kl(student_logits[:, :-1][keep], teacher_logits[:, :-1][keep]).mean()
 
 
@@ -225,7 +228,9 @@ class SemAlign:
             raise HarnessError(f"{self.name}: teacher {ctx.source.name!r} tokenises differently from the student; "
                                f"semantic bases are matched token by token")
         student.to(ctx.device)
-        P = projection(student.get_output_embeddings().weight, teacher.get_output_embeddings().weight)
+        rows = student.config.vocab_size
+        check_rows(self.name, ctx.source.name, teacher.config.vocab_size, rows)
+        P = projection(student.get_output_embeddings().weight, teacher.get_output_embeddings().weight[:rows])
         records = task.records("train")
         order = np.random.default_rng(0).permutation(len(records))[:o["align_examples"]]
         pairs = [encode_pair(tok, *sft_pair(records[i])) for i in order]

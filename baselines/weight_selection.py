@@ -25,6 +25,7 @@ from harness.archs import attention_weights, ffn_views, norm_weights
 from harness.errors import HarnessError
 from harness.method import resolve_options, source_model
 from harness.models import layer_map
+from harness.vocab import check_rows
 
 DEFAULTS = {
     # METHODS.md §7: round(i (n-1) / (k-1)), first and last kept ("spread"); the reference's
@@ -108,10 +109,7 @@ class WeightSelection:
 
         opts = resolve_options(self.name, DEFAULTS, ctx)
         source = source_model(self.name, ctx)
-        if source.config.vocab_size < config.vocab_size:
-            raise HarnessError(f"{self.name}: source {ctx.source.name!r} has a vocabulary of "
-                               f"{source.config.vocab_size} tokens, the student {config.vocab_size}; "
-                               f"selecting embedding rows needs the student's tokenizer")
+        check_rows(self.name, ctx.source.name, source.config.vocab_size, config.vocab_size)
         student = build_model(config, ctx.seed)
         params = dict(student.named_parameters())
         chosen = source_tensors(source, config.num_hidden_layers, opts)

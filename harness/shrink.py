@@ -21,6 +21,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from harness.errors import HarnessError
 from harness.models import layer_map
+from harness.vocab import check_rows, truncate_rows
 
 IMPORTANCE = ("magnitude", "taylor")
 
@@ -123,8 +124,8 @@ def shrink_llama(model: LlamaForCausalLM, target: LlamaConfig, calibration: torc
                              ("FFN width", cfg.intermediate_size, target.intermediate_size)]:
         if want > have:
             raise HarnessError(f"pruning cannot grow the {what}: {have} -> {want}")
-    if cfg.vocab_size != target.vocab_size:
-        raise HarnessError(f"vocabularies differ: {cfg.vocab_size} vs {target.vocab_size}")
+    check_rows("pruning", "the pruned model", cfg.vocab_size, target.vocab_size)
+    truncate_rows(model, target.vocab_size)
     if importance == "taylor":
         if calibration is None:
             raise HarnessError("taylor importance needs calibration tokens")

@@ -104,10 +104,25 @@ def test_only_the_student_gets_gradients(tmp_path):
     assert all(p.grad is None and not p.requires_grad for p in method._teacher.parameters())
 
 
-def test_teacher_with_another_vocabulary_is_refused(tmp_path):
-    _, student, ctx = tiny_pair(tmp_path, teacher_vocab=VOCAB + 7)
-    with pytest.raises(HarnessError, match="vocabulary of 57 tokens, the student 50"):
+def test_a_teacher_with_fewer_tokens_is_refused(tmp_path):
+    _, student, ctx = tiny_pair(tmp_path, teacher_vocab=VOCAB - 7)
+    with pytest.raises(HarnessError, match="vocabulary of 43 tokens, the student 50"):
         Distillation().pretrain_loss(batch(), student, ctx)
+
+
+def test_a_padded_teacher_vocabulary_distils_like_the_teacher_cut_to_the_students_tokens(tmp_path):
+    """OLMo-7B-hf's 50,304 rows for 50,280 tokens: the KD is the one of the same teacher with its
+    rows past the student's tokens removed."""
+    padded, student, ctx = tiny_pair(tmp_path, teacher_vocab=VOCAB + 14)
+    cut = build_model(padded.config.__class__(**{**padded.config.to_dict(), "vocab_size": VOCAB}), 0)
+    cut.load_state_dict({k: v[:VOCAB] if k in ("model.embed_tokens.weight", "lm_head.weight") else v
+                         for k, v in padded.state_dict().items()})
+    cut.save_pretrained(tmp_path / "cut")
+    ctx.options = {"alpha": 1.0}
+    got = Distillation().pretrain_loss(batch(3), student, ctx)
+    want = Distillation().pretrain_loss(batch(3), student, Context({"alpha": 1.0}, 0, torch.device("cpu"),
+                                                                    Source("c", "olmo", str(tmp_path / "cut"))))
+    assert torch.equal(got, want)
 
 
 def test_no_teacher_and_bad_options_are_one_line_errors(tmp_path):

@@ -231,3 +231,16 @@ def test_bad_options_and_another_tokenizer_are_one_line_errors(setup, tmp_path):
     atomic_write_json(tmp_path / "source.json", {"name": "other", "arch": "llama", "model_path": "model"})
     with pytest.raises(HarnessError, match="tokenises differently from the student"):
         load_method("semalign").adapt(_student(tok), task, _ctx(tok, Source.from_manifest(tmp_path)))
+
+
+def test_a_padded_teacher_vocabulary_gives_the_bases_of_the_students_tokens(setup, tmp_path):
+    tok, _, task = setup
+    teacher = build_model(student_config("t", SHAPE, len(tok) + 9, 64, special_ids(tok)), 2)
+    teacher.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    atomic_write_json(tmp_path / "source.json", {"name": "padded", "arch": "llama", "model_path": "model"})
+    student = _student(tok)
+    method = load_method("semalign")
+    method.adapt(student, task, _ctx(tok, Source.from_manifest(tmp_path)))
+    want = projection(student.get_output_embeddings().weight, teacher.lm_head.weight[:len(tok)])
+    torch.testing.assert_close(method._plan.P, want)

@@ -111,3 +111,13 @@ def test_growing_is_refused():
         shrink_llama(llama(), target(layers=3, hidden=32, ffn=32, heads=4))
     with pytest.raises(HarnessError, match="cannot grow the FFN width: 32 -> 64"):
         shrink_llama(llama(), target(layers=2, hidden=32, ffn=64, heads=4))
+
+
+def test_a_padded_vocabulary_keeps_the_rows_of_the_students_tokens():
+    """EEP's dense OLMoE has 50,304 embedding rows, the student 50,280: the first rows survive."""
+    model = build_model(student_config("x", {"layers": 2, "hidden": 32, "ffn": 32, "heads": 4}, VOCAB + 9, 32), 0)
+    embed, head = model.model.embed_tokens.weight[:VOCAB].clone(), model.lm_head.weight[:VOCAB].clone()
+    out = shrink_llama(model, target(layers=2, hidden=32, ffn=32, heads=4), ids(1))
+    assert torch.equal(out.model.embed_tokens.weight, embed) and torch.equal(out.lm_head.weight, head)
+    with pytest.raises(HarnessError, match="vocabulary of 40 tokens, the student 41"):
+        shrink_llama(llama(), student_config("t", {"layers": 2, "hidden": 32, "ffn": 32, "heads": 4}, VOCAB + 1, 32))
