@@ -232,13 +232,14 @@ def test_paper_grid_is_planned(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
-    rows, shapes, tasks, seeds, sources = 6, 4, 6, 1, 3
+    rows, shapes, tasks, seeds, sources = 8, 4, 6, 1, 3
     assert counts["sft"] == rows * shapes * tasks * seeds
     assert counts["eval"] == counts["pretrain"] == counts["init"] == rows * shapes * seeds
     assert counts["export_task"] == tasks and counts["corpus"] == 1 and counts["source"] == sources
     # knowledge is size-decoupled: one extraction per (method, source), shared by every shape;
-    # MASA from 3 sources and EEP's search on OLMoE extract, Distillation reads its teacher directly
-    assert counts["extract"] == 3 + 1
+    # MASA from 3 sources and EEP's search on OLMoE extract (once more for prune-then-distill, whose
+    # extract is EEP's), Distillation and Weight Selection read their source directly
+    assert counts["extract"] == 3 + 1 + 1
     proc = snakemake(tmp_path, "-n", "reports/table3.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
@@ -307,7 +308,7 @@ def test_pkt_table_is_planned_on_the_paper_grid(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table_pkt.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
-    rows, tasks = 7, 6
+    rows, tasks = 9, 6
     # one pre-trained student (Scratch's) serves every row; the source is fine-tuned per task
     assert counts["pretrain"] == counts["init"] == 1
     assert counts["sft"] == rows * tasks and counts["eval"] == rows
