@@ -28,7 +28,7 @@ from harness import lora
 from harness.data import IGNORE, encode_pair
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
-from harness.archs import attention_weights, ffn_views
+from harness.archs import attention_weights, ffn_view
 from harness.neurons import top_layers
 
 DEFAULTS = {**lora.DEFAULTS, "samples": 32, "max_len": 2048}
@@ -121,7 +121,7 @@ def source_matrices(source, layer: int, view) -> dict[str, Tensor]:
     """The source's matrices of one layer under `view` (weights or sensitivities), keyed by
     the student module they seed; absent modules are left out."""
     out = attention_weights(source, layer, view)
-    pool = ffn_views(source, view)[layer].pool()
+    pool = ffn_view(source, layer, view).pool()
     out.update({name: pool[kind] for name, kind in FFN.items()})
     return out
 

@@ -199,7 +199,6 @@ class Plan:
     """Which student layers are aligned to which teacher layers (0-indexed), and how."""
 
     pairs: dict[int, tuple[int, int, float]]  # student layer -> (teacher a, teacher b, lambda)
-    critical: int | None  # v1: the critical teacher layer (0-indexed)
     P: Tensor
 
 
@@ -248,7 +247,7 @@ class SemAlign:
         else:
             critical, ks = None, list(range(1, n_s + 1))
         plan = Plan({k - 1: (a - 1, b - 1, lam) for k in ks for a, b, lam in [interpolation(k, n_t, n_s)]},
-                    None if critical is None else critical - 1, P.to(ctx.device))
+                    P.to(ctx.device))
         self._teacher, self._plan, self._opts = teacher, plan, o
         print(f"{self.name}: v{o['version']}, student layer(s) {[k + 1 for k in plan.pairs]} <- teacher "
               f"{[(a + 1, b + 1, round(lam, 3)) for a, b, lam in plan.pairs.values()]}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness.archs import ffn_views
+from harness.archs import ffn_view, ffn_views
 from harness.errors import HarnessError
 from harness.method import resolve_options
 from harness.models import layer_map  # noqa: F401  (public here too: tests and users call masa.layer_map)
@@ -240,7 +240,7 @@ def ffn_inputs(source, layer: int, expert: int | None, x: Tensor) -> dict[str, T
     """The inputs the frozen source feeds to one FFN's gate, up and down, given the FFN input
     x (N, H) of its layer: gate/up see x, down sees act(gate x) * up x. A routed expert only
     sees the tokens its router sends to it. Computed once for the three weights."""
-    view = ffn_views(source)[layer]
+    view = ffn_view(source, layer)
     if expert is not None:
         x = x[(view.routed.route(x)[1] == expert).any(-1)]
         ffn = view.routed.expert(expert)

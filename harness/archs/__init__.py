@@ -71,13 +71,16 @@ def adapter_for(model) -> ModuleType:
                        f"(adapters: {', '.join(arch_names())}); add one in harness/archs/")
 
 
-def ffn_views(model, view=None) -> list:
-    """`FFNView` of every decoder layer of `model`; `view` maps each parameter first (e.g. to its sensitivity)."""
+def ffn_view(model, layer: int, view=None):
+    """`FFNView` of decoder layer `layer` of `model`; `view` maps each parameter first (e.g. to its sensitivity)."""
     from harness.archs.ffn import identity
 
-    module = adapter_for(model)
-    return [module.ffn(layer.mlp, f"model.layers.{l}.mlp", view or identity)
-            for l, layer in enumerate(model.model.layers)]
+    return adapter_for(model).ffn(model.model.layers[layer].mlp, f"model.layers.{layer}.mlp", view or identity)
+
+
+def ffn_views(model, view=None) -> list:
+    """`ffn_view` of every decoder layer of `model`."""
+    return [ffn_view(model, l, view) for l in range(len(model.model.layers))]
 
 
 def attention_weights(model, layer: int, view=None) -> dict[str, Tensor]:
