@@ -9,8 +9,7 @@
 #   R/data/tokenizer/, R/data/tokens.npy
 #   R/sources/{source}/               source LLM (pre-trained here, or a pointer to a checkpoint)
 #   R/artifacts/{method}/{source}/    once-per-source extraction, reused by every student shape
-#   R/students/{method}/{source}/{shape}/seed{seed}/init/
-#   R/students/.../seed{seed}/{budget}/pretrain/
+#   R/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain/   (the job builds the student first)
 #   R/students/.../seed{seed}/{budget}/sft/{task}/
 #   R/students/.../seed{seed}/{budget}/eval/{task}.json   (accuracy, or Rouge-L for generation tasks; per item too)
 #   R/students/.../seed{seed}/{budget}/eval/zeroshot/{task}.json   (the pre-trained student, before SFT)
@@ -26,8 +25,8 @@ configfile: workflow.basedir + "/config/micro.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sources.smk"
-include: "rules/students.smk"
 include: "rules/eval.smk"
+include: "rules/students.smk"
 include: "rules/reports.smk"
 
 _unknown = sorted(set(C.get("resources", {})) - {r.name for r in workflow.rules} - {"default", "report"})

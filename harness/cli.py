@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.workflow import THEN  # `stage ... :: stage ...`: several stages, in turn, in one process
 
 
 def parse_cfg(value: str) -> dict:
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     ex = stage("extract", "a method's once-per-source extraction", "source", "out", "tokens_opt", "domains_opt")
     ex.add_argument("--tasks", type=Path, nargs="*", default=[], help="task directories (train splits)")
     stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
-    stage("pretrain", "pre-train a student on a token budget", "init", "tokens", "seed", "out", "source_opt")
+    stage("pretrain", "pre-train a student on a token budget: the one --init holds, or the one --cfg describes",
+          "tokens", "seed", "out", "source_opt", "init_opt", "tokenizer_opt", "artifact_opt")
     ft = stage("sft", "adapt + fine-tune a student on each of its tasks, one output per task", "pretrained", "seed",
                "source_opt")
     for a in ("task", "out"):  # --cfg's `tasks` holds one task slice per pair
@@ -80,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
             ev.add_argument("--zeroshot-outs", type=Path, nargs="+", default=[], dest="zeroshot_outs")
             ev.add_argument("--paraphrase-outs", type=Path, nargs="+", default=[], dest="paraphrase_outs",
                             help="the fine-tuned students on each task's paraphrase split (held-out phrasing)")
+    ut = stage("eval-untrained", "multiple-choice accuracy of the student --cfg describes, before pre-training",
+               "tokenizer", "seed", "source_opt", "artifact_opt")
+    for a in ("tasks", "outs"):
+        ut.add_argument(f"--{a}", type=Path, nargs="+", required=True)
     stage("instruction-task", "a generation task's splits (micro world or files)", "out")
     stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
     stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
@@ -117,12 +123,14 @@ def _run(args) -> None:
     elif s == "init":
         stages.init(c, args.tokenizer, args.seed, args.out, args.source, args.artifact)
     elif s == "pretrain":
-        stages.pretrain(c, args.init, args.tokens, args.seed, args.out, args.source)
+        stages.pretrain(c, args.tokens, args.seed, args.out, args.source, args.init, args.tokenizer, args.artifact)
     elif s == "sft":
         stages.sft_tasks(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
         stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
                         args.paraphrase_outs)
+    elif s == "eval-untrained":
+        stages.evaluate_untrained(c, args.tokenizer, args.seed, args.tasks, args.outs, args.source, args.artifact)
     elif s == "eval-generation":
         stages.evaluate_generation(c, args.models, args.tasks, args.outs)
     elif s == "instruction-task":
@@ -161,27 +169,56 @@ def training_devices(cfg: dict) -> int:
     return max(c.get(section, {}).get("devices", 1) for c in sections for section in ("training", "pretrain", "sft"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.stage not in ("validate", "report"):
-        import torch
+def parse_chain(argv: list[str]) -> list[argparse.Namespace]:
+    """The stages of one command line, split at `::` (the global `--threads` goes before the
+    first): a job that fine-tunes and then evaluates pays Python's and torch's start-up once."""
+    segments, current = [], []
+    for word in argv:
+        if word == THEN:
+            segments.append(current)
+            current = []
+        else:
+            current.append(word)
+    segments.append(current)
+    parser = _parser()
+    first = parser.parse_args(segments[0])
+    rest = [parser.parse_args(["--threads", str(first.threads), *seg]) for seg in segments[1:]]
+    return [first, *rest]
 
-        torch.set_num_threads(args.threads)
-    try:
+
+def _prepare(chain: list[argparse.Namespace]) -> None:
+    for args in chain:
         if getattr(args, "cfg", None) is not None:
             args.cfg = parse_cfg(args.cfg)
-        if args.stage in TRAINING_STAGES:  # `devices: N` re-runs this command as N processes
-            from harness import distributed
+    training = [a for a in chain if a.stage in TRAINING_STAGES]
+    if training:  # `devices: N` re-runs this command as N processes
+        from harness import distributed
 
-            distributed.relaunch(training_devices(args.cfg))
-            distributed.init()
-        if args.stage not in ("validate", "report") and "WORLD_SIZE" not in os.environ:
-            from harness.devices import claim_gpu
+        devices = max(training_devices(a.cfg) for a in training)
+        if devices > 1 and len(chain) > 1:
+            raise HarnessError(f"{' :: '.join(a.stage for a in chain)}: a stage on {devices} devices runs alone "
+                               f"(set `sft_jobs: task` for multi-device fine-tuning)")
+        distributed.relaunch(devices)
+        distributed.init()
+    if any(a.stage not in ("validate", "report") for a in chain) and "WORLD_SIZE" not in os.environ:
+        from harness.devices import claim_gpu
 
-            claim_gpu()
-        _run(args)
+        claim_gpu()
+
+
+def main(argv: list[str] | None = None) -> int:
+    chain = parse_chain(sys.argv[1:] if argv is None else argv)
+    threads = chain[0].threads
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if any(a.stage not in ("validate", "report") for a in chain):
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        _prepare(chain)
+        for args in chain:
+            _run(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -20,12 +20,13 @@ from harness.errors import HarnessError
 from harness.method import HOOKS
 
 
-def hook_owners(name: str, parts: dict[str, type]) -> dict[str, str]:
-    """{hook: the part implementing it}; a hook claimed twice is a one-line error."""
+def hook_owners(name: str, parts: dict[str, frozenset[str]]) -> dict[str, str]:
+    """{hook: the part implementing it}, given each part's hooks; a hook claimed twice is a
+    one-line error."""
     owners: dict[str, str] = {}
-    for part, cls in parts.items():
+    for part, hooks in parts.items():
         for hook in HOOKS:
-            if callable(getattr(cls, hook, None)):
+            if hook in hooks:
                 if hook in owners:
                     raise HarnessError(f"method {name!r}: {owners[hook]!r} and {part!r} both implement `{hook}`; "
                                        f"a composition takes each hook from one method")
@@ -53,7 +54,8 @@ class Composite:
 
 def composite_class(name: str, parts: dict[str, type], label: str) -> type:
     """A method class with exactly the hooks of its parts, each delegated to its owner."""
-    owners = hook_owners(name, parts)
+    owners = hook_owners(name, {p: frozenset(h for h in HOOKS if callable(getattr(cls, h, None)))
+                                for p, cls in parts.items()})
     attrs = {hook: _delegate(hook, part) for hook, part in owners.items()}
     return type(f"Composite[{name}]", (Composite,), {**attrs, "label": label, "owners": owners,
                                                       "part_names": tuple(parts)})

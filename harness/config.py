@@ -152,7 +152,7 @@ def validate(config: dict[str, Any]) -> None:
     """Raise HarnessError (one line) unless `config` is a valid resolved profile."""
     import jsonschema
 
-    from harness.registry import check_composition, method_names, unknown_name_message
+    from harness.registry import check_composition, check_options, method_names, unknown_name_message
 
     check_names(config)
     validator = jsonschema.Draft202012Validator(_schema())
@@ -187,6 +187,7 @@ def validate(config: dict[str, Any]) -> None:
     for name in {row["name"] for row in config["methods"]} | set(config.get("method_options", {})):
         try:
             check_composition(name, config.get("method_options", {}))
+            check_options(name, config.get("method_options", {}))
         except HarnessError as e:
             raise HarnessError(f"config error: {e}") from None
     labels = [row_label(config, r) for r in config["methods"]]

@@ -15,6 +15,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from harness import plugin_source
 from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness.methods"
@@ -105,10 +106,55 @@ def method_options(options: dict[str, dict], name: str) -> dict[str, Any]:
 
 def check_composition(name: str, options: dict[str, dict]) -> None:
     """For a composition: its parts exist, no two claim one hook, its options name its parts
-    (imports the parts' modules; plain methods are not touched)."""
+    (read from the parts' source files: nothing is imported)."""
     if method_spec(name).parts:
-        _method_class(name)
+        method_hooks(name)
         method_options(options, name)
+
+
+def check_options(name: str, options: dict[str, dict]) -> None:
+    """The config's `method_options` for `name` (each part's, for a composition) are options the
+    method accepts: a one-line error naming the unknown one, before any job runs (the method's own
+    check, `harness.method.resolve_options`, would stop its first job, possibly hours in)."""
+    spec = method_spec(name)
+    if spec.parts:
+        for part, own in method_options(options, name).items():
+            _check_option_names(f"{name}.{part}", part, own)
+    else:
+        _check_option_names(name, name, options.get(name, {}))
+
+
+def _check_option_names(where: str, name: str, given: dict) -> None:
+    accepted = option_names(name)
+    unknown = sorted(set(given) - accepted) if accepted is not None else []
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise HarnessError(f"method_options.{where}: unknown option {unknown[0]!r}{hint} Options of "
+                           f"{name!r}: {', '.join(sorted(accepted)) or 'none'}")
+
+
+def option_names(name: str) -> frozenset[str] | None:
+    """The options a (non-composite) method accepts, read from its source; None when unreadable."""
+    return plugin_source.option_names(method_spec(name).target)
+
+
+@lru_cache(maxsize=None)
+def method_hooks(name: str) -> frozenset[str]:
+    """The hooks the method implements: read from its class's source file (harness.plugin_source:
+    no torch, so planning the DAG stays fast), or from the imported class where the source does
+    not say; a composition's are its parts' (one part per hook)."""
+    from harness.compose import hook_owners
+
+    spec = method_spec(name)
+    if spec.parts:
+        return frozenset(hook_owners(name, {p: method_hooks(p) for p in spec.parts}))
+    found = plugin_source.class_hooks(spec.target)
+    if found is None:
+        from harness.method import HOOKS
+
+        found = frozenset(h for h in HOOKS if callable(getattr(_method_class(name), h, None)))
+    return found
 
 
 def _method_class(name: str):
@@ -126,12 +172,12 @@ def _method_class(name: str):
 
 
 def implements(name: str, hook_name: str) -> bool:
-    """Whether the plugin registered as `name` has the hook (imports the plugin's module)."""
+    """Whether the plugin registered as `name` has the hook (see `method_hooks`)."""
     from harness.method import HOOKS
 
     if hook_name not in HOOKS:
         raise ValueError(f"unknown hook {hook_name!r}; hooks are {', '.join(HOOKS)}")
-    return callable(getattr(_method_class(name), hook_name, None))
+    return hook_name in method_hooks(name)
 
 
 def shares_pretraining(name: str) -> bool:

@@ -194,9 +194,12 @@ def extract(cfg: dict, source_dir: Path, out: Path, tokens_file: Path | None = N
         write_run_record(tmp, "extract", cfg, cfg["seed"])
 
 
-def init(cfg: dict, tokenizer_dir: Path, seed: int, out: Path, source_dir: Path | None = None,
-         artifact: Path | None = None) -> None:
-    """Build the student of one shape: the method's `init_student`, or random init."""
+def build_student(cfg: dict, tokenizer_dir: Path, seed: int, source_dir: Path | None = None,
+                  artifact: Path | None = None):
+    """(student, tokenizer): the student of `cfg["shape"]` before pre-training, built by the
+    method's `init_student` from its artifact, or at random. Deterministic in (cfg, seed, inputs),
+    so the job that pre-trains a student builds it in-process: a job of its own would spend
+    ~5 s starting Python for well under one of work."""
     from harness.method import hook
     from harness.models import build_model, param_count, student_config
     from harness.tokenizer import load_tokenizer, special_ids
@@ -216,10 +219,18 @@ def init(cfg: dict, tokenizer_dir: Path, seed: int, out: Path, source_dir: Path 
     if n != param_count(config):
         raise HarnessError(f"method {cfg['method']!r} returned a student with {n} parameters; "
                            f"shape {cfg['shape_name']!r} has {param_count(config)}")
+    return model, tok
+
+
+def init(cfg: dict, tokenizer_dir: Path, seed: int, out: Path, source_dir: Path | None = None,
+         artifact: Path | None = None) -> None:
+    """Save the student of one shape before pre-training (`build_student`): for inspection, or
+    to pre-train it with `pretrain --init`."""
+    model, tok = build_student(cfg, tokenizer_dir, seed, source_dir, artifact)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        write_run_record(tmp, "init", cfg, seed, parameters=n)
+        write_run_record(tmp, "init", cfg, seed, parameters=sum(p.numel() for p in model.parameters()))
 
 
 def _work_dir(out: Path) -> Path:
@@ -322,24 +333,33 @@ def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model
     shutil.rmtree(work, ignore_errors=True)
 
 
-def pretrain(cfg: dict, init_dir: Path, tokens_file: Path, seed: int, out: Path,
-             source_dir: Path | None = None) -> None:
-    """Pre-train the student on exactly `budget` tokens with the method's loss (default CE)."""
+def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Path | None = None,
+             init_dir: Path | None = None, tokenizer_dir: Path | None = None, artifact: Path | None = None) -> None:
+    """Pre-train the student on exactly `budget` tokens with the method's loss (default CE). The
+    student is the one `init_dir` holds, or, without it, the one `build_student` makes from
+    `cfg` (its `shape`, `seq_len`), `tokenizer_dir` and the method's `artifact`."""
     from harness.method import hook
 
-    model, tok = _load_student(init_dir)
+    if init_dir is not None:
+        model, tok = _load_student(init_dir)
+    elif tokenizer_dir is not None:
+        model, tok = build_student(cfg, tokenizer_dir, seed, source_dir, artifact)
+    else:
+        raise HarnessError("pretrain: give --init (a saved student) or --tokenizer (build it from --cfg)")
+    parameters = sum(p.numel() for p in model.parameters())
     method, ctx = _method_and_context(cfg, seed, source_dir)
     ctx.extra = {"tokenizer": tok}
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
-    work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokens": tokens_file, "source": source_dir})
+    work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokenizer": tokenizer_dir, "artifact": artifact,
+                                           "tokens": tokens_file, "source": source_dir})
     result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, work,
                        desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
                        loss_fn=loss_fn)
     from harness.distributed import world_size
 
     _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
-                  final_loss=result.final_loss,
+                  final_loss=result.final_loss, parameters=parameters,
                   seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
 
 
@@ -420,7 +440,8 @@ def _checkpoint_dir(path: Path) -> Path:
 
 
 def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path],
-             pretrained: Path | None = None, zeroshot_outs: list[Path] = (), paraphrase_outs: list[Path] = ()) -> None:
+             pretrained: Path | None = None, zeroshot_outs: list[Path] = (), paraphrase_outs: list[Path] = (),
+             model_label: str | None = None) -> None:
     """Score each task's fine-tuned student on that task's test split through lm-eval, and, given
     `pretrained`, the student before adaptation and SFT on every task too (zero-shot: `stage`
     "zeroshot" in its JSON, "sft" in the others).
@@ -451,8 +472,21 @@ def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: lis
         split = "paraphrase" if stage == "paraphrase" else "test"
         for name, model_dir, task_dir, out in zip(cfg["tasks"], dirs, task_dirs, files):
             result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"], split)
-            atomic_write_json(out, {**result, **ids, "task": name, "stage": stage, "model": str(model_dir),
-                                    "config": cfg})
+            atomic_write_json(out, {**result, **ids, "task": name, "stage": stage,
+                                    "model": model_label or str(model_dir), "config": cfg})
+
+
+def evaluate_untrained(cfg: dict, tokenizer_dir: Path, seed: int, task_dirs: list[Path], outs: list[Path],
+                       source_dir: Path | None = None, artifact: Path | None = None) -> None:
+    """The student before pre-training (`build_student`, from `cfg`) on every task: the floor an
+    untrained model must sit at (reports/signal.md's A1)."""
+    import tempfile
+
+    model, tok = build_student(cfg, tokenizer_dir, seed, source_dir, artifact)
+    with tempfile.TemporaryDirectory() as tmp:  # lm-eval loads the model from a directory
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        evaluate(cfg, [Path(tmp)] * len(outs), task_dirs, outs, model_label="untrained student (built in-process)")
 
 
 def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:

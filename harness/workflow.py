@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import shlex
 
+THEN = "::"  # between the stages one `python -m harness` command runs in turn
+
 # Every placeholder that expands to a path or a config-derived word.
 PATH_PLACEHOLDER = re.compile(r"\{((?:input|output|log|params|wildcards)(?:\.\w+)?)\}")
 
@@ -20,9 +22,12 @@ def quote_placeholders(command: str) -> str:
     return PATH_PLACEHOLDER.sub(r"{\1:q}", command)
 
 
-def stage_command(python: str, stage: str, *args: str) -> str:
-    """The shell command of one CLI stage (`python -m harness <stage> ...`). Its output goes to the
-    rule's log; on failure the log's last line (the stage's one-line error) is echoed to the
-    terminal."""
-    return quote_placeholders(f"{shlex.quote(python)} -m harness --threads {{threads}} {stage} --cfg {{params.cfg}} "
-                              + " ".join(args) + " > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}")
+def stage_command(python: str, stage: str, *args: str, then: tuple[tuple[str, ...], ...] = ()) -> str:
+    """The shell command of one CLI stage (`python -m harness <stage> --cfg {params.cfg} ...`) and,
+    in the same process, each stage of `then`: `(stage, the params key of its --cfg, *args)`.
+    Its output goes to the rule's log; on failure the log's last line (the stage's one-line
+    error) is echoed to the terminal."""
+    stages = [f"{stage} --cfg {{params.cfg}} " + " ".join(args)]
+    stages += [f"{name} --cfg {{params.{cfg}}} " + " ".join(more) for name, cfg, *more in then]
+    return quote_placeholders(f"{shlex.quote(python)} -m harness --threads {{threads}} " + f" {THEN} ".join(stages)
+                              + " > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}")

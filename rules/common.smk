@@ -52,8 +52,8 @@ def job_resources(rule):
     return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
 
 
-def harness(stage, *args):
-    return stage_command(PY, stage, *args)
+def harness(stage, *args, then=()):
+    return stage_command(PY, stage, *args, then=then)
 
 
 def as_json(**slice_):
@@ -152,14 +152,20 @@ def extract_cfg(wildcards):
     return as_json(**method_cfg(wildcards.method), seed=0, seq_len=C["seq_len"], heldout=heldout_cfg())
 
 
-def init_cfg(wildcards):
-    return as_json(**method_cfg(wildcards.method), shape_name=wildcards.shape, shape=C["shapes"][wildcards.shape],
-                   seq_len=C["seq_len"])
+def student_cfg(wildcards):
+    """What building a student reads (harness.stages.build_student): its method and shape."""
+    return {**method_cfg(wildcards.method), "shape_name": wildcards.shape, "shape": C["shapes"][wildcards.shape],
+            "seq_len": C["seq_len"]}
 
 
 def pretrain_cfg(wildcards):
-    return as_json(**method_cfg(wildcards.method), shape_name=wildcards.shape, budget_name=wildcards.budget,
+    return as_json(**student_cfg(wildcards), budget_name=wildcards.budget,
                    budget=C["budgets"][wildcards.budget]["tokens"], pretrain=C["pretrain"], heldout=heldout_cfg())
+
+
+def untrained_eval_cfg(wildcards):
+    return as_json(**student_cfg(wildcards), source=wildcards.source, seed=int(wildcards.seed), tasks=MC_TASKS,
+                   eval=C["eval"], stage="untrained")
 
 
 def sft_settings(method, task):

@@ -1,9 +1,11 @@
-# Students: initialisation (once per shape and seed), pre-training (per budget),
-# adaptation + SFT (per task). {source} is `none` for methods without one.
+# Students: pre-training (per shape, seed and budget; the job builds the student first, from the
+# method's artifact or at random), then adaptation + SFT (per task, or per student: `sft_jobs`).
+# {source} is `none` for methods without one.
 
 
 def _init_inputs(wildcards):
-    """A method that extracts from its source starts each student from that one artifact."""
+    """What building a student reads: the tokenizer, the source, and the artifact of a method
+    that extracts from it (once per source; every shape starts from it)."""
     inputs = {"tokenizer": TOKENIZER, **source_input(wildcards)}
     if wildcards.source != NO_SOURCE and implements(wildcards.method, "extract"):
         inputs["artifact"] = R + f"/artifacts/{wildcards.method}/{wildcards.source}"
@@ -14,32 +16,9 @@ def _artifact_arg(wildcards, input):
     return input.get("artifact", "none")
 
 
-rule init:
-    input:
-        unpack(_init_inputs),
-    output:
-        directory(STUDENT + "/init"),
-    log:
-        L + "/students/{method}/{source}/{shape}/seed{seed}/init.log",
-    params:
-        cfg=init_cfg,
-        source=source_arg,
-        artifact=_artifact_arg,
-    threads: 1
-    resources:
-        **job_resources("init"),
-    shell:
-        harness("init", "--tokenizer {input.tokenizer} --seed {wildcards.seed} --source {params.source}",
-                "--artifact {params.artifact} --out {output}")
-
-
-def _pretrain_inputs(wildcards):
-    return {"init": STUDENT.format(**wildcards) + "/init", "tokens": TOKENS, **source_input(wildcards)}
-
-
 rule pretrain:
     input:
-        unpack(_pretrain_inputs),
+        unpack(lambda w: {**_init_inputs(w), "tokens": TOKENS}),
     output:
         directory(STUDENT + "/{budget}/pretrain"),
     log:
@@ -47,12 +26,13 @@ rule pretrain:
     params:
         cfg=pretrain_cfg,
         source=source_arg,
+        artifact=_artifact_arg,
     threads: C.get("threads", 1)
     resources:
         **job_resources("pretrain"),
     shell:
-        harness("pretrain", "--init {input.init} --tokens {input.tokens} --seed {wildcards.seed}",
-                "--source {params.source} --out {output}")
+        harness("pretrain", "--tokenizer {input.tokenizer} --artifact {params.artifact} --tokens {input.tokens}",
+                "--seed {wildcards.seed} --source {params.source} --out {output}")
 
 
 def pretrained_path(method, source, shape, seed, budget):
@@ -72,28 +52,39 @@ def _sft_inputs(wildcards, tasks):
             **source_input(wildcards)}
 
 
-def _sft_rule(name, tasks, outputs, log):
-    """One SFT job: `tasks` a fixed list, or a function of the wildcards (one task per job)."""
+SFT_COMMAND = ("--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed} --source {params.source}",
+               "--out {output.models}")
+
+
+def _sft_rule(name, tasks, models, log, evaluation=None):
+    """One SFT job: `tasks` a fixed list, or a function of the wildcards (one task per job).
+    `evaluation` (`sft_jobs: student`): the evaluation the same process runs next, as (its stage
+    and arguments, its config function, its outputs, the tasks it scores, the models that score
+    them)."""
     tasks_of = tasks if callable(tasks) else lambda w: tasks
+    scored = evaluation[3] if evaluation else []
 
     rule:
         name: name
         input:
-            unpack(lambda w: _sft_inputs(w, tasks_of(w))),
+            unpack(lambda w: _sft_inputs(w, [*tasks_of(w), *scored])),
         output:
-            outputs,
+            models=models,
+            **(evaluation[2] if evaluation else {}),
         log:
             log,
         params:
             cfg=lambda w: sft_cfg(w.method, tasks_of(w)),
+            eval_cfg=evaluation[1] if evaluation else "",
             source=source_arg,
             task=lambda w: [task_path(t) for t in tasks_of(w)],
+            scored=[task_path(t) for t in scored],
+            scored_models=evaluation[4] if evaluation else [],
         threads: C.get("threads", 1)
         resources:
             **job_resources("sft"),
         shell:
-            harness("sft", "--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed}",
-                    "--source {params.source} --out {output}")
+            harness("sft", *SFT_COMMAND, then=[evaluation[0]] if evaluation else ())
 
 
 SFT_GROUPS = sft_groups()
@@ -101,7 +92,38 @@ if SFT_GROUPS is None:
     _sft_rule("sft", lambda w: [w.task], directory(STUDENT + "/{budget}/sft/{task}"),
               L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/sft/{task}.log")
 else:
+    # a student's fine-tuning and its evaluation in one process: on micro each takes about a
+    # second, and each process would start in about five
     for _kind, _tasks in SFT_GROUPS.items():
-        _sft_rule("sft" if _kind == "multiple_choice" else "sft_generation", _tasks,
-                  [directory(STUDENT + f"/{{budget}}/sft/{t}") for t in _tasks],
-                  L + f"/students/{{method}}/{{source}}/{{shape}}/seed{{seed}}/{{budget}}/sft/{_kind}.log")
+        _student_log = L + f"/students/{{method}}/{{source}}/{{shape}}/seed{{seed}}/{{budget}}/sft/{_kind}.log"
+        _models = [directory(STUDENT + f"/{{budget}}/sft/{t}") for t in _tasks]
+        if _kind == "multiple_choice":
+            _sft_rule("sft", _tasks, _models, _student_log,
+                      (("eval", "eval_cfg", *eval_args("{params.scored_models}")), eval_cfg, EVAL_OUTPUTS, MC_TASKS,
+                       lambda w, output: output.models))
+        else:
+            _sft_rule("sft_generation", _tasks, _models, _student_log,
+                      (("eval-generation", "eval_cfg", *eval_generation_args("{params.scored_models}")),
+                       eval_generation_cfg, EVAL_GENERATION_OUTPUTS, GEN_TASKS, generation_models))
+
+
+# The untrained student (built in the job, as pre-training builds it) on every task: the signal
+# report's floor (A1: an untrained model must score chance).
+rule init_eval:
+    input:
+        unpack(lambda w: {**_init_inputs(w), "tasks": sorted({task_data(t) for t in MC_TASKS})}),
+    output:
+        [STUDENT + f"/init-eval/{task}.json" for task in MC_TASKS],
+    log:
+        L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log",
+    params:
+        cfg=untrained_eval_cfg,
+        tasks=_task_paths,
+        source=source_arg,
+        artifact=_artifact_arg,
+    threads: 1
+    resources:
+        **job_resources("eval"),
+    shell:
+        harness("eval-untrained", "--tokenizer {input.tokenizer} --seed {wildcards.seed} --source {params.source}",
+                "--artifact {params.artifact} --tasks {params.tasks} --outs {output}")

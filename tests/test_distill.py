@@ -148,6 +148,6 @@ def test_pretrain_stage_distils_from_the_rows_source(tmp_path, tokenizer_dir, to
                 tmp_path / "init", tmp_path / "olmo")
     cfg = {"method": "distill", "method_options": {"alpha": 0.5}, "shape_name": "t", "budget": 32 * 4 * 3,
            "pretrain": {"seq_len": 32, "batch_size": 4, "log_every": 1, "optim": {"lr": 1e-3}}}
-    stages.pretrain(cfg, tmp_path / "init", tokens_file, 0, tmp_path / "pre", tmp_path / "olmo")
+    stages.pretrain(cfg, tokens_file, 0, tmp_path / "pre", tmp_path / "olmo", init_dir=tmp_path / "init")
     record = json.loads((tmp_path / "pre" / "run.json").read_text())
     assert record["tokens"] == 32 * 4 * 3 and record["final_loss"] > 0

@@ -170,3 +170,18 @@ def test_student_ffn_weights_are_the_scaled_gene_matrices(masa_artifact, tokeniz
             weight = getattr(student.model.layers[k].mlp, f"{kind}_proj").weight
             expected = adaptive_scale(genes[key].double(), *weight.shape, rank).float()
             torch.testing.assert_close(weight, expected)
+
+
+def test_extraction_and_pretraining_numbers_are_pinned(masa_artifact, tokenizer_dir, tokens_file, tmp_path):
+    """Refactors of the stages and the workflow must not move a number: MASA's final alignment
+    loss and the pre-training loss of its student (building the student in the pre-training job)
+    as measured on commit 95dccb3, where the student was a job of its own, saved and reloaded."""
+    manifest = json.loads((masa_artifact / "artifact/manifest.json").read_text())
+    assert manifest["final"]["loss"] == pytest.approx(9.631376266479492, rel=1e-5)
+    cfg = {"method": "masa", "method_options": {}, "shape_name": "t", "seq_len": 32, "budget": 32 * 4 * 3,
+           "shape": {"layers": 2, "hidden": 24, "ffn": 40, "heads": 2},
+           "pretrain": {"seq_len": 32, "batch_size": 4, "optim": {"lr": 1e-3}}}
+    stages.pretrain(cfg, tokens_file, 0, tmp_path / "pre", masa_artifact / "source", tokenizer_dir=tokenizer_dir,
+                    artifact=masa_artifact / "artifact")
+    assert json.loads((tmp_path / "pre/run.json").read_text())["final_loss"] == pytest.approx(5.981916427612305,
+                                                                                             rel=1e-5)
