@@ -139,7 +139,6 @@ def option_names(name: str) -> frozenset[str] | None:
     return plugin_source.option_names(method_spec(name).target)
 
 
-@lru_cache(maxsize=None)
 def method_hooks(name: str) -> frozenset[str]:
     """The hooks the method implements: read from its class's source file (harness.plugin_source:
     no torch, so planning the DAG stays fast), or from the imported class where the source does

@@ -103,3 +103,43 @@ def test_evaluate_scores_the_paraphrase_split_and_a_source_directory(world_dir, 
     records = Task("piqa", task_dir).records("paraphrase")
     assert paraphrase["value"] == pytest.approx(reference_accuracy(model, tok, records))
     assert paraphrase["n"] == test["n"] == len(records)
+
+
+def test_the_untrained_student_is_scored_as_built_and_chained_stages_share_one_process(world_dir, tokenizer_dir,
+                                                                                      tmp_path):
+    """`eval-untrained` scores the student `build_student` makes (the reference: the same student
+    rebuilt here, scored with plain torch); `a :: b` runs both stages in one command."""
+    import subprocess
+    import sys
+
+    from harness.models import student_config
+    from harness.tokenizer import special_ids
+
+    shape = {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}
+    cfg = {"method": "scratch", "method_options": {}, "shape_name": "t", "shape": shape, "seq_len": 256,
+           "seed": 5, "tasks": ["boolq", "piqa"], "eval": {"batch_size": 16}, "stage": "untrained"}
+    tasks = [world_dir / "tasks" / t for t in cfg["tasks"]]
+    outs = [tmp_path / f"{t}.json" for t in cfg["tasks"]]
+    again = [tmp_path / f"{t}-again.json" for t in cfg["tasks"]]
+    common = ["--cfg", json.dumps(cfg), "--tokenizer", str(tokenizer_dir), "--seed", "5", "--tasks", *map(str, tasks)]
+    proc = subprocess.run([sys.executable, "-m", "harness", "eval-untrained", *common, "--outs", *map(str, outs),
+                           "::", "eval-untrained", *common, "--outs", *map(str, again)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tok = load_tokenizer(tokenizer_dir)
+    model = build_model(student_config("t", shape, len(tok), 256, special_ids(tok)), 5).eval()
+    for name, task, out, out2 in zip(cfg["tasks"], tasks, outs, again):
+        result = json.loads(out.read_text())
+        assert result["stage"] == "untrained" and result["seed"] == 5
+        assert result["value"] == pytest.approx(reference_accuracy(model, tok, Task(name, task).records("test")))
+        assert json.loads(out2.read_text())["value"] == result["value"]
+
+
+def test_a_multi_device_stage_is_not_chained(capsys):
+    from harness.cli import main
+
+    sft = json.dumps({"method": "scratch", "tasks": [{"task": "boolq", "sft": {"devices": 2}}]})
+    rc = main(["sft", "--cfg", sft, "--pretrained", "p", "--seed", "0", "--task", "t", "--out", "o",
+               "::", "eval", "--cfg", "{}", "--models", "o", "--tasks", "t", "--outs", "e.json"])
+    assert rc == 2
+    assert "sft :: eval: a stage on 2 devices runs alone" in capsys.readouterr().err

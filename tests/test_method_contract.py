@@ -71,3 +71,20 @@ def test_method_hooks_match_their_protocols(method):
     for name in HOOKS:
         assert (hook(m, name) is not None) == isinstance(m, protocols[name])
     assert isinstance(getattr(m, "label", None), str)
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_hooks_and_options_read_from_source_are_the_imported_classes(method):
+    """The workflow plans from each method's source file (harness/plugin_source.py, no torch);
+    what it reads must be what the imported class has."""
+    import sys
+
+    from harness.registry import _method_class, method_hooks, method_spec, option_names
+
+    cls = _method_class(method)
+    assert method_hooks(method) == {h for h in HOOKS if callable(getattr(cls, h, None))}
+    spec = method_spec(method)
+    if not spec.parts:
+        defaults = getattr(cls, "DEFAULTS", None) or getattr(sys.modules[cls.__module__], "DEFAULTS", {})
+        assert option_names(method) == set(defaults)
+        assert set(spec.options) <= option_names(method)  # a variant fixes options its class has

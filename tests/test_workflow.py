@@ -189,7 +189,8 @@ def test_second_run_has_nothing_to_do(smoke_run):
 
 @smoke_dag
 def test_lost_outputs_are_rebuilt_and_nothing_else(smoke_run):
-    """Removing the table and one student's evaluation reruns exactly those two jobs, with the same numbers."""
+    """Removing the table and one student's evaluation reruns exactly the job that wrote it (with
+    `sft_jobs: student`, the student's fine-tuning and evaluation) and the table, with the same numbers."""
     ev = smoke_run / "results/smoke/students/scratch/none/1L-tiny/seed0/250k/eval/boolq.json"
     before = json.loads(ev.read_text())["value"]
     table = (smoke_run / "reports/table1.md").read_text()
@@ -198,7 +199,7 @@ def test_lost_outputs_are_rebuilt_and_nothing_else(smoke_run):
     proc = snakemake(smoke_run, "-j2", "reports/table1.md", "--configfile", str(REPO / "config/smoke.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout + proc.stderr)
-    assert counts == {"eval": 1, "table1": 1, "total": 2}, counts
+    assert counts == {"sft": 1, "table1": 1, "total": 2}, counts
     assert json.loads(ev.read_text())["value"] == before  # evaluation is deterministic
     assert (smoke_run / "reports/table1.md").read_text().split("\n")[4:] == table.split("\n")[4:]
 
@@ -221,8 +222,8 @@ def test_signal_report_plans_only_what_its_criteria_need(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
     rows, seeds, tasks = 1 + 4 + 1, 2, 2
-    # sft_jobs: student, so one SFT job per student fine-tunes it on both tasks
-    assert counts["pretrain"] == counts["eval"] == counts["sft"] == rows * seeds
+    # sft_jobs: student, so one job per student fine-tunes it on both tasks and evaluates it
+    assert counts["pretrain"] == counts["sft"] == rows * seeds and "eval" not in counts
     assert counts["init_eval"] == seeds and counts["source"] == 2 and counts["source_eval"] == 2 * 2
     assert counts["source_sft"] == 2 * tasks and counts["extract"] == 1 and counts["signal"] == 1
     assert "sources/twin" in proc.stdout and "students/oracle-ffn/twin/2L-tiny" in proc.stdout
@@ -234,7 +235,7 @@ def test_paper_grid_is_planned(tmp_path):
     counts = _job_counts(proc.stdout)
     rows, shapes, tasks, seeds, sources = 8, 4, 6, 1, 3
     assert counts["sft"] == rows * shapes * tasks * seeds
-    assert counts["eval"] == counts["pretrain"] == counts["init"] == rows * shapes * seeds
+    assert counts["eval"] == counts["pretrain"] == rows * shapes * seeds and "init" not in counts
     assert counts["export_task"] == tasks and counts["corpus"] == 1 and counts["source"] == sources
     # knowledge is size-decoupled: one extraction per (method, source), shared by every shape;
     # MASA from 3 sources and EEP's search on OLMoE extract (once more for prune-then-distill, whose
@@ -310,7 +311,7 @@ def test_pkt_table_is_planned_on_the_paper_grid(tmp_path):
     counts = _job_counts(proc.stdout)
     rows, tasks = 9, 6
     # one pre-trained student (Scratch's) serves every row; the source is fine-tuned per task
-    assert counts["pretrain"] == counts["init"] == 1
+    assert counts["pretrain"] == 1
     assert counts["sft"] == rows * tasks and counts["eval"] == rows
     assert counts["source_sft"] == tasks and counts["source_eval"] == 1
     assert "extract" not in counts
@@ -329,7 +330,7 @@ def _job_resources(stdout):
     return jobs
 
 
-GPU_RULES = {"extract", "init", "pretrain", "sft", "eval", "eval_generation", "source_sft", "source_eval",
+GPU_RULES = {"extract", "pretrain", "sft", "eval", "eval_generation", "source_sft", "source_eval",
              "source_eval_generation"}
 
 
