@@ -20,6 +20,7 @@
 # {source} is `none` for methods run without a source (Scratch).
 
 configfile: workflow.basedir + "/config/micro.yaml"
+report: "reports/workflow.rst"  # `snakemake --report results.html`: every table and figure on one page
 
 
 include: "rules/common.smk"

@@ -66,7 +66,6 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     if metric not in METRICS:
         raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     records = task.records(split)  # fails early, in one line, on a missing or empty split
-    n_test = len(records)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
               dtype="float32" if device == "cpu" else "bfloat16")

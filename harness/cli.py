@@ -101,13 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--shape", default=None, help="student shape (default: the profile's largest)")
     b.add_argument("--steps", type=int, default=30)
 
+    t = sub.add_parser("timings", help="where a workflow run's time went, from its benchmark files")
+    t.add_argument("--profile", default="micro")
+    t.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the cores the run had (its -j, if fewer)")
+    t.add_argument("--no-startup", action="store_true", help="skip timing a bare process start-up")
+
     v = sub.add_parser("validate", help="validate a config profile and print the run grid")
     v.add_argument("--profile", default="micro")
     return p
 
 
 def _run(args) -> None:
-    from harness import stages
+    from harness import eval_stages, stages
 
     s, c = args.stage, getattr(args, "cfg", None)
     if s == "world":
@@ -127,12 +132,12 @@ def _run(args) -> None:
     elif s == "sft":
         stages.sft_tasks(c, args.pretrained, args.task, args.seed, args.out, args.source)
     elif s == "eval":
-        stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
+        eval_stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
                         args.paraphrase_outs)
     elif s == "eval-untrained":
-        stages.evaluate_untrained(c, args.tokenizer, args.seed, args.tasks, args.outs, args.source, args.artifact)
+        eval_stages.evaluate_untrained(c, args.tokenizer, args.seed, args.tasks, args.outs, args.source, args.artifact)
     elif s == "eval-generation":
-        stages.evaluate_generation(c, args.models, args.tasks, args.outs)
+        eval_stages.evaluate_generation(c, args.models, args.tasks, args.outs)
     elif s == "instruction-task":
         from harness import task_data
 
@@ -153,6 +158,10 @@ def _run(args) -> None:
         from harness.bench import bench
 
         bench(args.profile, args.shape, args.steps)
+    elif s == "timings":
+        from harness.timings import timings
+
+        print(timings(args.profile, args.cores, not args.no_startup))
     elif s == "validate":
         from harness.config import describe, load_profile
 
@@ -160,6 +169,7 @@ def _run(args) -> None:
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
+LIGHT_STAGES = ("validate", "report", "timings")  # no torch threads, no GPU claim
 
 
 def training_devices(cfg: dict) -> int:
@@ -200,7 +210,7 @@ def _prepare(chain: list[argparse.Namespace]) -> None:
                                f"(set `sft_jobs: task` for multi-device fine-tuning)")
         distributed.relaunch(devices)
         distributed.init()
-    if any(a.stage not in ("validate", "report") for a in chain) and "WORLD_SIZE" not in os.environ:
+    if any(a.stage not in LIGHT_STAGES for a in chain) and "WORLD_SIZE" not in os.environ:
         from harness.devices import claim_gpu
 
         claim_gpu()
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = chain[0].threads
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if any(a.stage not in ("validate", "report") for a in chain):
+    if any(a.stage not in LIGHT_STAGES for a in chain):
         import torch
 
         torch.set_num_threads(threads)

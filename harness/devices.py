@@ -43,3 +43,10 @@ def claim_gpu() -> None:
 
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(claim_device(torch.cuda.device_count()))
+
+
+def compute_device():
+    """The torch device a stage computes on: the (claimed) GPU where there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -14,7 +14,6 @@ reads both.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.errors import HarnessError

@@ -11,19 +11,13 @@ training log so a killed job resumes where it stopped.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.devices import compute_device
 from harness.io import atomic_dir, atomic_write_json, reading, write_run_record
-
-
-def _device():
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ---------------------------------------------------------------- data
@@ -129,7 +123,7 @@ def _method_and_context(cfg: dict, seed: int, source_dir: Path | None):
     method = load_method(cfg["method"])
     options = {**cfg.get("method_options", {}), **method.variant_options}
     src = Source.from_manifest(source_dir) if source_dir else None
-    return method, Context(options=options, seed=seed, device=_device(), source=src)
+    return method, Context(options=options, seed=seed, device=compute_device(), source=src)
 
 
 def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path], domains_dir: Path | None) -> dict:
@@ -282,7 +276,7 @@ def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int,
                               train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
     every = heldout.get("every_steps", 0) if batches.heldout else 0
     held = batches.heldout_batches() if every else []
-    return train(model.to(_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
+    return train(model.to(compute_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
                  loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
                  fsdp=train_cfg.get("fsdp", False), compile=train_cfg.get("compile", False),
                  checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
@@ -301,7 +295,7 @@ def _load_student(path: Path):
         return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
 
 
-def _load_model(path: Path):
+def load_model(path: Path):
     """A student checkpoint, or the model a source directory's manifest points at (trainable)."""
     from harness.sources import MANIFEST, Source
     from harness.tokenizer import load_tokenizer
@@ -392,7 +386,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
 
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
-    model, tok = _load_model(pretrained_dir)
+    model, tok = load_model(pretrained_dir)
     loss_fn = None
     if "method" in cfg:
         method, ctx = _method_and_context(cfg, seed, source_dir)
@@ -412,7 +406,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     eval_every, eval_fn = 0, None
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
-    result = train(model.to(_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
+    result = train(model.to(compute_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
                    loss_fn=loss_fn or default_loss,
                    micro_batch=sc.get("micro_batch"), fsdp=sc.get("fsdp", False),
                    compile=sc.get("compile", False),
@@ -430,77 +424,3 @@ def _dev_rouge(task, tok, dev_cfg: dict):
     records = task.records("dev")[:dev_cfg.get("examples")]
     gen = GenerationConfig.from_dict(dev_cfg.get("generation", {}))
     return lambda model: {"rougeL": evaluate_generation(model, tok, records, gen, desc=f"dev {task.name}")["value"]}
-
-
-def _checkpoint_dir(path: Path) -> Path:
-    """A model directory, or the one a source directory's manifest points at."""
-    from harness.sources import MANIFEST, Source
-
-    return Path(Source.from_manifest(path).model_path) if (path / MANIFEST).is_file() else path
-
-
-def evaluate(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path],
-             pretrained: Path | None = None, zeroshot_outs: list[Path] = (), paraphrase_outs: list[Path] = (),
-             model_label: str | None = None) -> None:
-    """Score each task's fine-tuned student on that task's test split through lm-eval, and, given
-    `pretrained`, the student before adaptation and SFT on every task too (zero-shot: `stage`
-    "zeroshot" in its JSON, "sft" in the others).
-
-    One process evaluates all tasks of a student: lm-eval and transformers take
-    seconds to import, the evaluation itself about one."""
-    from evals.multiple_choice import evaluate_multiple_choice
-    from harness.tasks import Task
-
-    if not len(model_dirs) == len(task_dirs) == len(outs) == len(cfg["tasks"]):
-        raise HarnessError(f"eval: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
-    if (pretrained is None) != (not zeroshot_outs) or (zeroshot_outs and len(zeroshot_outs) != len(outs)):
-        raise HarnessError(f"eval: a zero-shot evaluation needs --pretrained and {len(outs)} --zeroshot-outs")
-    model_dirs = [_checkpoint_dir(d) for d in model_dirs]
-    pretrained = _checkpoint_dir(pretrained) if pretrained else None
-    checkpoints = [("fine-tuned", d) for d in model_dirs] + ([("pre-trained", pretrained)] if pretrained else [])
-    for kind, model_dir in checkpoints:
-        if not (model_dir / "config.json").is_file():
-            raise HarnessError(f"missing {kind} checkpoint {model_dir}")
-    ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
-    # `stage` names what --models holds when it is not fine-tuned students (a source's "zeroshot")
-    jobs = [(cfg.get("stage", "sft"), model_dirs, outs)]
-    jobs += [("zeroshot", [pretrained] * len(outs), zeroshot_outs)] if pretrained else []
-    if paraphrase_outs and len(paraphrase_outs) != len(outs):
-        raise HarnessError(f"eval: {len(outs)} tasks need as many --paraphrase-outs")
-    jobs += [("paraphrase", model_dirs, paraphrase_outs)] if paraphrase_outs else []
-    for stage, dirs, files in jobs:
-        split = "paraphrase" if stage == "paraphrase" else "test"
-        for name, model_dir, task_dir, out in zip(cfg["tasks"], dirs, task_dirs, files):
-            result = evaluate_multiple_choice(model_dir, Task(name, task_dir), cfg["eval"], split)
-            atomic_write_json(out, {**result, **ids, "task": name, "stage": stage,
-                                    "model": model_label or str(model_dir), "config": cfg})
-
-
-def evaluate_untrained(cfg: dict, tokenizer_dir: Path, seed: int, task_dirs: list[Path], outs: list[Path],
-                       source_dir: Path | None = None, artifact: Path | None = None) -> None:
-    """The student before pre-training (`build_student`, from `cfg`) on every task: the floor an
-    untrained model must sit at (reports/signal.md's A1)."""
-    import tempfile
-
-    model, tok = build_student(cfg, tokenizer_dir, seed, source_dir, artifact)
-    with tempfile.TemporaryDirectory() as tmp:  # lm-eval loads the model from a directory
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        evaluate(cfg, [Path(tmp)] * len(outs), task_dirs, outs, model_label="untrained student (built in-process)")
-
-
-def evaluate_generation(cfg: dict, model_dirs: list[Path], task_dirs: list[Path], outs: list[Path]) -> None:
-    """Rouge-L of each generation task's fine-tuned student on that task's test split (MiniLLM's protocol)."""
-    from evals.generation import GenerationConfig, evaluate_generation as run
-    from harness.tasks import GENERATION, Task
-
-    if not len(model_dirs) == len(task_dirs) == len(outs) == len(cfg["tasks"]):
-        raise HarnessError(f"eval-generation: {len(cfg['tasks'])} tasks need as many --models, --tasks and --outs")
-    gen = GenerationConfig.from_dict(cfg["generation"])
-    for name, model_dir, task_dir, out in zip(cfg["tasks"], model_dirs, task_dirs, outs):
-        model, tok = _load_model(model_dir)
-        result = run(model.to(_device()), tok, Task(name, task_dir, kind=GENERATION).records("test"), gen,
-                     desc=f"eval {name}")
-        ids = {k: cfg[k] for k in ("method", "source", "shape_name", "budget_name", "seed") if k in cfg}
-        atomic_write_json(out, {**result, **ids, "task": name, "stage": "sft", "model": str(model_dir),
-                                "config": cfg})

@@ -222,7 +222,7 @@ def table2(cfg: dict, results: list[dict]) -> str:
             lines.append("| " + " | ".join([f"% of {label}-SFT", *(f"{v[0]:.1f}%" if v else "–" for v in share),
                                             "–"]) + " |")
     note = ("Sources score their prompts before and after SFT on each task (seed 0); students are means over "
-            f"seeds. Paper numbers: Table 2 (7B sources, the 877M MASA student).\n\n")
+            "seeds. Paper numbers: Table 2 (7B sources, the 877M MASA student).\n\n")
     return "# Table 2: sources vs the largest MASA student (Rouge-L)\n\n" + _stamp(
         cfg, f"Student `{shape}` at budget `{cfg['budget']}`.") + "\n" + note + "\n".join(lines) + "\n"
 
@@ -335,7 +335,6 @@ def table5(cfg: dict, results: list[dict]) -> str:
 def fig4(cfg: dict, results: list[dict], out: Path) -> None:
     """Figure 4: accuracy per task for alignment on each single domain vs all domains."""
     plt = _pyplot()
-    labels = {(m, s): label for m, s, label in cfg["rows"]}
     tasks = cfg["tasks"]
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tasks), 4.2))
     width = 0.8 / len(cfg["rows"])

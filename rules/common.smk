@@ -18,6 +18,7 @@ except HarnessError as e:
 PROFILE = C["profile"]
 R = f"results/{PROFILE}"
 L = f"logs/{PROFILE}"
+B = f"benchmarks/{PROFILE}"  # Snakemake's per-job timings (`python -m harness timings` sums them)
 PY = sys.executable  # the interpreter running Snakemake, so jobs see the same environment
 STUDENT = R + "/students/{method}/{source}/{shape}/seed{seed}"
 
@@ -50,6 +51,12 @@ def job_resources(rule):
     profile's `resources.<rule>` over `resources.default`; the renderers share `report`."""
     table = C.get("resources", {})
     return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
+
+
+def benchmark_of(rule, log):
+    """The job's Snakemake benchmark file (wall seconds, CPU seconds, peak memory): under the
+    rule's name, then its log's path (`python -m harness timings` groups by rule)."""
+    return f"{B}/{rule}" + log[len(L):].removesuffix(".log") + ".tsv"
 
 
 def harness(stage, *args, then=()):

@@ -6,6 +6,8 @@ rule world:
         directory(WORLD),
     log:
         L + "/data/world.log",
+    benchmark:
+        benchmark_of("world", L + "/data/world.log"),
     params:
         cfg=as_json(world=C.get("world"), tasks=[t for t, v in C["tasks"].items() if v["kind"] == "generated"]),
     threads: 1
@@ -20,6 +22,8 @@ rule corpus:
         directory(R + "/data/corpus"),
     log:
         L + "/data/corpus.log",
+    benchmark:
+        benchmark_of("corpus", L + "/data/corpus.log"),
     params:
         cfg=as_json(corpus=C["corpus"]),
     threads: 1
@@ -36,6 +40,8 @@ rule tokenizer:
         directory(TOKENIZER),
     log:
         L + "/data/tokenizer.log",
+    benchmark:
+        benchmark_of("tokenizer", L + "/data/tokenizer.log"),
     params:
         cfg=as_json(tokenizer=C["tokenizer"]),
         corpus=corpus_file(),
@@ -54,6 +60,8 @@ rule tokens:
         TOKENS,
     log:
         L + "/data/tokens.log",
+    benchmark:
+        benchmark_of("tokens", L + "/data/tokens.log"),
     params:
         cfg=as_json(),
         corpus=corpus_file(),
@@ -69,6 +77,8 @@ rule export_task:
         directory(R + "/data/tasks/{task}"),
     log:
         L + "/data/tasks/{task}.log",
+    benchmark:
+        benchmark_of("export_task", L + "/data/tasks/{task}.log"),
     params:
         cfg=export_task_cfg,
     threads: 1
@@ -84,6 +94,8 @@ if GEN_TASKS:
             directory(R + "/data/instructions/{task}"),
         log:
             L + "/data/instructions/{task}.log",
+        benchmark:
+            benchmark_of("instruction_task", L + "/data/instructions/{task}.log"),
         params:
             cfg=instruction_task_cfg,
         wildcard_constraints:

@@ -50,6 +50,8 @@ if sft_groups() is None:  # one job per task fine-tunes: evaluation is a job of 
             **EVAL_OUTPUTS,
         log:
             L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval.log",
+        benchmark:
+            benchmark_of("eval", L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval.log"),
         params:
             cfg=eval_cfg,
             scored=_task_paths,
@@ -68,6 +70,9 @@ if sft_groups() is None:  # one job per task fine-tunes: evaluation is a job of 
                 **EVAL_GENERATION_OUTPUTS,
             log:
                 L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval_generation.log",
+            benchmark:
+                benchmark_of("eval_generation",
+                             L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/eval_generation.log"),
             params:
                 cfg=eval_generation_cfg,
                 scored=[task_data(t) for t in GEN_TASKS],

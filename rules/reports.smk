@@ -17,9 +17,11 @@ rule table1:
         eval_files(rows(C), SHAPES, BUDGET, MC_TASKS, stage="paraphrase") if PARAPHRASE else [],
         [R + f"/sources-eval/{s}/{v}/{t}.json" for s in T1_SOURCES for v in ("base", "sft") for t in MC_TASKS],
     output:
-        "reports/table1.md",
+        report("reports/table1.md", category="Tables"),
     log:
         L + "/reports/table1.log",
+    benchmark:
+        benchmark_of("table1", L + "/reports/table1.log"),
     params:
         cfg=as_json(**json.loads(report_cfg(rows(C), SHAPES, BUDGET)),
                     sources=[[s, C["sources"][s].get("label", s)] for s in T1_SOURCES]),
@@ -34,9 +36,11 @@ rule table3:
     input:
         eval_files(rows(C), SHAPES, BUDGET, GEN_TASKS),
     output:
-        "reports/table3.md",
+        report("reports/table3.md", category="Tables"),
     log:
         L + "/reports/table3.log",
+    benchmark:
+        benchmark_of("table3", L + "/reports/table3.log"),
     params:
         cfg=report_cfg(rows(C), SHAPES, BUDGET, tasks="generation_tasks"),
     threads: 1
@@ -67,9 +71,11 @@ rule table4:
     input:
         _ablation_inputs("table4"),
     output:
-        "reports/table4.md",
+        report("reports/table4.md", category="Tables"),
     log:
         L + "/reports/table4.log",
+    benchmark:
+        benchmark_of("table4", L + "/reports/table4.log"),
     params:
         cfg=_ablation_cfg("table4"),
     threads: 1
@@ -83,9 +89,11 @@ rule table5:
     input:
         _ablation_inputs("table5"),
     output:
-        "reports/table5.md",
+        report("reports/table5.md", category="Tables"),
     log:
         L + "/reports/table5.log",
+    benchmark:
+        benchmark_of("table5", L + "/reports/table5.log"),
     params:
         cfg=_ablation_cfg("table5"),
     threads: 1
@@ -99,9 +107,11 @@ rule fig4:
     input:
         _ablation_inputs("fig4", paired=False),
     output:
-        "reports/fig4.png",
+        report("reports/fig4.png", category="Figures"),
     log:
         L + "/reports/fig4.log",
+    benchmark:
+        benchmark_of("fig4", L + "/reports/fig4.log"),
     params:
         cfg=_ablation_cfg("fig4", paired=False),
     threads: 1
@@ -123,9 +133,11 @@ if GEN_TASKS and "table2" in C:
                      for t in GEN_TASKS],
             students=eval_files(T2_ROWS, [T2["shape"]], T2["budget"], GEN_TASKS),
         output:
-            "reports/table2.md",
+            report("reports/table2.md", category="Tables"),
         log:
             L + "/reports/table2.log",
+        benchmark:
+            benchmark_of("table2", L + "/reports/table2.log"),
         params:
             cfg=as_json(**json.loads(report_cfg(T2_ROWS, [T2["shape"]], T2["budget"], tasks="generation_tasks")),
                         sources=[[s, C["sources"][s].get("label", s)] for s in T2["sources"]]),
@@ -143,9 +155,11 @@ if GEN_TASKS and "figures" in C:
         input:
             [f for b in C["budgets"] for f in eval_files(FIG_ROWS, [FIG["shape"]], b, GEN_TASKS)],
         output:
-            "reports/fig2.png",
+            report("reports/fig2.png", category="Figures"),
         log:
             L + "/reports/fig2.log",
+        benchmark:
+            benchmark_of("fig2", L + "/reports/fig2.log"),
         params:
             cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
                         budgets=[[b, spec["tokens"], spec.get("paper")] for b, spec in C["budgets"].items()]),
@@ -164,9 +178,11 @@ if GEN_TASKS and "figures" in C:
             [R + f"/students/{m}/{s}/{FIG['shape']}/seed{seed}/{BUDGET}/sft/{sft_task(FIG['curve_task'])}"
              for m, s, _ in FIG_ROWS for seed in C["seeds"]],
         output:
-            "reports/fig3.png",
+            report("reports/fig3.png", category="Figures"),
         log:
             L + "/reports/fig3.log",
+        benchmark:
+            benchmark_of("fig3", L + "/reports/fig3.log"),
         params:
             cfg=as_json(**json.loads(report_cfg(FIG_ROWS, [FIG["shape"]], BUDGET, tasks="generation_tasks")),
                         curves=_curve_logs(), task=FIG["curve_task"], epochs=C["sft_generation"]["epochs"]),
@@ -187,9 +203,11 @@ if "pkt" in C:
             reference=[R + f"/sources-eval/{PKT['reference']}/sft/{t}.json" for t in PKT["tasks"]],
             students=eval_files(pkt_rows(C), [PKT["shape"]], PKT["budget"], PKT["tasks"]),
         output:
-            "reports/table_pkt.md",
+            report("reports/table_pkt.md", category="Tables"),
         log:
             L + "/reports/table_pkt.log",
+        benchmark:
+            benchmark_of("table_pkt", L + "/reports/table_pkt.log"),
         params:
             cfg=as_json(profile=PROFILE, seeds=C["seeds"], budget=PKT["budget"],
                         budget_paper=C["budgets"][PKT["budget"]].get("paper"),
@@ -224,9 +242,11 @@ if "efficiency" in C:
         input:
             sorted({path for *_, path in EFF_RUNS}),
         output:
-            "reports/table_efficiency.md",
+            report("reports/table_efficiency.md", category="Tables"),
         log:
             L + "/reports/table_efficiency.log",
+        benchmark:
+            benchmark_of("table_efficiency", L + "/reports/table_efficiency.log"),
         params:
             cfg=EFF_CFG,
         threads: 1
@@ -239,9 +259,11 @@ if "efficiency" in C:
         input:
             rules.table_efficiency.input,
         output:
-            "reports/fig_efficiency.png",
+            report("reports/fig_efficiency.png", category="Figures"),
         log:
             L + "/reports/fig_efficiency.log",
+        benchmark:
+            benchmark_of("fig_efficiency", L + "/reports/fig_efficiency.log"),
         params:
             cfg=EFF_CFG,
         threads: 1
@@ -272,9 +294,11 @@ if "signal" in C:
                      for t in MC_TASKS]],
             data=[WORLD, *(task_data(t) for t in GEN_TASKS)],
         output:
-            "reports/signal.md",
+            report("reports/signal.md", category="Benchmark signal"),
         log:
             L + "/reports/signal.log",
+        benchmark:
+            benchmark_of("signal", L + "/reports/signal.log"),
         params:
             cfg=as_json(**json.loads(report_cfg(SIG_ROWS, [SIG["shape"]], BUDGET)),
                         shape=[SIG["shape"], C["shapes"][SIG["shape"]]],

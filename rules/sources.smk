@@ -19,6 +19,8 @@ rule source:
         directory(R + "/sources/{source}"),
     log:
         L + "/sources/{source}.log",
+    benchmark:
+        benchmark_of("source", L + "/sources/{source}.log"),
     params:
         cfg=_source_cfg,
         tokenizer=TOKENIZER,
@@ -44,6 +46,8 @@ rule extract:
         directory(R + "/artifacts/{method}/{source}"),
     log:
         L + "/artifacts/{method}/{source}.log",
+    benchmark:
+        benchmark_of("extract", L + "/artifacts/{method}/{source}.log"),
     params:
         cfg=extract_cfg,
         tasks=[task_path(t) for t in MC_TASKS],
@@ -65,6 +69,8 @@ rule source_sft:
         directory(R + "/sources-sft/{source}/{task}"),
     log:
         L + "/sources-sft/{source}/{task}.log",
+    benchmark:
+        benchmark_of("source_sft", L + "/sources-sft/{source}/{task}.log"),
     params:
         cfg=lambda w: as_json(tasks=[sft_slice(None, w.task)]),
         task=task_dir,
@@ -89,6 +95,8 @@ rule source_eval:
         [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in MC_TASKS],
     log:
         L + "/sources-eval/{source}/{variant}-multiple-choice.log",
+    benchmark:
+        benchmark_of("source_eval", L + "/sources-eval/{source}/{variant}-multiple-choice.log"),
     params:
         cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
                               shape_name=w.source, seed=0, tasks=MC_TASKS, eval=C["eval"],
@@ -117,6 +125,8 @@ if GEN_TASKS:
             [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in GEN_TASKS],
         log:
             L + "/sources-eval/{source}/{variant}.log",
+        benchmark:
+            benchmark_of("source_eval_generation", L + "/sources-eval/{source}/{variant}.log"),
         params:
             cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
                                   shape_name=w.source, seed=0, tasks=GEN_TASKS, generation=C["generation"]),

@@ -23,6 +23,8 @@ rule pretrain:
         directory(STUDENT + "/{budget}/pretrain"),
     log:
         L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain.log",
+    benchmark:
+        benchmark_of("pretrain", L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain.log"),
     params:
         cfg=pretrain_cfg,
         source=source_arg,
@@ -73,6 +75,8 @@ def _sft_rule(name, tasks, models, log, evaluation=None):
             **(evaluation[2] if evaluation else {}),
         log:
             log,
+        benchmark:
+            benchmark_of(name, log),
         params:
             cfg=lambda w: sft_cfg(w.method, tasks_of(w)),
             eval_cfg=evaluation[1] if evaluation else "",
@@ -116,6 +120,8 @@ rule init_eval:
         [STUDENT + f"/init-eval/{task}.json" for task in MC_TASKS],
     log:
         L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log",
+    benchmark:
+        benchmark_of("init_eval", L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log"),
     params:
         cfg=untrained_eval_cfg,
         tasks=_task_paths,

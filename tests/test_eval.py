@@ -84,7 +84,7 @@ def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tm
 def test_evaluate_scores_the_paraphrase_split_and_a_source_directory(world_dir, tokenizer_dir, tmp_path):
     """The eval stage: fine-tuned students on test and on the held-out phrasing; a source directory
     (manifest) read through its model path, its records marked with the config's `stage`."""
-    from harness import stages
+    from harness import eval_stages
 
     tok = load_tokenizer(tokenizer_dir)
     config = student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 256,
@@ -97,7 +97,7 @@ def test_evaluate_scores_the_paraphrase_split_and_a_source_directory(world_dir, 
     task_dir = world_dir / "tasks" / "piqa"
     cfg = {"tasks": ["piqa"], "eval": {"batch_size": 4}, "method": "source", "source": "s", "stage": "zeroshot"}
     outs, para = [tmp_path / "test.json"], [tmp_path / "para.json"]
-    stages.evaluate(cfg, [tmp_path / "src"], [task_dir], outs, paraphrase_outs=para)
+    eval_stages.evaluate(cfg, [tmp_path / "src"], [task_dir], outs, paraphrase_outs=para)
     test, paraphrase = (json.loads(p.read_text()) for p in (outs[0], para[0]))
     assert test["stage"] == "zeroshot" and paraphrase["stage"] == "paraphrase"
     records = Task("piqa", task_dir).records("paraphrase")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.semalign import (SemAlign, capture, centred_gram_loss, cosine_layer_loss, decoder_layers,
+from baselines.semalign import (capture, centred_gram_loss, cosine_layer_loss,
                                 interpolation, layer_attribution, onehot_output_loss, projection,
                                 semantic_bases, student_layer, teacher_layer)
 from harness.data import IGNORE

@@ -2,11 +2,9 @@
 
 import json
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -185,6 +183,22 @@ def test_second_run_has_nothing_to_do(smoke_run):
                      "--configfile", str(REPO / "config/smoke.yaml"))
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@smoke_dag
+def test_one_html_page_holds_every_table_and_figure(smoke_run):
+    """`snakemake --report`: Snakemake's self-contained HTML page of the run (every output marked
+    with `report()`); `python -m harness timings` reads the run's benchmark files."""
+    proc = snakemake(smoke_run, "--report", "results.html", *(f"reports/{r}" for r in SMOKE_REPORTS),
+                     "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = (smoke_run / "results.html").read_text(errors="replace")
+    for name in SMOKE_REPORTS:
+        assert name in page, name
+    proc = subprocess.run([sys.executable, "-m", "harness", "timings", "--profile", "smoke", "--cores", "2",
+                           "--no-startup"], cwd=smoke_run, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| pretrain |" in proc.stdout and "| sft |" in proc.stdout and "Span, first job's start" in proc.stdout
 
 
 @smoke_dag
