@@ -179,7 +179,7 @@ class LaTen:
         from torch.func import functional_call
 
         from harness.tasks import sft_pair
-        from harness.train import OptimConfig, train
+        from harness.train import OptimConfig, TrainSettings, train
 
         o = resolve_options(self.name, DEFAULTS, ctx)
         unknown = sorted(set(o["modules"]) - set(FFN_MODULES + ATTN_MODULES))
@@ -227,7 +227,8 @@ class LaTen:
                                o["max_len"])
         optim = OptimConfig(lr=o["lr"], weight_decay=o["weight_decay"], betas=(0.9, 0.95), warmup=0.1,
                             min_lr_ratio=0.04, grad_clip=0.0)
-        result = train(translator, batches, optim, loss_fn=loss_fn, log_every=1, desc=f"laten align {task.name}")
+        result = train(translator, batches, TrainSettings(optim, log_every=1), loss_fn=loss_fn,
+                       desc=f"laten align {task.name}")
 
         vectors, sel = located(inject)
         with torch.no_grad():

@@ -259,7 +259,7 @@ class SemAlign:
     def _align_before(self, student, batches, o, task_name: str) -> None:
         """`align_steps` steps of the alignment loss alone, only the paired layer(s) trainable; v2
         walks its layers shallow to deep, `align_steps` steps (and one optimiser) per frontier layer."""
-        from harness.train import OptimConfig, train
+        from harness.train import OptimConfig, TrainSettings, train
 
         optim = OptimConfig(lr=o["align_lr"], weight_decay=0.0, warmup=0.0, min_lr_ratio=1.0, grad_clip=1.0)
         groups = [[k] for k in sorted(self._plan.pairs)] if o["version"] == 2 else [sorted(self._plan.pairs)]
@@ -269,9 +269,9 @@ class SemAlign:
             student.requires_grad_(False)
             for k in group:
                 layers[k].requires_grad_(True)
-            train(student, steps, optim, loss_fn=lambda batch, model, group=group: self.alignment_loss(
-                batch, model, group)[1], log_every=1,
-                desc=f"{self.name} align {task_name} layer(s) {[k + 1 for k in group]}")
+            train(student, steps, TrainSettings(optim, log_every=1),
+                  loss_fn=lambda batch, model, group=group: self.alignment_loss(batch, model, group)[1],
+                  desc=f"{self.name} align {task_name} layer(s) {[k + 1 for k in group]}")
         student.requires_grad_(True)
 
     def alignment_loss(self, batch: dict[str, Tensor], student, layers: list[int] | None = None

@@ -24,7 +24,7 @@ from harness.config import load_profile
 from harness.data import PretrainBatches
 from harness.errors import HarnessError
 from harness.models import build_model, param_count, student_config
-from harness.train import OptimConfig, train
+from harness.train import OptimConfig, TrainSettings, train
 
 ROUNDS = 3
 
@@ -65,7 +65,7 @@ def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: 
 
 def _harness_loop(model, batches: PretrainBatches, optim: OptimConfig, steps: int, warmup: int) -> float:
     marks = {}
-    train(model, batches, optim, log_every=1, desc="bench",
+    train(model, batches, TrainSettings(optim, log_every=1), desc="bench",
           on_log=lambda r: marks.setdefault(r["step"], time.perf_counter()))
     return steps * batches.batch_size * batches.seq_len / (marks[warmup + steps] - marks[warmup])
 

@@ -269,18 +269,16 @@ def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int,
     stream's last `sequences` windows, which sources and students alike never train on; with
     `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
     from harness.data import PretrainBatches, heldout_loss, load_tokens
-    from harness.train import OptimConfig, default_loss, train
+    from harness.train import TrainSettings, default_loss, train
 
     heldout = heldout or {}
     batches = PretrainBatches(load_tokens(tokens_file), train_cfg["seq_len"],
                               train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
     every = heldout.get("every_steps", 0) if batches.heldout else 0
     held = batches.heldout_batches() if every else []
-    return train(model.to(compute_device()), batches, OptimConfig.from_dict(train_cfg["optim"]),
-                 loss_fn=loss_fn or default_loss, ckpt_dir=work, micro_batch=train_cfg.get("micro_batch"),
-                 fsdp=train_cfg.get("fsdp", False), compile=train_cfg.get("compile", False),
-                 checkpoint_every=train_cfg.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
-                 log_every=train_cfg.get("log_every", 10), desc=desc, eval_every=every, eval_at_start=bool(every),
+    return train(model.to(compute_device()), batches, TrainSettings.from_section(train_cfg),
+                 loss_fn=loss_fn or default_loss, ckpt_dir=work, log_path=work / "train_log.jsonl",
+                 desc=desc, eval_every=every, eval_at_start=bool(every),
                  eval_fn=(lambda m: {"heldout_loss": heldout_loss(m, held)}) if every else None)
 
 
@@ -382,7 +380,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     from harness.data import SFTBatches, encode_pair
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
-    from harness.train import OptimConfig, default_loss, train
+    from harness.train import TrainSettings, default_loss, train
 
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
@@ -406,13 +404,9 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     eval_every, eval_fn = 0, None
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
-    result = train(model.to(compute_device()), batches, OptimConfig.from_dict(sc["optim"]), ckpt_dir=work,
-                   loss_fn=loss_fn or default_loss,
-                   micro_batch=sc.get("micro_batch"), fsdp=sc.get("fsdp", False),
-                   compile=sc.get("compile", False),
-                   checkpoint_every=sc.get("checkpoint_every", 0), log_path=work / "train_log.jsonl",
-                   log_every=sc.get("log_every", 10), desc=f"sft {task.name}", eval_every=eval_every,
-                   eval_fn=eval_fn)
+    result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
+                   loss_fn=loss_fn or default_loss, log_path=work / "train_log.jsonl", desc=f"sft {task.name}",
+                   eval_every=eval_every, eval_fn=eval_fn)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
                   final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2))

@@ -51,6 +51,26 @@ class OptimConfig:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a run trains, from its config section (`pretrain:`, `sft:`, `source_training:`): the
+    optimiser, and how the step is executed and recorded (the run's own inputs and outputs,
+    its checkpoint folder, log and evaluation, are `train`'s arguments)."""
+
+    optim: OptimConfig
+    micro_batch: int | None = None  # rows per forward; gradients accumulate to the batch
+    fsdp: bool = False  # shard over the processes instead of replicating (DDP)
+    compile: bool | str = False  # torch.compile the loss (True: inductor; a string: another backend)
+    checkpoint_every: int = 0  # steps (0: never)
+    log_every: int = 10
+
+    @classmethod
+    def from_section(cls, section: dict) -> "TrainSettings":
+        return cls(OptimConfig.from_dict(section["optim"]), micro_batch=section.get("micro_batch"),
+                   fsdp=section.get("fsdp", False), compile=section.get("compile", False),
+                   checkpoint_every=section.get("checkpoint_every", 0), log_every=section.get("log_every", 10))
+
+
 def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
     warm = int(cfg.warmup * total)
     if step < warm:
@@ -81,15 +101,14 @@ def _save_state(ckpt_dir: Path, model, opt, sched, step: int, tokens: int) -> No
     os.replace(tmp, ckpt_dir / STATE_FILE)
 
 
-def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
+def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
           loss_fn: Callable[[dict, torch.nn.Module], torch.Tensor] = default_loss,
-          ckpt_dir: Path | None = None, checkpoint_every: int = 0, log_path: Path | None = None,
-          log_every: int = 10, desc: str = "train",
+          ckpt_dir: Path | None = None, log_path: Path | None = None, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
           eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
-          eval_at_start: bool = False,
-          micro_batch: int | None = None, fsdp: bool = False, compile: bool | str = False) -> TrainResult:
-    """Train `model` on `batches.steps` batches; resume from `ckpt_dir` if it holds a state.
+          eval_at_start: bool = False) -> TrainResult:
+    """Train `model` on `batches.steps` batches as `settings` say; resume from `ckpt_dir` if it
+    holds a state.
 
     Checkpoints are written every `checkpoint_every` steps (0: never) and left for the
     caller to delete once the final model is saved. Every `eval_every` steps and after
@@ -106,6 +125,8 @@ def train(model: torch.nn.Module, batches: Batches, optim: OptimConfig, *,
     """
     from harness import distributed
 
+    optim, micro_batch, fsdp, compile = settings.optim, settings.micro_batch, settings.fsdp, settings.compile
+    checkpoint_every, log_every = settings.checkpoint_every, settings.log_every
     main = distributed.is_main()
     if not main:
         log_path, on_log = None, None

@@ -12,7 +12,7 @@ import torch
 from harness import distributed
 from harness.data import PretrainBatches
 from harness.models import build_model, student_config
-from harness.train import OptimConfig, train
+from harness.train import OptimConfig, TrainSettings, train
 
 
 class Killed(Exception):
@@ -38,16 +38,16 @@ def main(out: str, work: str) -> None:
     batches = PretrainBatches(np.arange(10_000, dtype=np.int32) % 97, 16, 4, 16 * 4 * 12, seed=0)
     optim = OptimConfig(lr=1e-2, warmup=0.1)
     reference = model(0)
-    train(reference, batches, optim, fsdp=True)
+    train(reference, batches, TrainSettings(optim, fsdp=True))
     interrupted = model(0)
     try:
-        train(interrupted, batches, optim, fsdp=True, ckpt_dir=Path(work),
-              checkpoint_every=5, loss_fn=killed_at(7))
+        train(interrupted, batches, TrainSettings(optim, fsdp=True, checkpoint_every=5), ckpt_dir=Path(work),
+              loss_fn=killed_at(7))
         raise AssertionError("the run was not killed")
     except Killed:
         pass
     resumed = model(123)  # the checkpoint, not the init, must decide the weights
-    train(resumed, batches, optim, fsdp=True, ckpt_dir=Path(work), checkpoint_every=5)
+    train(resumed, batches, TrainSettings(optim, fsdp=True, checkpoint_every=5), ckpt_dir=Path(work))
     a, b = distributed.full_state_dict(reference), distributed.full_state_dict(resumed)
     if distributed.is_main():
         diff = max((a[k] - b[k]).abs().max().item() for k in a)

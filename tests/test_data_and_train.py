@@ -9,7 +9,7 @@ import torch
 from harness.data import IGNORE, PretrainBatches, SFTBatches, encode_pair
 from harness.errors import HarnessError
 from harness.models import build_model, student_config
-from harness.train import OptimConfig, train
+from harness.train import OptimConfig, TrainSettings, train
 
 TOKENS = np.arange(10_000, dtype=np.int32) % 97
 
@@ -70,7 +70,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     optim = OptimConfig(lr=1e-2, warmup=0.1)
     batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 12, seed=0)
     reference = _tiny_model()
-    train(reference, batches, optim)
+    train(reference, batches, TrainSettings(optim))
 
     class Killed(Exception):
         pass
@@ -81,10 +81,11 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
 
     interrupted = _tiny_model()
     with pytest.raises(Killed):
-        train(interrupted, batches, optim, ckpt_dir=tmp_path, checkpoint_every=5, log_every=1, on_log=kill_at_step_7,
-              log_path=tmp_path / "log.jsonl")
+        train(interrupted, batches, TrainSettings(optim, checkpoint_every=5, log_every=1), ckpt_dir=tmp_path,
+              on_log=kill_at_step_7, log_path=tmp_path / "log.jsonl")
     resumed = _tiny_model(seed=123)  # the checkpoint, not the init, must decide the weights
-    train(resumed, batches, optim, ckpt_dir=tmp_path, checkpoint_every=5, log_every=1, log_path=tmp_path / "log.jsonl")
+    train(resumed, batches, TrainSettings(optim, checkpoint_every=5, log_every=1), ckpt_dir=tmp_path,
+          log_path=tmp_path / "log.jsonl")
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     steps = [int(l.split('"step": ')[1].split(",")[0]) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -94,13 +95,14 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
 def test_nan_loss_stops_with_one_line():
     batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 3, seed=0)
     with pytest.raises(HarnessError, match="loss is nan at step 0"):
-        train(_tiny_model(), batches, OptimConfig(lr=1e-3), loss_fn=lambda b, m: m(**b).loss * float("nan"))
+        train(_tiny_model(), batches, TrainSettings(OptimConfig(lr=1e-3)),
+              loss_fn=lambda b, m: m(**b).loss * float("nan"))
 
 
 def test_training_lowers_the_loss():
     batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 60, seed=0)
     losses = []
-    train(_tiny_model(), batches, OptimConfig(lr=1e-2), log_every=10, on_log=lambda r: losses.append(r["loss"]))
+    train(_tiny_model(), batches, TrainSettings(OptimConfig(lr=1e-2)), on_log=lambda r: losses.append(r["loss"]))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -109,7 +111,7 @@ def test_periodic_evaluation_is_logged_and_leaves_training_unchanged(tmp_path):
     batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 7, seed=0)
     torch.manual_seed(0)
     reference = _tiny_model(dropout=0.5)  # training draws random numbers (dropout masks)
-    train(reference, batches, optim)
+    train(reference, batches, TrainSettings(optim))
 
     seen = []
 
@@ -120,8 +122,8 @@ def test_periodic_evaluation_is_logged_and_leaves_training_unchanged(tmp_path):
 
     torch.manual_seed(0)
     evaluated = _tiny_model(dropout=0.5)
-    train(evaluated, batches, optim, log_path=tmp_path / "log.jsonl", log_every=100, eval_every=3, eval_fn=noisy_eval,
-          eval_at_start=True)
+    train(evaluated, batches, TrainSettings(optim, log_every=100), log_path=tmp_path / "log.jsonl", eval_every=3,
+          eval_fn=noisy_eval, eval_at_start=True)
     for (name, a), b in zip(reference.state_dict().items(), evaluated.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     evals = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"eval"' in l]
@@ -179,3 +181,13 @@ def test_one_sft_process_per_student_writes_what_a_job_per_task_does(tmp_path, t
         assert records[0]["config"] == records[1]["config"] == {"method": "scratch", **s}
     boolq, piqa = (load_file(tmp_path / "one" / t / "model.safetensors") for t in ("boolq", "piqa"))
     assert not all(torch.equal(boolq[k], piqa[k]) for k in boolq)  # each task trained from the start
+
+
+def test_bench_runs_the_harness_loop_and_the_plain_loop(capsys):
+    """`python -m harness bench`: both loops train and are reported against the GEMM bound."""
+    from harness.bench import bench
+
+    report = bench("smoke", "1L-tiny", steps=2, warmup=1)
+    assert report["shape"] == "1L-tiny" and report["matmul_params"] < report["params"]
+    assert 0 < report["harness_tokens_per_s"] and 0 < report["plain_tokens_per_s"]
+    assert "harness / plain" in capsys.readouterr().out
