@@ -74,7 +74,7 @@ class Distillation:
             raise HarnessError("distill needs a teacher: give its row a source (e.g. `source: olmo`)")
         teacher = ctx.source.load(ctx.device)
         check_rows("distill", ctx.source.name, teacher.config.vocab_size, student.config.vocab_size)
-        tok = ctx.extra.get("tokenizer")
+        tok = ctx.tokenizer
         if tok is not None:
             from harness.tokenizer import load_tokenizer
 

@@ -405,8 +405,8 @@ class PruningEEP:
         source = ctx.source.load(ctx.device)
         cands = MoECandidates(source, opts["group_layers"])
         k = opts["experts_kept"]
-        tok = ctx.extra["tokenizer"]()
-        fit_records, dev_records = split_records(ctx.extra["task_records"]("train"), opts["fitness_examples"],
+        tok = ctx.data.source_tokenizer()
+        fit_records, dev_records = split_records(ctx.data.task_records("train"), opts["fitness_examples"],
                                                  opts["dev_examples"], ctx.seed)
         fitness = TaskFitness(source, tok, fit_records, opts["fitness"], opts["score_batch"])
         dev = TaskFitness(source, tok, dev_records, opts["fitness"], opts["score_batch"]) if dev_records else None
@@ -462,8 +462,8 @@ class PruningEEP:
     @staticmethod
     def _calibration(ctx, opts: dict, max_positions: int) -> torch.Tensor:
         """Evenly spaced windows of the pre-training stream: routing weights, QK-norm scale, Taylor."""
-        tokens = np.asarray(ctx.extra["tokens"])
-        seq = min(ctx.extra["seq_len"], max_positions)
+        tokens = np.asarray(ctx.data.tokens)
+        seq = min(ctx.data.seq_len, max_positions)
         n = min(opts["calibration_sequences"], len(tokens) // seq)
         if n == 0:
             raise HarnessError(f"pruning-eep: the token stream ({len(tokens)} tokens) is shorter than one sequence")

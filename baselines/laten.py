@@ -186,7 +186,7 @@ class LaTen:
         if unknown:
             raise HarnessError(f"laten: unknown module {unknown[0]!r}; modules are up, down, v, o")
         source, src_tok = frozen_source(self.name, ctx)
-        tok = ctx.extra["tokenizer"]
+        tok = ctx.tokenizer
         student.to(ctx.device).eval()
         extract, align, inject = splits(task.records("train"), o["extract_examples"], o["align_examples"])
         n_layers = student.config.num_hidden_layers

@@ -222,7 +222,7 @@ class SemAlign:
 
         o = self.options(ctx)
         teacher, teacher_tok = frozen_source(self.name, ctx)
-        tok = ctx.extra["tokenizer"]
+        tok = ctx.tokenizer
         if teacher_tok.get_vocab() != tok.get_vocab():
             raise HarnessError(f"{self.name}: teacher {ctx.source.name!r} tokenises differently from the student; "
                                f"semantic bases are matched token by token")

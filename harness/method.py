@@ -19,11 +19,12 @@ SemAlign adds its alignment loss to fine-tuning through the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # the protocol is importable without torch
+    import numpy as np
     import torch
     from transformers import LlamaConfig, PreTrainedModel
 
@@ -34,17 +35,26 @@ HOOKS = ("extract", "init_student", "pretrain_loss", "adapt", "sft_loss")
 
 
 @dataclass
+class ExtractData:
+    """What an `extract` hook may read, each loaded only when asked for."""
+
+    tokens: "np.ndarray | None"  # the pre-training token stream (its held-out tail cut off)
+    seq_len: int
+    domain_tokens: Callable[[str], "np.ndarray"]  # one corpus domain, tokenised by the source's tokenizer
+    task_batches: Callable[..., Iterator["torch.Tensor"]]  # the tasks' train queries as batches of token ids
+    task_records: Callable[[str], dict[str, list[dict]]]  # split -> {task: records}
+    source_tokenizer: Callable[[], Any]
+
+
+@dataclass
 class Context:
     """What every hook receives besides its own arguments.
 
     `options` are the method's settings: the registry variant's overrides on
     top of `config.method_options[<name>]`. `source` is None for methods run
     without a source (Scratch). `work_dir` is the directory a hook may write
-    into (the artifact directory for `extract`). For `extract`, `extra` holds the
-    data: `tokens` (the pre-training token stream), `seq_len`, `domain_tokens(name)`
-    (one corpus domain, tokenised), `task_batches()` (the tasks' train inputs as
-    batches of token ids), `task_records(split)` ({task: records}) and `tokenizer()`
-    (the source's). For `pretrain_loss`, `adapt` and `sft_loss`, `extra["tokenizer"]` is the student's.
+    into (the artifact directory for `extract`). `data` is set for `extract`;
+    `tokenizer`, the student's, for `pretrain_loss`, `adapt` and `sft_loss`.
     """
 
     options: dict[str, Any]
@@ -52,7 +62,8 @@ class Context:
     device: "torch.device"
     source: "Source | None" = None
     work_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    data: ExtractData | None = None
+    tokenizer: Any = None
 
 
 class Method(Protocol):

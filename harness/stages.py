@@ -18,6 +18,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.devices import compute_device
 from harness.io import atomic_dir, atomic_write_json, reading, write_run_record
+from harness.method import ExtractData  # torch-free, like this module's other top-level imports
 
 
 # ---------------------------------------------------------------- data
@@ -126,10 +127,9 @@ def _method_and_context(cfg: dict, seed: int, source_dir: Path | None):
     return method, Context(options=options, seed=seed, device=compute_device(), source=src)
 
 
-def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path], domains_dir: Path | None) -> dict:
-    """What an `extract` hook may read, loaded lazily: the pre-training token stream, each
-    corpus domain alone (tokenised on demand), the tasks' train inputs as token batches,
-    the tasks' records, and the source's tokenizer."""
+def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path],
+                  domains_dir: Path | None) -> ExtractData:
+    """What an `extract` hook may read (`harness.method.ExtractData`), loaded lazily."""
     import torch
 
     from harness.data import load_tokens
@@ -168,8 +168,8 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
 
         # the students' held-out windows stay unseen by every method, alignment included
         tokens = tokens[:heldout_start(len(tokens), cfg["heldout"]["seq_len"], cfg["heldout"]["sequences"])]
-    return {"tokens": tokens, "seq_len": cfg["seq_len"], "domain_tokens": domain_tokens,
-            "task_batches": task_batches, "task_records": task_records, "tokenizer": tokenizer}
+    return ExtractData(tokens=tokens, seq_len=cfg["seq_len"], domain_tokens=domain_tokens,
+                       task_batches=task_batches, task_records=task_records, source_tokenizer=tokenizer)
 
 
 def extract(cfg: dict, source_dir: Path, out: Path, tokens_file: Path | None = None,
@@ -181,7 +181,7 @@ def extract(cfg: dict, source_dir: Path, out: Path, tokens_file: Path | None = N
     fn = hook(method, "extract")
     with atomic_dir(out) as tmp:
         ctx.work_dir = tmp
-        ctx.extra = _extract_data(cfg, ctx, tokens_file, list(task_dirs), domains_dir)
+        ctx.data = _extract_data(cfg, ctx, tokens_file, list(task_dirs), domains_dir)
         manifest = (fn(ctx) or {}) if fn else {}
         atomic_write_json(tmp / "manifest.json", {"method": cfg["method"], "source": ctx.source.name,
                                                   "extracted": fn is not None, **manifest})
@@ -340,7 +340,7 @@ def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Pat
         raise HarnessError("pretrain: give --init (a saved student) or --tokenizer (build it from --cfg)")
     parameters = sum(p.numel() for p in model.parameters())
     method, ctx = _method_and_context(cfg, seed, source_dir)
-    ctx.extra = {"tokenizer": tok}
+    ctx.tokenizer = tok
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
     work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokenizer": tokenizer_dir, "artifact": artifact,
@@ -388,7 +388,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     loss_fn = None
     if "method" in cfg:
         method, ctx = _method_and_context(cfg, seed, source_dir)
-        ctx.extra = {"tokenizer": tok}
+        ctx.tokenizer = tok
         fn = hook(method, "adapt")
         if fn:
             torch.manual_seed(seed)

@@ -303,13 +303,13 @@ class MASA:
         opts = self.options(ctx)
         source = ctx.source.load(ctx.device)
         torch.manual_seed(ctx.seed)
-        tokens = ctx.extra["tokens"] if opts["domain"] is None else ctx.extra["domain_tokens"](opts["domain"])
-        seq_len = min(ctx.extra["seq_len"], source.config.max_position_embeddings)
+        tokens = ctx.data.tokens if opts["domain"] is None else ctx.data.domain_tokens(opts["domain"])
+        seq_len = min(ctx.data.seq_len, source.config.max_position_embeddings)
         batches = PretrainBatches(np.asarray(tokens), seq_len, opts["align_batch"], opts["align_tokens"], ctx.seed)
 
         choice, freq = None, None
         if routed_only(source):
-            freq = expert_frequencies(source, ctx.extra["task_batches"]())
+            freq = expert_frequencies(source, ctx.data.task_batches())
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}
         weights = ffn_weights(source, choice)

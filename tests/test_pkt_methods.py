@@ -124,7 +124,7 @@ def adapt(name, arch, tmp_path, tokenizer_dir, world_dir, **options):
         before = student(input_ids=ids).logits
     method = load_method(name)
     ctx = Context(options=options, seed=0, device=torch.device("cpu"), source=write_source(tmp_path, arch, tok),
-                  extra={"tokenizer": tok})
+                  tokenizer=tok)
     adapted = method.adapt(student, Task("boolq", world_dir / "tasks" / "boolq"), ctx).eval()
     with torch.no_grad():
         after = adapted(input_ids=ids).logits
@@ -211,7 +211,7 @@ def test_laten_injection_survives_save_and_reload(tmp_path, tokenizer_dir, world
     # the same adaptation in memory: the hook is deterministic given the stage's seed
     torch.manual_seed(0)
     ctx = Context(options=options, seed=0, device=torch.device("cpu"),
-                  source=Source.from_manifest(tmp_path / "olmo"), extra={"tokenizer": tok})
+                  source=Source.from_manifest(tmp_path / "olmo"), tokenizer=tok)
     expected = load_method("laten").adapt(AutoModelForCausalLM.from_pretrained(tmp_path / "pre"),
                                           Task("boolq", world_dir / "tasks" / "boolq"), ctx).eval()
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
@@ -243,6 +243,6 @@ def test_lora_sft_stage_saves_a_plain_merged_model(tmp_path, tokenizer_dir, worl
 def test_a_row_without_source_is_a_one_line_error(name, tokenizer_dir, world_dir):
     tok = load_tokenizer(tokenizer_dir)
     student = build_model(student_config("t", STUDENT, len(tok), 64, special_ids(tok)), 1)
-    ctx = Context(options={}, seed=0, device=torch.device("cpu"), extra={"tokenizer": tok})
+    ctx = Context(options={}, seed=0, device=torch.device("cpu"), tokenizer=tok)
     with pytest.raises(HarnessError, match=f"{name} needs a source"):
         load_method(name).adapt(student, Task("boolq", world_dir / "tasks" / "boolq"), ctx)

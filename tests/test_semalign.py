@@ -138,7 +138,7 @@ def _student(tok, seed=1):
 
 def _ctx(tok, source, **options):
     return Context(options={"align_examples": 8, "max_len": 64, **options}, seed=0, device=torch.device("cpu"),
-                   source=source, extra={"tokenizer": tok})
+                   source=source, tokenizer=tok)
 
 
 def test_attribution_equals_autograd_with_the_teachers_gradients_on(setup):
