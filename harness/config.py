@@ -21,6 +21,8 @@ from harness.errors import HarnessError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_PROFILE = "micro"
 NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
+# the `method` of a source's own evaluation records (zero-shot, and fine-tuned on each task)
+SOURCE_BASE, SOURCE_SFT = "source", "source-sft"
 # Names become path components and command-line words: no separators, no spaces, no shell
 # syntax, no leading dot (so neither `..` nor a hidden file).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -217,6 +219,9 @@ def validate(config: dict[str, Any]) -> None:
         raise HarnessError("config error: heldout: the held-out windows are counted in pretrain.seq_len, so "
                            "source_training.seq_len must equal it (sources must not train on them)")
     if "table2" in config:
+        if config["table2"]["method"] not in known:
+            raise HarnessError("config error: table2.method: " + unknown_name_message(
+                "method", config["table2"]["method"], known))
         for s in config["table2"]["sources"]:
             must_name("table2.sources", "source", s, "sources")
         must_name("table2.shape", "shape", config["table2"]["shape"], "shapes")

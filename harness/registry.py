@@ -186,6 +186,15 @@ def shares_pretraining(name: str) -> bool:
     return not any(implements(name, h) for h in ("extract", "init_student", "pretrain_loss"))
 
 
+def plain_method() -> str:
+    """The registered method that implements no hook and is fine-tuned (Scratch): the student
+    every method that `shares_pretraining` starts its SFT from."""
+    for name, spec in registry_table().items():
+        if spec.finetune and not spec.options and not spec.parts and not method_hooks(name):
+            return name
+    raise HarnessError("the registry has no plain method (one with no hooks): methods that only adapt need it")
+
+
 def load_method(name: str):
     """Instantiate the plugin registered as `name`; its variant options are on `.variant_options`."""
     spec = method_spec(name)

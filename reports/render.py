@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.config import SOURCE_BASE, SOURCE_SFT
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.stats import t_interval
@@ -116,12 +117,12 @@ def _grid_report(cfg: dict, results: list[dict], section: str, title: str, what:
 def sources_table(cfg: dict, results: list[dict]) -> str:
     """Each of `cfg["sources"]` zero-shot and fine-tuned on every task (source evaluations, seed 0)."""
     value = {(r["method"], r["source"], r["task"]): r["value"] for r in results
-             if r["method"] in ("source", "source-sft")}
+             if r["method"] in (SOURCE_BASE, SOURCE_SFT)}
     tasks = [name for name, _ in cfg["tasks"]]
     head = ["Source", *(label for _, label in cfg["tasks"]), "Avg."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for source, label in cfg["sources"]:
-        for method, what in (("source", "zero-shot"), ("source-sft", "after SFT")):
+        for method, what in ((SOURCE_BASE, "zero-shot"), (SOURCE_SFT, "after SFT")):
             vals = [value.get((method, source, t)) for t in tasks]
             avg = f"{statistics.fmean(vals):.2f}" if None not in vals else "–"
             lines.append("| " + " | ".join([f"{label} {what}", *("–" if v is None else f"{v:.2f}" for v in vals),
@@ -208,8 +209,8 @@ def table2(cfg: dict, results: list[dict]) -> str:
     head = ["Model", *(label for _, label in cfg["tasks"]), "Avg."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for source, label in cfg["sources"]:
-        base = [values("source", source, source, t) for t in tasks]
-        tuned = [values("source-sft", source, source, t) for t in tasks]
+        base = [values(SOURCE_BASE, source, source, t) for t in tasks]
+        tuned = [values(SOURCE_SFT, source, source, t) for t in tasks]
         lines.append(row(label, base, paper.get(label, {})))
         lines.append(row(f"{label}-SFT", tuned, paper.get(f"{label}-SFT", {})))
         for method, src, row_label in cfg["rows"]:

@@ -4,10 +4,10 @@ import json
 import re
 import sys
 
-from harness.config import (NO_SOURCE, ablation_rows, pkt_extra_reference_rows, pkt_reference_row, pkt_rows,
+from harness.config import (NO_SOURCE, SOURCE_BASE, SOURCE_SFT, ablation_rows, pkt_extra_reference_rows, pkt_reference_row, pkt_rows,
                             reference_row, resolve, rows, signal_controls)
 from harness.errors import HarnessError
-from harness.registry import implements, method_options, method_spec, shares_pretraining
+from harness.registry import implements, method_options, method_spec, plain_method, shares_pretraining
 from harness.workflow import stage_command
 
 try:

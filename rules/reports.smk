@@ -125,7 +125,7 @@ rule fig4:
 # config's `table2:` and `figures:` sections.
 if GEN_TASKS and "table2" in C:
     T2 = C["table2"]
-    T2_ROWS = [r for r in rows(C) if r[0] == "masa" and r[1] in T2["sources"]]
+    T2_ROWS = [r for r in rows(C) if r[0] == T2["method"] and r[1] in T2["sources"]]
 
     rule table2:
         input:

@@ -98,7 +98,7 @@ rule source_eval:
     benchmark:
         benchmark_of("source_eval", L + "/sources-eval/{source}/{variant}-multiple-choice.log"),
     params:
-        cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
+        cfg=lambda w: as_json(method=SOURCE_BASE if w.variant == "base" else SOURCE_SFT, source=w.source,
                               shape_name=w.source, seed=0, tasks=MC_TASKS, eval=C["eval"],
                               stage="zeroshot" if w.variant == "base" else "sft"),
         tasks=[task_path(t) for t in MC_TASKS],
@@ -128,7 +128,7 @@ if GEN_TASKS:
         benchmark:
             benchmark_of("source_eval_generation", L + "/sources-eval/{source}/{variant}.log"),
         params:
-            cfg=lambda w: as_json(method="source" if w.variant == "base" else "source-sft", source=w.source,
+            cfg=lambda w: as_json(method=SOURCE_BASE if w.variant == "base" else SOURCE_SFT, source=w.source,
                                   shape_name=w.source, seed=0, tasks=GEN_TASKS, generation=C["generation"]),
         wildcard_constraints:
             variant="base|sft",

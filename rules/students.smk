@@ -38,10 +38,11 @@ rule pretrain:
 
 
 def pretrained_path(method, source, shape, seed, budget):
-    """The checkpoint SFT starts from: the method's own, or Scratch's when the method leaves
-    initialisation and pre-training alone (it only adapts; see registry.shares_pretraining)."""
+    """The checkpoint SFT starts from: the method's own, or the plain student's (Scratch's) when
+    the method leaves initialisation and pre-training alone (it only adapts; see
+    registry.shares_pretraining)."""
     if shares_pretraining(method):
-        method, source = "scratch", NO_SOURCE
+        method, source = plain_method(), NO_SOURCE
     return STUDENT.format(method=method, source=source, shape=shape, seed=seed) + f"/{budget}/pretrain"
 
 
