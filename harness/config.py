@@ -17,12 +17,10 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.grid import NO_SOURCE, pkt_rows, row_label, rows
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_PROFILE = "micro"
-NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
-# the `method` of a source's own evaluation records (zero-shot, and fine-tuned on each task)
-SOURCE_BASE, SOURCE_SFT = "source", "source-sft"
 # Names become path components and command-line words: no separators, no spaces, no shell
 # syntax, no leading dot (so neither `..` nor a hidden file).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -333,63 +331,6 @@ def _check_task_keys(where: str, spec: dict, reads: set[str]) -> None:
     ignored = sorted((set(spec) & TASK_KEYS) - reads)
     if ignored:
         raise HarnessError(f"config error: {where}: kind {spec['kind']!r} does not read {', '.join(ignored)}")
-
-
-def row_label(config: dict, row: dict) -> str:
-    """The table label of a `methods` row: its `label`, else `name` or `name-<source label>`."""
-    if "label" in row:
-        return row["label"]
-    src = row.get("source")
-    return row["name"] if src is None else f"{row['name']}-{config['sources'][src].get('label', src)}"
-
-
-def rows(config: dict) -> list[tuple[str, str, str]]:
-    """(method, source wildcard, label) of every table row, in config order."""
-    return [(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
-
-
-def _compare_to(table_rows: list[tuple[str, str, str]], label: str | None) -> tuple[str, str, str]:
-    return next(r for r in table_rows if label is None or r[2] == label)
-
-
-def reference_row(config: dict) -> tuple[str, str, str]:
-    """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
-    return _compare_to(rows(config), config.get("compare_to"))
-
-
-def pkt_reference_row(config: dict) -> tuple[str, str, str]:
-    """The PKT table's: `pkt.compare_to`, else its first row."""
-    return _compare_to(pkt_rows(config), config["pkt"].get("compare_to"))
-
-
-def pkt_extra_reference_rows(config: dict) -> list[tuple[str, str, str]]:
-    """The PKT table's further references (`pkt.also_compare_to`): a paired block each."""
-    return [_compare_to(pkt_rows(config), label) for label in config["pkt"].get("also_compare_to", [])]
-
-
-def ablation_rows(config: dict, report: str) -> list[tuple[str, str, str]]:
-    """(method, source, label) rows of an ablation report (Tables 4, 5, Figure 4)."""
-    from harness.registry import method_label
-
-    ab = config["ablation"]
-    return [(v, ab["source"], method_label(v)) if isinstance(v, str) else (v["name"], ab["source"], v["label"])
-            for v in ab[report]]
-
-
-def signal_controls(config: dict) -> dict[str, tuple[str, str, str]]:
-    """{role: (method, source, label)} of the signal report's control rows."""
-    from harness.registry import method_label
-
-    return {role: (r["name"], r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
-            for role, r in config["signal"]["controls"].items()}
-
-
-def pkt_rows(config: dict) -> list[tuple[str, str, str]]:
-    """(method, source, label) rows of the parametric-knowledge-transfer table."""
-    from harness.registry import method_label
-
-    return [(r["name"], r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
-            for r in config.get("pkt", {}).get("rows", [])]
 
 
 def describe(config: dict) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.config import SOURCE_BASE, SOURCE_SFT
+from harness.grid import SOURCE_BASE, SOURCE_SFT
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.stats import t_interval

@@ -3,16 +3,16 @@
 
 rule world:
     output:
-        directory(WORLD),
+        directory(G.WORLD),
     log:
         L + "/data/world.log",
     benchmark:
-        benchmark_of("world", L + "/data/world.log"),
+        G.benchmark_of("world", L + "/data/world.log"),
     params:
         cfg=as_json(world=C.get("world"), tasks=[t for t, v in C["tasks"].items() if v["kind"] == "generated"]),
     threads: 1
     resources:
-        **job_resources("world"),
+        **G.job_resources("world"),
     shell:
         harness("world", "--out {output}")
 
@@ -23,51 +23,51 @@ rule corpus:
     log:
         L + "/data/corpus.log",
     benchmark:
-        benchmark_of("corpus", L + "/data/corpus.log"),
+        G.benchmark_of("corpus", L + "/data/corpus.log"),
     params:
         cfg=as_json(corpus=C["corpus"]),
     threads: 1
     resources:
-        **job_resources("corpus"),
+        **G.job_resources("corpus"),
     shell:
         harness("corpus", "--out {output}")
 
 
 rule tokenizer:
     input:
-        corpus=corpus_input() if "vocab_size" in C["tokenizer"] else [],
+        corpus=G.corpus_input() if "vocab_size" in C["tokenizer"] else [],
     output:
-        directory(TOKENIZER),
+        directory(G.TOKENIZER),
     log:
         L + "/data/tokenizer.log",
     benchmark:
-        benchmark_of("tokenizer", L + "/data/tokenizer.log"),
+        G.benchmark_of("tokenizer", L + "/data/tokenizer.log"),
     params:
         cfg=as_json(tokenizer=C["tokenizer"]),
-        corpus=corpus_file(),
+        corpus=G.corpus_file(),
     threads: 1
     resources:
-        **job_resources("tokenizer"),
+        **G.job_resources("tokenizer"),
     shell:
         harness("tokenizer", "--corpus {params.corpus} --out {output}")
 
 
 rule tokens:
     input:
-        corpus=corpus_input(),
-        tokenizer=TOKENIZER,
+        corpus=G.corpus_input(),
+        tokenizer=G.TOKENIZER,
     output:
-        TOKENS,
+        G.TOKENS,
     log:
         L + "/data/tokens.log",
     benchmark:
-        benchmark_of("tokens", L + "/data/tokens.log"),
+        G.benchmark_of("tokens", L + "/data/tokens.log"),
     params:
         cfg=as_json(),
-        corpus=corpus_file(),
+        corpus=G.corpus_file(),
     threads: 1
     resources:
-        **job_resources("tokens"),
+        **G.job_resources("tokens"),
     shell:
         harness("tokens", "--corpus {params.corpus} --tokenizer {input.tokenizer} --out {output}")
 
@@ -78,12 +78,12 @@ rule export_task:
     log:
         L + "/data/tasks/{task}.log",
     benchmark:
-        benchmark_of("export_task", L + "/data/tasks/{task}.log"),
+        G.benchmark_of("export_task", L + "/data/tasks/{task}.log"),
     params:
-        cfg=export_task_cfg,
+        cfg=lambda w: G.export_task_cfg(w.task),
     threads: 1
     resources:
-        **job_resources("export_task"),
+        **G.job_resources("export_task"),
     shell:
         harness("export-task", "--out {output}")
 
@@ -95,13 +95,13 @@ if GEN_TASKS:
         log:
             L + "/data/instructions/{task}.log",
         benchmark:
-            benchmark_of("instruction_task", L + "/data/instructions/{task}.log"),
+            G.benchmark_of("instruction_task", L + "/data/instructions/{task}.log"),
         params:
-            cfg=instruction_task_cfg,
+            cfg=lambda w: G.instruction_task_cfg(w.task),
         wildcard_constraints:
             task=_alternatives(GEN_TASKS),
         threads: 1
         resources:
-            **job_resources("instruction_task"),
+            **G.job_resources("instruction_task"),
         shell:
             harness("instruction-task", "--out {output}")

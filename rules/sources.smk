@@ -3,13 +3,7 @@
 
 def _source_build_inputs(wildcards):
     """A source pre-trained here needs the token stream; a checkpoint pointer needs nothing."""
-    return {} if "model_path" in C["sources"][wildcards.source] else {"tokenizer": TOKENIZER, "tokens": TOKENS}
-
-
-def _source_cfg(wildcards):
-    return as_json(source=C["sources"][wildcards.source], seed=C["source_training"].get("seed", 0),
-                   training=C["source_training"], heldout=heldout_cfg(),
-                   world_passes=C["world"]["repeats"] if "world" in C else None)
+    return {} if "model_path" in C["sources"][wildcards.source] else {"tokenizer": G.TOKENIZER, "tokens": G.TOKENS}
 
 
 rule source:
@@ -20,14 +14,14 @@ rule source:
     log:
         L + "/sources/{source}.log",
     benchmark:
-        benchmark_of("source", L + "/sources/{source}.log"),
+        G.benchmark_of("source", L + "/sources/{source}.log"),
     params:
-        cfg=_source_cfg,
-        tokenizer=TOKENIZER,
-        tokens=TOKENS,
+        cfg=lambda w: G.source_cfg(w.source),
+        tokenizer=G.TOKENIZER,
+        tokens=G.TOKENS,
     threads: 1
     resources:
-        **job_resources("source"),
+        **G.job_resources("source"),
     shell:
         harness("source", "--name {wildcards.source} --tokenizer {params.tokenizer} --tokens {params.tokens}",
                 "--out {output}")
@@ -35,8 +29,8 @@ rule source:
 
 def _extract_inputs(wildcards):
     """The source, the pre-training token stream, and the data of every task (expert counting)."""
-    return {"source": R + f"/sources/{wildcards.source}", "tokens": TOKENS,
-            "tasks": sorted({task_data(t) for t in MC_TASKS})}
+    return {"source": G.source_dir(wildcards.source), "tokens": G.TOKENS,
+            "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
 
 
 rule extract:
@@ -47,14 +41,14 @@ rule extract:
     log:
         L + "/artifacts/{method}/{source}.log",
     benchmark:
-        benchmark_of("extract", L + "/artifacts/{method}/{source}.log"),
+        G.benchmark_of("extract", L + "/artifacts/{method}/{source}.log"),
     params:
-        cfg=extract_cfg,
-        tasks=[task_path(t) for t in MC_TASKS],
-        domains=WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
+        cfg=lambda w: G.extract_cfg(w.method),
+        tasks=[G.task_path(t) for t in MC_TASKS],
+        domains=G.WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
     threads: C.get("threads", 1)
     resources:
-        **job_resources("extract"),
+        **G.job_resources("extract"),
     shell:
         harness("extract", "--source {input.source} --tokens {input.tokens} --tasks {params.tasks}",
                 "--domains {params.domains} --out {output}")
@@ -64,19 +58,19 @@ rule extract:
 rule source_sft:
     input:
         source=R + "/sources/{source}",
-        task=task_input,
+        task=lambda w: G.task_data(w.task),
     output:
         directory(R + "/sources-sft/{source}/{task}"),
     log:
         L + "/sources-sft/{source}/{task}.log",
     benchmark:
-        benchmark_of("source_sft", L + "/sources-sft/{source}/{task}.log"),
+        G.benchmark_of("source_sft", L + "/sources-sft/{source}/{task}.log"),
     params:
-        cfg=lambda w: as_json(tasks=[sft_slice(None, w.task)]),
-        task=task_dir,
+        cfg=lambda w: G.source_sft_cfg(w.task),
+        task=lambda w: G.task_path(w.task),
     threads: C.get("threads", 1)
     resources:
-        **job_resources("source_sft"),
+        **G.job_resources("source_sft"),
     shell:
         harness("sft", "--pretrained {input.source} --task {params.task} --seed 0 --out {output}")
 
@@ -84,7 +78,7 @@ rule source_sft:
 def _source_eval_mc_inputs(wildcards):
     models = ([R + f"/sources/{wildcards.source}"] * len(MC_TASKS) if wildcards.variant == "base"
               else [R + f"/sources-sft/{wildcards.source}/{t}" for t in MC_TASKS])
-    return {"models": models, "tasks": sorted({task_data(t) for t in MC_TASKS})}
+    return {"models": models, "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
 
 
 # base: the source itself, zero-shot (the signal report's A2); sft: fine-tuned on each task
@@ -96,17 +90,15 @@ rule source_eval:
     log:
         L + "/sources-eval/{source}/{variant}-multiple-choice.log",
     benchmark:
-        benchmark_of("source_eval", L + "/sources-eval/{source}/{variant}-multiple-choice.log"),
+        G.benchmark_of("source_eval", L + "/sources-eval/{source}/{variant}-multiple-choice.log"),
     params:
-        cfg=lambda w: as_json(method=SOURCE_BASE if w.variant == "base" else SOURCE_SFT, source=w.source,
-                              shape_name=w.source, seed=0, tasks=MC_TASKS, eval=C["eval"],
-                              stage="zeroshot" if w.variant == "base" else "sft"),
-        tasks=[task_path(t) for t in MC_TASKS],
+        cfg=lambda w: G.source_eval_cfg(w.source, w.variant),
+        tasks=[G.task_path(t) for t in MC_TASKS],
     wildcard_constraints:
         variant="base|sft",
     threads: 1
     resources:
-        **job_resources("source_eval"),
+        **G.job_resources("source_eval"),
     shell:
         harness("eval", "--models {input.models} --tasks {params.tasks} --outs {output}")
 
@@ -114,8 +106,8 @@ rule source_eval:
 if GEN_TASKS:
     def _source_eval_inputs(wildcards):
         base = [R + f"/sources/{wildcards.source}"] * len(GEN_TASKS)
-        sft = [R + f"/sources-sft/{wildcards.source}/{sft_task(t)}" for t in GEN_TASKS]
-        return {"models": base if wildcards.variant == "base" else sft, "tasks": [task_data(t) for t in GEN_TASKS]}
+        sft = [R + f"/sources-sft/{wildcards.source}/{G.sft_task(t)}" for t in GEN_TASKS]
+        return {"models": base if wildcards.variant == "base" else sft, "tasks": [G.task_data(t) for t in GEN_TASKS]}
 
 
     rule source_eval_generation:
@@ -126,14 +118,13 @@ if GEN_TASKS:
         log:
             L + "/sources-eval/{source}/{variant}.log",
         benchmark:
-            benchmark_of("source_eval_generation", L + "/sources-eval/{source}/{variant}.log"),
+            G.benchmark_of("source_eval_generation", L + "/sources-eval/{source}/{variant}.log"),
         params:
-            cfg=lambda w: as_json(method=SOURCE_BASE if w.variant == "base" else SOURCE_SFT, source=w.source,
-                                  shape_name=w.source, seed=0, tasks=GEN_TASKS, generation=C["generation"]),
+            cfg=lambda w: G.source_eval_cfg(w.source, w.variant, generation=True),
         wildcard_constraints:
             variant="base|sft",
         threads: C.get("threads", 1)
         resources:
-            **job_resources("source_eval_generation"),
+            **G.job_resources("source_eval_generation"),
         shell:
             harness("eval-generation", "--models {input.models} --tasks {input.tasks} --outs {output}")

@@ -3,56 +3,29 @@
 # {source} is `none` for methods without one.
 
 
-def _init_inputs(wildcards):
-    """What building a student reads: the tokenizer, the source, and the artifact of a method
-    that extracts from it (once per source; every shape starts from it)."""
-    inputs = {"tokenizer": TOKENIZER, **source_input(wildcards)}
-    if wildcards.source != NO_SOURCE and implements(wildcards.method, "extract"):
-        inputs["artifact"] = R + f"/artifacts/{wildcards.method}/{wildcards.source}"
-    return inputs
-
-
-def _artifact_arg(wildcards, input):
-    return input.get("artifact", "none")
-
-
 rule pretrain:
     input:
-        unpack(lambda w: {**_init_inputs(w), "tokens": TOKENS}),
+        unpack(lambda w: {**G.init_inputs(w.method, w.source), "tokens": G.TOKENS}),
     output:
         directory(STUDENT + "/{budget}/pretrain"),
     log:
-        L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain.log",
+        STUDENT_LOG + "/{budget}/pretrain.log",
     benchmark:
-        benchmark_of("pretrain", L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/pretrain.log"),
+        G.benchmark_of("pretrain", STUDENT_LOG + "/{budget}/pretrain.log"),
     params:
-        cfg=pretrain_cfg,
+        cfg=lambda w: G.pretrain_cfg(w.method, w.shape, w.budget),
         source=source_arg,
-        artifact=_artifact_arg,
+        artifact=artifact_arg,
     threads: C.get("threads", 1)
     resources:
-        **job_resources("pretrain"),
+        **G.job_resources("pretrain"),
     shell:
         harness("pretrain", "--tokenizer {input.tokenizer} --artifact {params.artifact} --tokens {input.tokens}",
                 "--seed {wildcards.seed} --source {params.source} --out {output}")
 
 
-def pretrained_path(method, source, shape, seed, budget):
-    """The checkpoint SFT starts from: the method's own, or the plain student's (Scratch's) when
-    the method leaves initialisation and pre-training alone (it only adapts; see
-    registry.shares_pretraining)."""
-    if shares_pretraining(method):
-        method, source = plain_method(), NO_SOURCE
-    return STUDENT.format(method=method, source=source, shape=shape, seed=seed) + f"/{budget}/pretrain"
-
-
-def _pretrained(wildcards):
-    return pretrained_path(wildcards.method, wildcards.source, wildcards.shape, wildcards.seed, wildcards.budget)
-
-
-def _sft_inputs(wildcards, tasks):
-    return {"pretrained": _pretrained(wildcards), "tasks": sorted({task_data(t) for t in tasks}),
-            **source_input(wildcards)}
+def _sft_inputs(w, tasks):
+    return {"pretrained": pretrained(w), "tasks": sorted({G.task_data(t) for t in tasks}), **source_input(w)}
 
 
 SFT_COMMAND = ("--pretrained {input.pretrained} --task {params.task} --seed {wildcards.seed} --source {params.source}",
@@ -77,30 +50,30 @@ def _sft_rule(name, tasks, models, log, evaluation=None):
         log:
             log,
         benchmark:
-            benchmark_of(name, log),
+            G.benchmark_of(name, log),
         params:
-            cfg=lambda w: sft_cfg(w.method, tasks_of(w)),
+            cfg=lambda w: G.sft_cfg(w.method, tasks_of(w)),
             eval_cfg=evaluation[1] if evaluation else "",
             source=source_arg,
-            task=lambda w: [task_path(t) for t in tasks_of(w)],
-            scored=[task_path(t) for t in scored],
+            task=lambda w: [G.task_path(t) for t in tasks_of(w)],
+            scored=[G.task_path(t) for t in scored],
             scored_models=evaluation[4] if evaluation else [],
         threads: C.get("threads", 1)
         resources:
-            **job_resources("sft"),
+            **G.job_resources("sft"),
         shell:
             harness("sft", *SFT_COMMAND, then=[evaluation[0]] if evaluation else ())
 
 
-SFT_GROUPS = sft_groups()
+SFT_GROUPS = G.sft_groups()
 if SFT_GROUPS is None:
     _sft_rule("sft", lambda w: [w.task], directory(STUDENT + "/{budget}/sft/{task}"),
-              L + "/students/{method}/{source}/{shape}/seed{seed}/{budget}/sft/{task}.log")
+              STUDENT_LOG + "/{budget}/sft/{task}.log")
 else:
     # a student's fine-tuning and its evaluation in one process: on micro each takes about a
     # second, and each process would start in about five
     for _kind, _tasks in SFT_GROUPS.items():
-        _student_log = L + f"/students/{{method}}/{{source}}/{{shape}}/seed{{seed}}/{{budget}}/sft/{_kind}.log"
+        _student_log = STUDENT_LOG + f"/{{budget}}/sft/{_kind}.log"
         _models = [directory(STUDENT + f"/{{budget}}/sft/{t}") for t in _tasks]
         if _kind == "multiple_choice":
             _sft_rule("sft", _tasks, _models, _student_log,
@@ -116,21 +89,21 @@ else:
 # report's floor (A1: an untrained model must score chance).
 rule init_eval:
     input:
-        unpack(lambda w: {**_init_inputs(w), "tasks": sorted({task_data(t) for t in MC_TASKS})}),
+        unpack(lambda w: {**G.init_inputs(w.method, w.source), "tasks": sorted({G.task_data(t) for t in MC_TASKS})}),
     output:
         [STUDENT + f"/init-eval/{task}.json" for task in MC_TASKS],
     log:
-        L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log",
+        STUDENT_LOG + "/init-eval.log",
     benchmark:
-        benchmark_of("init_eval", L + "/students/{method}/{source}/{shape}/seed{seed}/init-eval.log"),
+        G.benchmark_of("init_eval", STUDENT_LOG + "/init-eval.log"),
     params:
-        cfg=untrained_eval_cfg,
-        tasks=_task_paths,
+        cfg=lambda w: G.untrained_eval_cfg(w.method, w.source, w.shape, w.seed),
+        tasks=[G.task_path(t) for t in MC_TASKS],
         source=source_arg,
-        artifact=_artifact_arg,
+        artifact=artifact_arg,
     threads: 1
     resources:
-        **job_resources("eval"),
+        **G.job_resources("eval"),
     shell:
         harness("eval-untrained", "--tokenizer {input.tokenizer} --seed {wildcards.seed} --source {params.source}",
                 "--artifact {params.artifact} --tasks {params.tasks} --outs {output}")

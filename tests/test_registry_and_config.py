@@ -110,7 +110,7 @@ def test_entry_point_methods_are_discovered_and_duplicates_refused(monkeypatch):
 
 
 def test_paired_comparison_and_heldout_sections_are_checked():
-    from harness.config import pkt_reference_row, reference_row
+    from harness.grid import pkt_reference_row, reference_row
 
     base = load_profile("micro")
     assert reference_row(base) == ("scratch", "none", "Scratch")
@@ -132,7 +132,7 @@ def test_paired_comparison_and_heldout_sections_are_checked():
 
 
 def test_twin_source_budget_in_passes_and_signal_section_are_checked():
-    from harness.config import signal_controls
+    from harness.grid import signal_controls
 
     base = load_profile("micro")
     twin = base["sources"]["twin"]

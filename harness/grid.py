@@ -1,0 +1,310 @@
+"""The experiment grid as plain Python: the table rows, every path the workflow writes, each
+stage's config slice and which jobs share work.
+
+`rules/*.smk` declare rules over one `Grid` built from the resolved config; what they compute
+is computed here, unit-tested without Snakemake (tests/test_grid.py). Config slices are JSON
+strings with sorted keys: Snakemake reruns a job when its slice changes, and only then.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
+# the `method` of a source's own evaluation records (zero-shot, and fine-tuned on each task)
+SOURCE_BASE, SOURCE_SFT = "source", "source-sft"
+
+REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4",
+                "table_efficiency", "fig_efficiency", "signal")
+
+
+class Row(NamedTuple):
+    """One table row: a method run from a source (`none` without one), under a label."""
+
+    method: str
+    source: str
+    label: str
+
+
+def row_label(config: dict, row: dict) -> str:
+    """The table label of a `methods` row: its `label`, else `name` or `name-<source label>`."""
+    if "label" in row:
+        return row["label"]
+    src = row.get("source")
+    return row["name"] if src is None else f"{row['name']}-{config['sources'][src].get('label', src)}"
+
+
+def rows(config: dict) -> list[Row]:
+    """Every row of the grid tables (`methods:`), in config order."""
+    return [Row(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
+
+
+def _compare_to(table_rows: list[Row], label: str | None) -> Row:
+    return next(r for r in table_rows if label is None or r.label == label)
+
+
+def reference_row(config: dict) -> Row:
+    """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
+    return _compare_to(rows(config), config.get("compare_to"))
+
+
+def _labelled(config_rows: list[dict], source: str | None = None) -> list[Row]:
+    from harness.registry import method_label
+
+    return [Row(r["name"], source or r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
+            for r in config_rows]
+
+
+def pkt_rows(config: dict) -> list[Row]:
+    """The rows of the parametric-knowledge-transfer table."""
+    return _labelled(config.get("pkt", {}).get("rows", []))
+
+
+def pkt_reference_row(config: dict) -> Row:
+    """The PKT table's: `pkt.compare_to`, else its first row."""
+    return _compare_to(pkt_rows(config), config["pkt"].get("compare_to"))
+
+
+def pkt_extra_reference_rows(config: dict) -> list[Row]:
+    """The PKT table's further references (`pkt.also_compare_to`): a paired block each."""
+    return [_compare_to(pkt_rows(config), label) for label in config["pkt"].get("also_compare_to", [])]
+
+
+def ablation_rows(config: dict, report: str) -> list[Row]:
+    """The rows of an ablation report (Tables 4, 5, Figure 4), all from `ablation.source`."""
+    ab = config["ablation"]
+    return _labelled([{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
+
+
+def signal_controls(config: dict) -> dict[str, Row]:
+    """{role: row} of the signal report's controls."""
+    controls = config["signal"]["controls"]
+    return dict(zip(controls, _labelled(list(controls.values()))))
+
+
+def as_json(**slice_: Any) -> str:
+    return json.dumps(slice_, sort_keys=True, separators=(",", ":"))
+
+
+class Grid:
+    """Paths, config slices and shared work of one resolved profile."""
+
+    def __init__(self, config: dict):
+        self.C = config
+        self.profile = config["profile"]
+        self.R = f"results/{self.profile}"
+        self.L = f"logs/{self.profile}"
+        self.B = f"benchmarks/{self.profile}"  # Snakemake's per-job timings (`python -m harness timings`)
+        self.STUDENT = self.R + "/students/{method}/{source}/{shape}/seed{seed}"
+        self.WORLD = self.R + "/data/world"
+        self.TOKENIZER = self.R + "/data/tokenizer"
+        self.TOKENS = self.R + "/data/tokens.npy"
+        self.mc_tasks = list(config["tasks"])
+        self.gen_tasks = list(config.get("generation_tasks", {}))
+        self.rows = rows(config)
+        self.reference = reference_row(config)  # the row every grid table's paired differences are to
+        self.pkt_rows = pkt_rows(config)
+        self.ablations = ({report: ablation_rows(config, report) for report in ("table4", "table5", "fig4")}
+                          if "ablation" in config else {})
+        self.signal_controls = signal_controls(config) if "signal" in config else {}
+        # the micro world's tasks also hold a `paraphrase` split: the test items in held-out words
+        self.paraphrase = bool(self.mc_tasks) and all(config["tasks"][t]["kind"] == "generated"
+                                                      for t in self.mc_tasks)
+
+    # ------------------------------------------------------------ names and scheduling
+
+    def methods(self) -> set[str]:
+        """Every method some table runs (the `{method}` wildcard's values)."""
+        every = [*self.rows, *self.pkt_rows, *(r for rs in self.ablations.values() for r in rs),
+                 *self.signal_controls.values()]
+        return {r.method for r in every}
+
+    def job_resources(self, rule: str) -> dict:
+        """What a rule's jobs ask of the scheduler (Snakemake's `mem_mb`, `runtime` in minutes, and
+        `gpu`, which the SLURM executor plugin turns into a GPU request): the profile's
+        `resources.<rule>` over `resources.default`; the renderers share `report`."""
+        table = self.C.get("resources", {})
+        return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
+
+    def benchmark_of(self, rule: str, log: str) -> str:
+        """The job's Snakemake benchmark file (wall and CPU seconds, peak memory): under the rule's
+        name, then its log's path (`python -m harness timings` groups by rule)."""
+        return f"{self.B}/{rule}" + log[len(self.L):].removesuffix(".log") + ".tsv"
+
+    # ------------------------------------------------------------ paths
+
+    def corpus_input(self) -> str:
+        return self.WORLD if self.C["corpus"]["kind"] == "world" else self.R + "/data/corpus"
+
+    def corpus_file(self) -> str:
+        return self.corpus_input() + "/corpus.txt"
+
+    def task_data(self, task: str) -> str:
+        """The output that holds `task`'s splits: the world (generated multiple-choice tasks), an
+        lm-eval export, or a generation task's own directory (generated or read from files)."""
+        if task in self.gen_tasks:
+            return self.R + f"/data/instructions/{task}"
+        return self.WORLD if self.C["tasks"][task]["kind"] == "generated" else self.R + f"/data/tasks/{task}"
+
+    def task_path(self, task: str) -> str:
+        """The directory of `task`'s split files (inside the world, for a generated task)."""
+        return self.WORLD + f"/tasks/{task}" if self.task_data(task) == self.WORLD else self.task_data(task)
+
+    def source_dir(self, source: str) -> str:
+        return self.R + f"/sources/{source}"
+
+    def student(self, method: str, source: str, shape: str, seed) -> str:
+        return self.STUDENT.format(method=method, source=source, shape=shape, seed=seed)
+
+    def pretrained(self, method: str, source: str, shape: str, seed, budget: str) -> str:
+        """The checkpoint SFT starts from: the method's own, or the plain student's (Scratch's) when
+        the method leaves initialisation and pre-training alone (it only adapts)."""
+        from harness.registry import plain_method, shares_pretraining
+
+        if shares_pretraining(method):
+            method, source = plain_method(), NO_SOURCE
+        return self.student(method, source, shape, seed) + f"/{budget}/pretrain"
+
+    def init_inputs(self, method: str, source: str) -> dict[str, str]:
+        """What building a student reads: the tokenizer, the source, and the artifact of a method
+        that extracts from it (once per source; every shape starts from it)."""
+        from harness.registry import implements
+
+        inputs = {"tokenizer": self.TOKENIZER}
+        if source != NO_SOURCE:
+            inputs["source"] = self.source_dir(source)
+            if implements(method, "extract"):
+                inputs["artifact"] = self.R + f"/artifacts/{method}/{source}"
+        return inputs
+
+    def eval_files(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: list[str],
+                   stage: str = "sft") -> list[str]:
+        """Evaluation JSON of rows x shapes x seeds x tasks; `stage` "zeroshot": the students before
+        SFT, "paraphrase": the fine-tuned students on the held-out phrasing."""
+        folder = "eval" if stage == "sft" else f"eval/{stage}"
+        return [self.student(m, s, shape, seed) + f"/{budget}/{folder}/{t}.json"
+                for m, s, _ in table_rows for shape in shapes for seed in self.C["seeds"] for t in tasks]
+
+    def generation_models(self, method: str, source: str, shape: str, seed, budget: str) -> list[str]:
+        """The fine-tuned model that scores each generation task (tasks may share one: `sft_task`)."""
+        student = self.student(method, source, shape, seed) + f"/{budget}"
+        return [f"{student}/sft/{self.sft_task(t)}" for t in self.gen_tasks]
+
+    # ------------------------------------------------------------ shared work
+
+    def sft_task(self, task: str) -> str:
+        """The generation task whose fine-tuned model scores `task`: tasks that train on the same
+        train and dev files share the first one's SFT job (MiniLLM trains once, on Dolly, and
+        scores all five sets with that model: one job where five would repeat it)."""
+        tasks = self.C["generation_tasks"]
+        files = (tasks[task].get("train"), tasks[task].get("dev"))
+        if files == (None, None):
+            return task
+        return next(t for t, s in tasks.items() if (s.get("train"), s.get("dev")) == files)
+
+    def sft_groups(self) -> dict[str, list[str]] | None:
+        """The tasks one SFT job fine-tunes a student on. `sft_jobs: task` (the paper profile): each
+        task its own job, for a cluster (None). `student` (micro): one job per student and task
+        kind, which then evaluates it too, since a micro task trains in ~1 s and a process starts
+        in ~5 s; a row that needs fewer tasks of a kind than the profile lists (a PKT subset)
+        then trains them all."""
+        if self.C.get("sft_jobs", "task") == "task":
+            return None
+        gen = list(dict.fromkeys(self.sft_task(t) for t in self.gen_tasks))
+        return {kind: tasks for kind, tasks in (("multiple_choice", self.mc_tasks), ("generation", gen)) if tasks}
+
+    # ------------------------------------------------------------ config slices
+
+    def method_cfg(self, method: str) -> dict:
+        """The slice every method stage sees: its family's options under its own, so that changing
+        one method's options reruns that method's jobs and no others."""
+        from harness.registry import method_options
+
+        return {"method": method, "method_options": method_options(self.C.get("method_options", {}), method)}
+
+    def heldout_cfg(self) -> dict:
+        """The held-out tail of the token stream (`heldout:`), in the students' windows."""
+        return {**self.C["heldout"], "seq_len": self.C["pretrain"]["seq_len"]} if "heldout" in self.C else {}
+
+    def source_cfg(self, source: str) -> str:
+        C = self.C
+        return as_json(source=C["sources"][source], seed=C["source_training"].get("seed", 0),
+                       training=C["source_training"], heldout=self.heldout_cfg(),
+                       world_passes=C["world"]["repeats"] if "world" in C else None)
+
+    def extract_cfg(self, method: str) -> str:
+        return as_json(**self.method_cfg(method), seed=0, seq_len=self.C["seq_len"], heldout=self.heldout_cfg())
+
+    def student_cfg(self, method: str, shape: str) -> dict:
+        """What building a student reads (harness.stages.build_student): its method and shape."""
+        return {**self.method_cfg(method), "shape_name": shape, "shape": self.C["shapes"][shape],
+                "seq_len": self.C["seq_len"]}
+
+    def pretrain_cfg(self, method: str, shape: str, budget: str) -> str:
+        return as_json(**self.student_cfg(method, shape), budget_name=budget,
+                       budget=self.C["budgets"][budget]["tokens"], pretrain=self.C["pretrain"],
+                       heldout=self.heldout_cfg())
+
+    def untrained_eval_cfg(self, method: str, source: str, shape: str, seed) -> str:
+        return as_json(**self.student_cfg(method, shape), source=source, seed=int(seed), tasks=self.mc_tasks,
+                       eval=self.C["eval"], stage="untrained")
+
+    def sft_slice(self, method: str | None, task: str) -> dict:
+        """The task part of an SFT job's config (a student's or, with method None, a source's,
+        which runs as `source_sft` says: a 7B source's AdamW state needs several GPUs); zero epochs
+        for a method's no-SFT variant."""
+        from harness.registry import method_spec
+
+        generation = task in self.gen_tasks
+        sft = self.C["sft_generation"] if generation else self.C["sft"]
+        if method is None:
+            sft = {**sft, **self.C.get("source_sft", {})}
+        elif not method_spec(method).finetune:
+            sft = {**sft, "epochs": 0}
+        return {"task": task, **({"task_kind": "generation"} if generation else {}), "sft": sft}
+
+    def sft_cfg(self, method: str, tasks: list[str]) -> str:
+        """An SFT job's config: the method's slice and one task slice per task it fine-tunes."""
+        return as_json(**self.method_cfg(method), tasks=[self.sft_slice(method, t) for t in tasks])
+
+    def source_sft_cfg(self, task: str) -> str:
+        return as_json(tasks=[self.sft_slice(None, task)])
+
+    def _student_ids(self, method: str, source: str, shape: str, budget: str, seed) -> dict:
+        return {"method": method, "source": source, "shape_name": shape, "budget_name": budget, "seed": int(seed)}
+
+    def eval_cfg(self, method: str, source: str, shape: str, budget: str, seed) -> str:
+        return as_json(**self._student_ids(method, source, shape, budget, seed), tasks=self.mc_tasks,
+                       eval=self.C["eval"])
+
+    def eval_generation_cfg(self, method: str, source: str, shape: str, budget: str, seed) -> str:
+        return as_json(**self._student_ids(method, source, shape, budget, seed), tasks=self.gen_tasks,
+                       generation=self.C["generation"])
+
+    def source_eval_cfg(self, source: str, variant: str, generation: bool = False) -> str:
+        """A source's own evaluation: `variant` "base" (zero-shot) or "sft" (fine-tuned per task)."""
+        ids = {"method": SOURCE_BASE if variant == "base" else SOURCE_SFT, "source": source,
+               "shape_name": source, "seed": 0}
+        if generation:
+            return as_json(**ids, tasks=self.gen_tasks, generation=self.C["generation"])
+        return as_json(**ids, tasks=self.mc_tasks, eval=self.C["eval"],
+                       stage="zeroshot" if variant == "base" else "sft")
+
+    def export_task_cfg(self, task: str) -> str:
+        return as_json(task=task, spec=self.C["tasks"][task])
+
+    def instruction_task_cfg(self, task: str) -> str:
+        spec = self.C["generation_tasks"][task]
+        return as_json(task=task, spec=spec, world=self.C["world"] if spec["kind"] == "generated" else None)
+
+    def report_cfg(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: str = "tasks",
+                   **extra: Any) -> str:
+        """A renderer's slice; `tasks` names the config section of the table's columns."""
+        C = self.C
+        return as_json(profile=self.profile, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
+                       budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
+                       # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
+                       shapes=[[name, C["shapes"][name]] for name in shapes],
+                       tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()],
+                       reference=list(self.reference), statistics=C.get("statistics", {}), **extra)
