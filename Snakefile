@@ -42,11 +42,4 @@ localrules: all  # a target list: nothing to submit
 rule all:
     default_target: True
     input:
-        rules.table1.output,
-        *([rules.table3.output] if GEN_TASKS else []),
-        *([rules.table2.output] if GEN_TASKS and "table2" in C else []),
-        *([rules.fig2.output, rules.fig3.output] if GEN_TASKS and "figures" in C else []),
-        *([rules.table4.output, rules.table5.output, rules.fig4.output] if G.ablations else []),
-        *([rules.table_pkt.output] if "pkt" in C else []),
-        *([rules.table_efficiency.output, rules.fig_efficiency.output] if "efficiency" in C else []),
-        *([rules.signal.output] if "signal" in C else []),
+        [r.output for r in REPORTS],  # every report the profile asks for (reports/registry.py)

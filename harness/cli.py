@@ -151,9 +151,9 @@ def _run(args) -> None:
 
         task_data.export_task(c, args.out)
     elif s == "report":
-        from reports.render import render
+        from reports.registry import load_report
 
-        render(args.table, c, args.inputs, args.out)
+        load_report(args.table).render(c, args.inputs, args.out)
     elif s == "bench":
         from harness.bench import bench
 

@@ -15,9 +15,6 @@ NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
 # the `method` of a source's own evaluation records (zero-shot, and fine-tuned on each task)
 SOURCE_BASE, SOURCE_SFT = "source", "source-sft"
 
-REPORT_RULES = ("table1", "table2", "table3", "table4", "table5", "table_pkt", "fig2", "fig3", "fig4",
-                "table_efficiency", "fig_efficiency", "signal")
-
 
 class Row(NamedTuple):
     """One table row: a method run from a source (`none` without one), under a label."""
@@ -100,6 +97,8 @@ class Grid:
         self.WORLD = self.R + "/data/world"
         self.TOKENIZER = self.R + "/data/tokenizer"
         self.TOKENS = self.R + "/data/tokens.npy"
+        self.budget = config["report_budget"]  # the budget the tables report
+        self.shapes = list(config["shapes"])
         self.mc_tasks = list(config["tasks"])
         self.gen_tasks = list(config.get("generation_tasks", {}))
         self.rows = rows(config)
@@ -124,8 +123,10 @@ class Grid:
         """What a rule's jobs ask of the scheduler (Snakemake's `mem_mb`, `runtime` in minutes, and
         `gpu`, which the SLURM executor plugin turns into a GPU request): the profile's
         `resources.<rule>` over `resources.default`; the renderers share `report`."""
+        from reports.registry import report_names
+
         table = self.C.get("resources", {})
-        return {**table.get("default", {}), **table.get("report" if rule in REPORT_RULES else rule, {})}
+        return {**table.get("default", {}), **table.get("report" if rule in report_names() else rule, {})}
 
     def benchmark_of(self, rule: str, log: str) -> str:
         """The job's Snakemake benchmark file (wall and CPU seconds, peak memory): under the rule's
@@ -185,6 +186,13 @@ class Grid:
         folder = "eval" if stage == "sft" else f"eval/{stage}"
         return [self.student(m, s, shape, seed) + f"/{budget}/{folder}/{t}.json"
                 for m, s, _ in table_rows for shape in shapes for seed in self.C["seeds"] for t in tasks]
+
+    def source_evals(self, sources: list[str], tasks: list[str], variants=("base", "sft")) -> list[str]:
+        """Evaluation JSON of sources: `base` zero-shot, `sft` fine-tuned on each task."""
+        return [self.R + f"/sources-eval/{s}/{v}/{t}.json" for s in sources for v in variants for t in tasks]
+
+    def source_labels(self, sources: list[str]) -> list[list[str]]:
+        return [[s, self.C["sources"][s].get("label", s)] for s in sources]
 
     def generation_models(self, method: str, source: str, shape: str, seed, budget: str) -> list[str]:
         """The fine-tuned model that scores each generation task (tasks may share one: `sft_task`)."""

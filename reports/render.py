@@ -18,11 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.grid import SOURCE_BASE, SOURCE_SFT
 from harness.errors import HarnessError
-from harness.io import atomic_write_text
+from harness.grid import SOURCE_BASE, SOURCE_SFT
 from harness.stats import t_interval
-from reports import efficiency, signal
 from reports.paired import PARAPHRASE, SFT, ZEROSHOT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
@@ -394,25 +392,3 @@ def table_pkt(cfg: dict, results: list[dict]) -> str:
             + "".join(_paired({**cfg, "reference": ref}, results) for ref in cfg.get("also_compare_to", []))
             + "\n\nThe papers' numbers (LaTen's Table 1; its last row from the SemAlign paper), on their own "
               "tasks (no column matches ours):\n\n" + "\n".join(paper_lines) + "\n")
-
-
-TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
-          "table_pkt": table_pkt, "signal": signal.render}
-FIGURES = {"fig2": fig2, "fig4": fig4}
-# drawn from training logs named in the config, not from evaluations
-LOG_TABLES = {"table_efficiency": efficiency.table}
-LOG_FIGURES = {"fig3": fig3, "fig_efficiency": efficiency.figure}
-
-
-def render(name: str, cfg: dict, inputs: list[Path], out: Path) -> None:
-    if name in LOG_FIGURES:
-        LOG_FIGURES[name](cfg, out)
-    elif name in LOG_TABLES:
-        atomic_write_text(out, LOG_TABLES[name](cfg))
-    elif name in FIGURES:
-        FIGURES[name](cfg, load_results(inputs), out)
-    elif name in TABLES:
-        atomic_write_text(out, TABLES[name](cfg, load_results(inputs)))
-    else:
-        raise HarnessError(f"unknown report {name!r}; known: "
-                           f"{', '.join([*TABLES, *FIGURES, *LOG_TABLES, *LOG_FIGURES])}")

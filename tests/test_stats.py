@@ -134,14 +134,14 @@ def plant(tmp_path, n_items=250, seeds=5):
 
 
 def test_renderer_resolves_a_planted_two_point_effect_and_not_a_null(tmp_path):
-    from reports.render import render
+    from reports.registry import load_report
 
     cfg = {"profile": "planted", "seeds": list(range(5)), "budget": "b", "budget_paper": None, "budget_tokens": 1,
            "rows": [["scratch", "none", "Scratch"], ["effect", "none", "Effect"], ["null", "none", "Null"]],
            "shapes": [["S", {"label": "toy"}]], "tasks": [[t, t.upper()] for t in TASKS],
            "reference": ["scratch", "none", "Scratch"], "statistics": {"resamples": 4000}}
     out = tmp_path / "table1.md"
-    render("table1", cfg, plant(tmp_path), out)
+    load_report("table1").render(cfg, plant(tmp_path), out)
     text = out.read_text()
     paired = {}
     for line in text.split("### Paired differences to Scratch")[1].splitlines():

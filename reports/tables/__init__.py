@@ -1,0 +1,1 @@
+"""One file per report (or per few that share their inputs): see reports/plugin.py."""

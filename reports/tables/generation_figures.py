@@ -1,0 +1,40 @@
+"""Figures 2 and 3 (`figures:`): Rouge-L against the pre-training budget, and the SFT curves
+(dev Rouge-L, training loss) on one task, for the rows named in `figures.rows` on one shape."""
+
+from harness.grid import Grid
+from reports.plugin import Report
+
+
+def enabled(grid: Grid) -> bool:
+    return bool(grid.gen_tasks) and "figures" in grid.C
+
+
+def rows(grid: Grid):
+    return [r for r in grid.rows if r.label in grid.C["figures"]["rows"]]
+
+
+def _cfg(grid: Grid, **extra) -> str:
+    return grid.report_cfg(rows(grid), [grid.C["figures"]["shape"]], grid.budget, tasks="generation_tasks", **extra)
+
+
+def _curve_dirs(grid: Grid) -> list[tuple]:
+    fig = grid.C["figures"]
+    return [(m, s, label, seed, grid.student(m, s, fig["shape"], seed)
+             + f"/{grid.budget}/sft/{grid.sft_task(fig['curve_task'])}")
+            for m, s, label in rows(grid) for seed in grid.C["seeds"]]
+
+
+FIG2 = Report(
+    name="fig2", output="reports/fig2.png", category="Figures", kind="figure", renderer="reports.render:fig2",
+    enabled=enabled,
+    inputs=lambda grid: [f for b in grid.C["budgets"]
+                         for f in grid.eval_files(rows(grid), [grid.C["figures"]["shape"]], b, grid.gen_tasks)],
+    cfg=lambda grid: _cfg(grid, budgets=[[b, spec["tokens"], spec.get("paper")]
+                                         for b, spec in grid.C["budgets"].items()]))
+
+FIG3 = Report(
+    name="fig3", output="reports/fig3.png", category="Figures", kind="log-figure", renderer="reports.render:fig3",
+    enabled=enabled, inputs=lambda grid: [d for *_, d in _curve_dirs(grid)],
+    cfg=lambda grid: _cfg(grid, curves=[[m, s, label, seed, d + "/train_log.jsonl"]
+                                        for m, s, label, seed, d in _curve_dirs(grid)],
+                          task=grid.C["figures"]["curve_task"], epochs=grid.C["sft_generation"]["epochs"]))

@@ -1,0 +1,42 @@
+"""reports/signal.md (`signal:`): SIGNAL.md's acceptance criteria on one shape: the controls,
+the transfer rows named in `signal.transfer`, the sources they come from, the untrained student."""
+
+from harness.grid import NO_SOURCE, Grid
+from reports.plugin import Report
+
+
+def _plan(grid: Grid):
+    sig = grid.C["signal"]
+    transfer = [r for r in grid.rows if r.label in sig["transfer"]]
+    rows = [grid.reference, *grid.signal_controls.values(), *transfer]
+    sources = list(dict.fromkeys([*sig["sources"], *(s for _, s, _ in grid.signal_controls.values()
+                                                      if s != NO_SOURCE)]))
+    return sig, transfer, rows, sources
+
+
+def inputs(grid: Grid) -> list[str]:
+    sig, _, rows, sources = _plan(grid)
+    ref = grid.reference
+    untrained = [grid.student(ref.method, ref.source, sig["shape"], seed) + f"/init-eval/{t}.json"
+                 for seed in grid.C["seeds"] for t in grid.mc_tasks]
+    return [*grid.eval_files(rows, [sig["shape"]], grid.budget, grid.mc_tasks),
+            *grid.eval_files(rows, [sig["shape"]], grid.budget, grid.mc_tasks, stage="zeroshot"),
+            *untrained, *grid.source_evals(sources, grid.mc_tasks)]
+
+
+def cfg(grid: Grid) -> str:
+    sig, transfer, rows, sources = _plan(grid)
+    C = grid.C
+    return grid.report_cfg(rows, [sig["shape"]], grid.budget, shape=[sig["shape"], C["shapes"][sig["shape"]]],
+                           controls={role: list(r) for role, r in grid.signal_controls.items()},
+                           transfer=[list(r) for r in transfer], sources=grid.source_labels(sources),
+                           world=grid.WORLD,
+                           generation=[[t, C["generation_tasks"][t]["label"], grid.task_data(t)] for t in grid.gen_tasks
+                                       if C["generation_tasks"][t]["kind"] == "generated"])
+
+
+SIGNAL = Report(
+    name="signal", output="reports/signal.md", category="Benchmark signal", kind="table",
+    renderer="reports.signal:render", enabled=lambda grid: "signal" in grid.C, inputs=inputs, cfg=cfg,
+    # the world's and the generation tasks' data: the report reads the tasks' records itself
+    needs=lambda grid: [grid.WORLD, *(grid.task_data(t) for t in grid.gen_tasks)])
