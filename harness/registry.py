@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import plugin_source
 from harness.errors import HarnessError
+from harness.plugins import load_target, unknown_name_message, with_entry_points  # noqa: F401 (re-exported)
 
 ENTRY_POINT_GROUP = "harness.methods"
 TABLE_MODULE = "methods.registry"
@@ -49,22 +50,12 @@ def _parse(name: str, entry: Any) -> MethodSpec:
 @lru_cache(maxsize=1)
 def registry_table() -> dict[str, MethodSpec]:
     table = importlib.import_module(TABLE_MODULE).METHODS
-    specs = {name: _parse(name, entry) for name, entry in table.items()}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in specs:
-            raise HarnessError(f"method {ep.name!r} is registered twice (entry point {ep.value})")
-        specs[ep.name] = MethodSpec(ep.name, ep.value)
-    return specs
+    return with_entry_points("method", {name: _parse(name, entry) for name, entry in table.items()},
+                             entry_points(group=ENTRY_POINT_GROUP), MethodSpec)
 
 
 def method_names() -> list[str]:
     return sorted(registry_table())
-
-
-def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} Known: {', '.join(sorted(known))}"
 
 
 def family(name: str) -> str:
@@ -163,11 +154,7 @@ def _method_class(name: str):
 
         return composite_class(name, {p: _method_class(p) for p in spec.parts},
                                spec.label or " + ".join(method_label(p) for p in spec.parts))
-    module_name, _, class_name = spec.target.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as e:
-        raise HarnessError(f"method {name!r}: cannot load {spec.target} ({e})") from None
+    return load_target("method", name, spec.target)
 
 
 def implements(name: str, hook_name: str) -> bool:

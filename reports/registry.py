@@ -4,12 +4,12 @@ the `harness.reports` entry-point group ("module:ATTRIBUTE")."""
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.plugins import load_target, unknown_name_message, with_entry_points
 
 if TYPE_CHECKING:
     from harness.grid import Grid
@@ -35,12 +35,7 @@ REPORTS = {
 
 @lru_cache(maxsize=1)
 def report_table() -> dict[str, str]:
-    table = dict(REPORTS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in table:
-            raise HarnessError(f"report {ep.name!r} is registered twice (entry point {ep.value})")
-        table[ep.name] = ep.value
-    return table
+    return with_entry_points("report", REPORTS, entry_points(group=ENTRY_POINT_GROUP))
 
 
 def report_names() -> list[str]:
@@ -48,17 +43,12 @@ def report_names() -> list[str]:
 
 
 def load_report(name: str) -> "Report":
-    from harness.registry import unknown_name_message
     from reports.plugin import Report
 
     table = report_table()
     if name not in table:
         raise HarnessError(unknown_name_message("report", name, list(table)))
-    module, _, attr = table[name].partition(":")
-    try:
-        report = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise HarnessError(f"report {name!r}: cannot load {table[name]} ({e})") from None
+    report = load_target("report", name, table[name])
     if not isinstance(report, Report) or report.name != name:
         raise HarnessError(f"report {name!r}: {table[name]} is not a Report named {name!r}")
     return report

@@ -16,7 +16,6 @@ Adding an architecture is one file here plus one line in `ARCHS` (or an entry po
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -38,12 +37,9 @@ ARCHS = {
 
 @lru_cache(maxsize=1)
 def arch_table() -> dict[str, str]:
-    table = dict(ARCHS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in table:
-            raise HarnessError(f"architecture {ep.name!r} is registered twice (entry point {ep.value})")
-        table[ep.name] = ep.value
-    return table
+    from harness.plugins import with_entry_points
+
+    return with_entry_points("architecture", ARCHS, entry_points(group=ENTRY_POINT_GROUP))
 
 
 def arch_names() -> list[str]:
@@ -52,12 +48,12 @@ def arch_names() -> list[str]:
 
 def adapter(arch: str) -> ModuleType:
     """The adapter module registered as `arch`; unknown names are a one-line error."""
-    from harness.registry import unknown_name_message
+    from harness.plugins import load_target, unknown_name_message
 
     table = arch_table()
     if arch not in table:
         raise HarnessError(unknown_name_message("architecture", arch, list(table)))
-    return importlib.import_module(table[arch])
+    return load_target("architecture", arch, table[arch])
 
 
 def adapter_for(model) -> ModuleType:
