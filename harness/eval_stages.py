@@ -9,7 +9,8 @@ from pathlib import Path
 from harness.devices import compute_device
 from harness.errors import HarnessError
 from harness.io import atomic_write_json
-from harness.stages import build_student, load_model
+from harness.runs import load_model
+from harness.stages import build_student
 
 
 def _checkpoint_dir(path: Path) -> Path:

@@ -11,14 +11,13 @@ training log so a killed job resumes where it stopped.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 from harness.errors import HarnessError
 from harness.devices import compute_device
-from harness.io import atomic_dir, atomic_write_json, reading, write_run_record
+from harness.io import atomic_dir, atomic_write_json, write_run_record
 from harness.method import ExtractData  # torch-free, like this module's other top-level imports
+from harness.runs import load_model, load_student, open_work_dir, pretrain_run, save_trained
 
 
 # ---------------------------------------------------------------- data
@@ -93,12 +92,12 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     model = build_model(source_config(name, spec, len(tok), cfg["training"]["seq_len"], special_ids(tok)), seed)
     # held-out windows only: sources log no curve, but must not have seen the students' held-out text
     heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
-    work = _open_work_dir(out, cfg, seed, {"tokenizer": tokenizer_dir, "tokens": tokens_file})
-    result = _pretrain(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, work,
+    work = open_work_dir(out, cfg, seed, {"tokenizer": tokenizer_dir, "tokens": tokens_file})
+    result = pretrain_run(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, work,
                        desc=f"source {name}", heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "passes": cfg["training"].get("passes"), "final_loss": result.final_loss}
-    _save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
+    save_trained(model, tok, out, "source", cfg, seed, model_subdir="model", manifest=("source.json", manifest),
                   parameters=sum(p.numel() for p in model.parameters()))
 
 
@@ -227,104 +226,6 @@ def init(cfg: dict, tokenizer_dir: Path, seed: int, out: Path, source_dir: Path 
         write_run_record(tmp, "init", cfg, seed, parameters=sum(p.numel() for p in model.parameters()))
 
 
-def _work_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".work")
-
-
-WORK_STAMP = "started.json"
-
-
-def _open_work_dir(out: Path, cfg: dict, seed: int, inputs: dict[str, Path | None]) -> Path:
-    """`out`'s work dir (checkpoints, training log), resumed only by the run that started it: the
-    same config slice, seed and inputs (each input's `harness.io.fingerprint`). A dir left by a
-    kill under another config (a changed lr, a smaller budget, a rebuilt init) is discarded with
-    a notice; resuming it would save the old run's weights under the new config's record."""
-    import sys
-
-    from harness.distributed import is_main
-    from harness.io import atomic_write_text, fingerprint
-
-    work = _work_dir(out)
-    stamp = json.dumps({"config": cfg, "seed": seed,
-                        "inputs": {k: fingerprint(v) for k, v in inputs.items() if v is not None}},
-                       sort_keys=True, default=str)
-    if is_main():
-        if work.exists() and not ((work / WORK_STAMP).is_file() and (work / WORK_STAMP).read_text() == stamp):
-            print(f"notice: discarding {work}: it was started with another config or other inputs; "
-                  f"training starts afresh", file=sys.stderr)
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        if not (work / WORK_STAMP).is_file():
-            atomic_write_text(work / WORK_STAMP, stamp)
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()  # no rank may read a checkpoint the main rank is discarding
-    return work
-
-
-def _pretrain(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, work: Path, desc: str,
-              heldout: dict | None = None, loss_fn=None):
-    """Pre-train on `budget` tokens of the stream, checkpointing into `work`. `heldout` (the config's section) sets aside the
-    stream's last `sequences` windows, which sources and students alike never train on; with
-    `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
-    from harness.data import PretrainBatches, heldout_loss, load_tokens
-    from harness.train import TrainSettings, default_loss, train
-
-    heldout = heldout or {}
-    batches = PretrainBatches(load_tokens(tokens_file), train_cfg["seq_len"],
-                              train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
-    every = heldout.get("every_steps", 0) if batches.heldout else 0
-    held = batches.heldout_batches() if every else []
-    return train(model.to(compute_device()), batches, TrainSettings.from_section(train_cfg),
-                 loss_fn=loss_fn or default_loss, ckpt_dir=work, log_path=work / "train_log.jsonl",
-                 desc=desc, eval_every=every, eval_at_start=bool(every),
-                 eval_fn=(lambda m: {"heldout_loss": heldout_loss(m, held)}) if every else None)
-
-
-def _load_student(path: Path):
-    from transformers import AutoModelForCausalLM
-
-    from harness.tokenizer import load_tokenizer
-
-    if not (path / "config.json").is_file():
-        raise HarnessError(f"missing student checkpoint {path}")
-    with reading(path, "student checkpoint"):
-        return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
-
-
-def load_model(path: Path):
-    """A student checkpoint, or the model a source directory's manifest points at (trainable)."""
-    from harness.sources import MANIFEST, Source
-    from harness.tokenizer import load_tokenizer
-
-    if (path / MANIFEST).is_file():
-        source = Source.from_manifest(path)
-        return source.load().train().requires_grad_(True), load_tokenizer(source.model_path)
-    return _load_student(path)
-
-
-def _save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_subdir: str = "",
-                  manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
-    """Save a trained model with its tokenizer, training log and run record, then drop its work dir
-    (rank 0 alone, in a data-parallel run)."""
-    from harness.distributed import full_state_dict, is_main
-
-    weights = full_state_dict(model)  # collective: every rank of a sharded run takes part
-    if not is_main():
-        return
-    work = _work_dir(out)
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp / model_subdir, state_dict=weights)
-        tok.save_pretrained(tmp / model_subdir)
-        if manifest:
-            atomic_write_json(tmp / manifest[0], manifest[1])
-        if (work / "train_log.jsonl").is_file():
-            shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
-        write_run_record(tmp, stage, cfg, seed, **extra)
-    shutil.rmtree(work, ignore_errors=True)
-
-
 def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Path | None = None,
              init_dir: Path | None = None, tokenizer_dir: Path | None = None, artifact: Path | None = None) -> None:
     """Pre-train the student on exactly `budget` tokens with the method's loss (default CE). The
@@ -333,7 +234,7 @@ def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Pat
     from harness.method import hook
 
     if init_dir is not None:
-        model, tok = _load_student(init_dir)
+        model, tok = load_student(init_dir)
     elif tokenizer_dir is not None:
         model, tok = build_student(cfg, tokenizer_dir, seed, source_dir, artifact)
     else:
@@ -343,14 +244,14 @@ def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Pat
     ctx.tokenizer = tok
     fn = hook(method, "pretrain_loss")
     loss_fn = (lambda batch, student: fn(batch, student, ctx)) if fn else None
-    work = _open_work_dir(out, cfg, seed, {"init": init_dir, "tokenizer": tokenizer_dir, "artifact": artifact,
+    work = open_work_dir(out, cfg, seed, {"init": init_dir, "tokenizer": tokenizer_dir, "artifact": artifact,
                                            "tokens": tokens_file, "source": source_dir})
-    result = _pretrain(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, work,
+    result = pretrain_run(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, work,
                        desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
                        loss_fn=loss_fn)
     from harness.distributed import world_size
 
-    _save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
+    save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,
                   final_loss=result.final_loss, parameters=parameters,
                   seconds=round(result.seconds, 2), tokens_per_second=round(result.tokens / result.seconds, 1))
 
@@ -400,7 +301,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
     pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
-    work = _open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
+    work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     eval_every, eval_fn = 0, None
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
@@ -408,7 +309,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
                    loss_fn=loss_fn or default_loss, log_path=work / "train_log.jsonl", desc=f"sft {task.name}",
                    eval_every=eval_every, eval_fn=eval_fn)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    _save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
+    save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
                   final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2))
 
 

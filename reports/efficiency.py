@@ -2,7 +2,7 @@
 
 The paper claims MASA needs 2-5x less pre-training data than Scratch. Every pre-training logs
 its LM loss on the same held-out windows (never trained on) from step 0, every
-`heldout.every_steps` steps (`harness.stages._pretrain`). Per row and seed this reports:
+`heldout.every_steps` steps (`harness.runs.pretrain_run`). Per row and seed this reports:
 
 - the loss gap to the reference row's same seed at the full budget (equal tokens);
 - the tokens the row needs to reach the reference's final held-out loss, linearly

@@ -92,7 +92,7 @@ def test_after_a_nan_past_a_checkpoint_a_lower_lr_starts_afresh(tmp_path, studen
 
 
 def test_the_same_run_keeps_its_work_dir_and_another_loses_it(tmp_path, capsys):
-    from harness.stages import _open_work_dir
+    from harness.runs import open_work_dir as _open_work_dir
 
     out, inputs = tmp_path / "pt", {"init": tmp_path / "init"}
     inputs["init"].mkdir()
