@@ -15,6 +15,8 @@ process so that machine noise hits both alike; the best round of each counts.
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 
 import numpy as np
@@ -24,7 +26,7 @@ from harness.config import load_profile
 from harness.data import PretrainBatches
 from harness.errors import HarnessError
 from harness.models import build_model, param_count, student_config
-from harness.train import OptimConfig, TrainSettings, train
+from harness.train import TrainSettings, train
 
 ROUNDS = 3
 
@@ -63,14 +65,17 @@ def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: 
     return steps * batches.batch_size * batches.seq_len / (time.perf_counter() - t0)
 
 
-def _harness_loop(model, batches: PretrainBatches, optim: OptimConfig, steps: int, warmup: int) -> float:
+def _harness_loop(model, batches: PretrainBatches, settings: TrainSettings, steps: int, warmup: int) -> float:
     marks = {}
-    train(model, batches, TrainSettings(optim, log_every=1), desc="bench",
+    train(model, batches, dataclasses.replace(settings, log_every=1, checkpoint_every=0), desc="bench",
           on_log=lambda r: marks.setdefault(r["step"], time.perf_counter()))
     return steps * batches.batch_size * batches.seq_len / (marks[warmup + steps] - marks[warmup])
 
 
-def bench(profile: str, shape: str | None, steps: int, warmup: int = 3) -> dict:
+def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile: bool | str | None = None) -> dict:
+    """Tokens per second of the harness loop (the profile's `pretrain:` settings; `compile`
+    overrides theirs) and of a plain PyTorch loop, against the GEMM-bound rate. A compiled loop's
+    compilation falls in the `warmup` steps, which are not timed."""
     config = load_profile(profile)
     shapes = config["shapes"]
     vocab = 50280 if "path" in config["tokenizer"] else config["tokenizer"]["vocab_size"]
@@ -85,7 +90,10 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3) -> dict:
     tokens = np.random.default_rng(0).integers(0, vocab, size=pc["seq_len"] * pc["batch_size"] * 64, dtype=np.int32)
     batches = PretrainBatches(tokens, pc["seq_len"], pc["batch_size"],
                               pc["seq_len"] * pc["batch_size"] * (warmup + steps), seed=0)
-    optim = OptimConfig.from_dict(pc["optim"])
+    settings = TrainSettings.from_section(pc)
+    if compile is not None:
+        settings = dataclasses.replace(settings, compile=compile)
+    optim = settings.optim
 
     rate = gemm_rate(device, dtype, n=4096 if device.type == "cuda" else 1024)
     init = build_model(mcfg, seed=0).state_dict()
@@ -96,14 +104,14 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3) -> dict:
     for _ in range(ROUNDS):
         for name in best:
             model = build_model(mcfg, seed=0).to(device)
-            tps = (_harness_loop(model, batches, optim, steps, warmup) if name == "harness"
+            tps = (_harness_loop(model, batches, settings, steps, warmup) if name == "harness"
                    else _plain_loop(model, batches, optim.lr, steps, warmup))
             best[name] = max(best[name], tps)
     report = {"profile": profile, "shape": shape, "device": str(device), "threads": torch.get_num_threads(),
               "params": n_total, "matmul_params": n_matmul, "batch": f"{pc['batch_size']}x{pc['seq_len']}",
               "gemm_flops": rate, "bound_tokens_per_s": bound, "harness_tokens_per_s": best["harness"],
-              "plain_tokens_per_s": best["plain"]}
-    print(f"profile {profile} · shape {shape} · {n_total / 1e6:.2f}M params ({n_matmul / 1e6:.2f}M in matmuls) · "
+              "plain_tokens_per_s": best["plain"], "compile": settings.compile}
+    print(f"profile {profile} · shape {shape} · compile {settings.compile} · {n_total / 1e6:.2f}M params ({n_matmul / 1e6:.2f}M in matmuls) · "
           f"batch {report['batch']} · {device}, {report['threads']} thread(s)")
     print(f"{'GEMM rate':<22}{rate / 1e9:10.1f} GFLOP/s ({str(dtype).removeprefix('torch.')})")
     print(f"{'GEMM-bound limit':<22}{bound:10.0f} tokens/s  (rate / 6N)")

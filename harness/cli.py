@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", default="micro", help="config profile name or YAML path")
     b.add_argument("--shape", default=None, help="student shape (default: the profile's largest)")
     b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--compile", default=None, help="torch.compile the harness loop: true (inductor), false, or a "
+                   "backend (default: the profile's pretrain.compile)")
 
     t = sub.add_parser("timings", help="where a workflow run's time went, from its benchmark files")
     t.add_argument("--profile", default="micro")
@@ -157,7 +159,8 @@ def _run(args) -> None:
     elif s == "bench":
         from harness.bench import bench
 
-        bench(args.profile, args.shape, args.steps)
+        compile = {"true": True, "false": False}.get(args.compile, args.compile)
+        bench(args.profile, args.shape, args.steps, compile=compile)
     elif s == "timings":
         from harness.timings import timings
 
