@@ -93,6 +93,18 @@ def load_tokens(path: Path) -> np.ndarray:
     return tokens
 
 
+def equal_share_windows(streams: list[list[int]], seq_len: int, max_windows: int) -> list[list[int]]:
+    """Up to `max_windows` windows of `seq_len` tokens, an equal share from each stream (each
+    task's train queries, packed): counting which experts a router picks "across diverse tasks"
+    (MASA, L65) must not be one task's count because it comes first. A stream shorter than its
+    share gives what it has; one shorter than a window gives none (no padding to skew counts)."""
+    share = max(1, max_windows // max(1, len(streams)))
+    out = []
+    for stream in streams:
+        out += [stream[i:i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)][:share]
+    return out[:max_windows]
+
+
 def heldout_start(n_tokens: int, seq_len: int, sequences: int) -> int:
     """Where the held-out tail of a stream of `n_tokens` starts: its last `sequences` whole
     `seq_len` windows (what `PretrainBatches(..., heldout=sequences)` never trains on)."""

@@ -147,14 +147,17 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
         return tokenize_corpus(path, tokenizer())
 
     def task_batches(max_sequences: int = 64):
-        """Task train queries packed into seq_len windows (no padding to skew router counts)."""
+        """Each task's train queries packed into seq_len windows, an equal share per task."""
+        from harness.data import equal_share_windows
+
         tok = tokenizer()
-        stream = []
+        streams = []
         for d in task_dirs:
+            stream = []
             for r in Task(d.name, d).records("train"):
                 stream += tok(r["query"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        seq = cfg["seq_len"]
-        windows = [stream[i:i + seq] for i in range(0, len(stream) - seq + 1, seq)][:max_sequences]
+            streams.append(stream)
+        windows = equal_share_windows(streams, cfg["seq_len"], max_sequences)
         for i in range(0, len(windows), 8):
             yield torch.tensor(windows[i:i + 8], device=ctx.device)
 

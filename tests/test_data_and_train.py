@@ -191,3 +191,16 @@ def test_bench_runs_the_harness_loop_and_the_plain_loop(capsys):
     assert report["shape"] == "1L-tiny" and report["matmul_params"] < report["params"]
     assert 0 < report["harness_tokens_per_s"] and 0 < report["plain_tokens_per_s"]
     assert "harness / plain" in capsys.readouterr().out
+
+
+def test_expert_counting_windows_come_from_every_task_in_equal_shares():
+    """MASA's "experts active across diverse tasks": 64 windows of the concatenated tasks were
+    the first task's alone (BoolQ, on the paper's tasks); now each task gives an equal share."""
+    from harness.data import equal_share_windows
+
+    long, short, tiny = list(range(1000)), list(range(1000, 1035)), [7, 8]
+    windows = equal_share_windows([long, short, tiny], seq_len=10, max_windows=12)
+    assert windows[:4] == [long[i:i + 10] for i in range(0, 40, 10)]  # a share of 12 // 3 = 4
+    assert windows[4:] == [short[i:i + 10] for i in range(0, 30, 10)]  # 3 whole windows is all it has
+    assert all(len(w) == 10 for w in windows)  # the 2-token task gives none: no padding
+    assert len(equal_share_windows([long] * 5, 10, 64)) == 60  # 12 each
