@@ -19,8 +19,10 @@ from harness.tasks import TARGET_DELIMITER, Task, item_key
 METRICS = ("acc", "acc_norm")
 
 
-def task_yaml(task: Task, lm_eval_name: str, metric: str, split: str = "test") -> str:
-    """An lm-eval task definition reading the task's local JSONL splits (`split` as its test split)."""
+def task_yaml(task: Task, lm_eval_name: str, split: str = "test") -> str:
+    """An lm-eval task definition reading the task's local JSONL splits (`split` as its test split),
+    scoring both of lm-eval's multiple-choice accuracies: `acc` (argmax of the choices'
+    log-likelihoods) and `acc_norm` (of log-likelihood per character of the choice)."""
     import json
 
     files = {"train": str(task.path("train").resolve()), "test": str(task.path(split).resolve())}
@@ -36,7 +38,7 @@ def task_yaml(task: Task, lm_eval_name: str, metric: str, split: str = "test") -
         "doc_to_choice": "choices",
         "doc_to_target": "gold",
         "target_delimiter": TARGET_DELIMITER,
-        "metric_list": [{"metric": metric, "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in METRICS],
         "metadata": {"version": 1.0},
     }, indent=2)
 
@@ -62,7 +64,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    metric = cfg.get("metric", "acc")
+    metric = cfg.get("task_metrics", {}).get(task.name, cfg.get("metric", "acc"))
     if metric not in METRICS:
         raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     records = task.records(split)  # fails early, in one line, on a missing or empty split
@@ -72,7 +74,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     _check_answers_fit(lm, task, records)
     name = f"harness_{task.name}"
     with tempfile.TemporaryDirectory() as include:
-        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, metric, split))
+        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, split))
         out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
                                                                                 include_defaults=False),
                               limit=cfg.get("limit"), bootstrap_iters=0, log_samples=True,
@@ -81,8 +83,9 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     stderr = res.get(f"{metric}_stderr,none")  # lm-eval writes "N/A" when it has none
     # filtered_resps holds one (log-likelihood, is-greedy) pair per choice
     items = [{"key": item_key(records[s["doc_id"]]), "score": 100.0 * s[metric],
-              "logliks": [float(r[0]) for r in s["filtered_resps"]]}
+              "scores": {m: 100.0 * s[m] for m in METRICS}, "logliks": [float(r[0]) for r in s["filtered_resps"]]}
              for s in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
     return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
+            "values": {m: 100.0 * res[f"{m},none"] for m in METRICS},
             "stderr": 100.0 * stderr if isinstance(stderr, float) else None,
             "n": len(items), "items": items}

@@ -59,6 +59,17 @@ def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
     for item, ref, r in zip(items, reference_scores(model, tok, records), records):
         assert item["logliks"] == pytest.approx(ref, abs=1e-4)
         assert item["score"] == (100.0 if max(range(len(ref)), key=ref.__getitem__) == r["gold"] else 0.0)
+        # lm-eval's acc_norm: the argmax of log-likelihood per character of the choice
+        per_char = [ll / len(c) for ll, c in zip(ref, r["choices"])]
+        assert item["scores"]["acc_norm"] == (100.0 if max(range(len(ref)), key=per_char.__getitem__) == r["gold"]
+                                             else 0.0)
+    assert result["values"]["acc"] == pytest.approx(result["value"])
+    assert result["values"]["acc_norm"] == pytest.approx(sum(i["scores"]["acc_norm"] for i in items) / len(items))
+    # a task's own metric (`eval.task_metrics`) is the one reported
+    norm = evaluate_multiple_choice(tmp_path, task, {"batch_size": 4, "metric": "acc",
+                                                     "task_metrics": {"medmcqa": "acc_norm"}})
+    assert norm["metric"] == "acc_norm" and norm["value"] == pytest.approx(result["values"]["acc_norm"])
+    assert [i["score"] for i in norm["items"]] == [i["scores"]["acc_norm"] for i in items]
 
 
 def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tmp_path):

@@ -161,3 +161,15 @@ def test_a_budget_below_one_batch_and_heads_that_do_not_divide_hidden_fail_befor
     odd = merge(config, {"shapes": {shape: {"heads": 3}}})
     with pytest.raises(HarnessError, match=rf"shapes.{shape}: 3 heads do not divide hidden size"):
         validate(odd)
+
+
+def test_a_per_task_metric_names_a_task_and_a_metric():
+    config = load_profile("micro")
+    config["eval"]["task_metrics"] = {"hellaswag": "acc_norm"}
+    validate(config)
+    config["eval"]["task_metrics"] = {"helaswag": "acc_norm"}
+    with pytest.raises(HarnessError, match="eval.task_metrics: unknown task 'helaswag'; did you mean 'hellaswag'"):
+        validate(config)
+    config["eval"]["task_metrics"] = {"hellaswag": "f1"}
+    with pytest.raises(HarnessError, match="task_metrics"):
+        validate(config)
