@@ -20,6 +20,7 @@ SemAlign adds its alignment loss to fine-tuning through the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, runtime_checkable
 
@@ -38,12 +39,18 @@ HOOKS = ("extract", "init_student", "pretrain_loss", "adapt", "sft_loss")
 class ExtractData:
     """What an `extract` hook may read, each loaded only when asked for."""
 
-    tokens: "np.ndarray | None"  # the pre-training token stream (its held-out tail cut off)
+    load_tokens: Callable[[], "np.ndarray | None"]
     seq_len: int
     domain_tokens: Callable[[str], "np.ndarray"]  # one corpus domain, tokenised by the source's tokenizer
     task_batches: Callable[..., Iterator["torch.Tensor"]]  # the tasks' train queries as batches of token ids
     task_records: Callable[[str], dict[str, list[dict]]]  # split -> {task: records}
     source_tokenizer: Callable[[], Any]
+
+    @cached_property
+    def tokens(self) -> "np.ndarray | None":
+        """The pre-training token stream (its held-out tail cut off), checked to be in the
+        source's tokenizer's ids."""
+        return self.load_tokens()
 
 
 @dataclass

@@ -65,11 +65,13 @@ def tokens(cfg: dict, corpus: Path, tokenizer_dir: Path, out: Path) -> None:
     """Tokenise the pre-training corpus once; every pre-training job memory-maps the result."""
     from harness.data import write_tokens
     from harness.io import atomic_write_text
-    from harness.tokenizer import load_tokenizer
+    from harness.tokenizer import identity, load_tokenizer
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_tokens(corpus, load_tokenizer(tokenizer_dir), out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"tokens": n, "config": cfg}) + "\n")
+    tok = load_tokenizer(tokenizer_dir)
+    n = write_tokens(corpus, tok, out)
+    atomic_write_text(out.with_suffix(".json"),
+                      json.dumps({"tokens": n, "tokenizer": identity(tok), "config": cfg}) + "\n")
 
 
 # ---------------------------------------------------------------- sources
@@ -164,13 +166,23 @@ def _extract_data(cfg: dict, ctx, tokens_file: Path | None, task_dirs: list[Path
     def task_records(split: str = "train") -> dict[str, list[dict]]:
         return {d.name: Task(d.name, d).records(split) for d in task_dirs}
 
-    tokens = load_tokens(tokens_file) if tokens_file else None
-    if tokens is not None and cfg.get("heldout", {}).get("sequences"):
-        from harness.data import heldout_start
+    def stream():
+        if tokens_file is None:
+            return None
+        from harness.tokenizer import check_same_tokenizer
 
-        # the students' held-out windows stay unseen by every method, alignment included
-        tokens = tokens[:heldout_start(len(tokens), cfg["heldout"]["seq_len"], cfg["heldout"]["sequences"])]
-    return ExtractData(tokens=tokens, seq_len=cfg["seq_len"], domain_tokens=domain_tokens,
+        sidecar = tokens_file.with_suffix(".json")
+        recorded = json.loads(sidecar.read_text()).get("tokenizer") if sidecar.is_file() else None
+        check_same_tokenizer(tokenizer(), recorded, f"the token stream {tokens_file}")
+        tokens = load_tokens(tokens_file)
+        if cfg.get("heldout", {}).get("sequences"):
+            from harness.data import heldout_start
+
+            # the students' held-out windows stay unseen by every method, alignment included
+            tokens = tokens[:heldout_start(len(tokens), cfg["heldout"]["seq_len"], cfg["heldout"]["sequences"])]
+        return tokens
+
+    return ExtractData(load_tokens=stream, seq_len=cfg["seq_len"], domain_tokens=domain_tokens,
                        task_batches=task_batches, task_records=task_records, source_tokenizer=tokenizer)
 
 

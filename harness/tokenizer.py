@@ -37,5 +37,25 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tok
 
 
+def identity(tok) -> dict:
+    """What says two tokenizers map text to the same ids: their size and a hash of the vocabulary
+    (token -> id). Written beside a token stream, checked by every method that feeds the stream to
+    a model (MASA's alignment): a source with another tokenizer would read meaningless text."""
+    import hashlib
+    import json
+
+    vocab = json.dumps(sorted(tok.get_vocab().items()), ensure_ascii=False).encode()
+    return {"size": len(tok), "vocab_sha256": hashlib.sha256(vocab).hexdigest()[:16]}
+
+
+def check_same_tokenizer(tok, stream_identity: dict | None, what: str) -> None:
+    """A one-line error unless `tok` is the tokenizer that made a stream (`identity`); a stream
+    written before identities were recorded is not checked."""
+    if stream_identity and identity(tok) != stream_identity:
+        raise HarnessError(f"{what} was tokenised by another tokenizer ({stream_identity['size']} tokens, vocabulary "
+                           f"{stream_identity['vocab_sha256']}) than this source's ({len(tok)} tokens, vocabulary "
+                           f"{identity(tok)['vocab_sha256']}): its ids would be other text to this source")
+
+
 def special_ids(tok) -> dict[str, int]:
     return {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}

@@ -185,3 +185,19 @@ def test_extraction_and_pretraining_numbers_are_pinned(masa_artifact, tokenizer_
                     artifact=masa_artifact / "artifact")
     assert json.loads((tmp_path / "pre/run.json").read_text())["final_loss"] == pytest.approx(5.981916427612305,
                                                                                              rel=1e-5)
+
+
+def test_extraction_refuses_a_token_stream_of_another_tokenizer(masa_artifact, world_dir, tmp_path):
+    """Issue 18 item 5: a source must not align on ids another tokenizer wrote (DeepSeekMoE's
+    vocabulary is not OLMo's); a stream of its own tokenizer is read."""
+    from harness.errors import HarnessError
+
+    other = tmp_path / "other-tokenizer"
+    stages.tokenizer({"tokenizer": {"vocab_size": 300}}, world_dir / "corpus.txt", other)
+    stream = tmp_path / "tokens.npy"
+    stages.tokens({}, world_dir / "corpus.txt", other, stream)
+    cfg = {"method": "masa", "seed": 0, "seq_len": 32, "method_options": {"align_tokens": 32 * 4, "align_batch": 4}}
+    with pytest.raises(HarnessError, match=r"tokens\.npy was tokenised by another tokenizer \(300 tokens"):
+        stages.extract(cfg, masa_artifact / "source", tmp_path / "artifact", stream,
+                       [world_dir / "tasks" / "boolq"], world_dir / "domains")
+    assert not (tmp_path / "artifact").exists()
