@@ -317,6 +317,9 @@ def validate(config: dict[str, Any]) -> None:
         if "model_path" not in spec and missing:
             raise HarnessError(f"config error: sources.{name}: a source built here needs {', '.join(missing)} "
                                f"(or give `model_path`)")
+        if spec.get("tokenizer") == "own" and "model_path" not in spec:
+            raise HarnessError(f"config error: sources.{name}: `tokenizer: own` needs `model_path` (a source "
+                               f"trained here reads the students' tokenizer)")
 
 
 # The keys each task kind reads; any other of TASK_KEYS would be ignored, so it is refused.

@@ -155,6 +155,12 @@ class Grid:
     def source_dir(self, source: str) -> str:
         return self.R + f"/sources/{source}"
 
+    def tokens_for(self, source: str) -> str:
+        """The token stream a source reads (extraction): the students', or, for a checkpoint with
+        `tokenizer: own`, the corpus in its own tokenizer's ids."""
+        own = self.C["sources"][source].get("tokenizer") == "own"
+        return self.R + f"/data/tokens-{source}.npy" if own else self.TOKENS
+
     def student(self, method: str, source: str, shape: str, seed) -> str:
         return self.STUDENT.format(method=method, source=source, shape=shape, seed=seed)
 

@@ -29,7 +29,7 @@ rule source:
 
 def _extract_inputs(wildcards):
     """The source, the pre-training token stream, and the data of every task (expert counting)."""
-    return {"source": G.source_dir(wildcards.source), "tokens": G.TOKENS,
+    return {"source": G.source_dir(wildcards.source), "tokens": G.tokens_for(wildcards.source),
             "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
 
 
@@ -52,6 +52,30 @@ rule extract:
     shell:
         harness("extract", "--source {input.source} --tokens {input.tokens} --tasks {params.tasks}",
                 "--domains {params.domains} --out {output}")
+
+
+# A checkpoint that reads text with its own tokenizer (`tokenizer: own`, DeepSeekMoE's 102,400
+# tokens) aligns on the corpus in its own ids: the students' stream would be other text to it.
+rule source_tokens:
+    input:
+        corpus=G.corpus_input(),
+    output:
+        R + "/data/tokens-{source}.npy",
+    log:
+        L + "/data/tokens-{source}.log",
+    benchmark:
+        G.benchmark_of("source_tokens", L + "/data/tokens-{source}.log"),
+    params:
+        cfg=as_json(),
+        corpus=G.corpus_file(),
+        tokenizer=lambda w: C["sources"][w.source]["model_path"],
+    wildcard_constraints:
+        source=_alternatives([s for s, spec in C["sources"].items() if spec.get("tokenizer") == "own"] or ["-"]),
+    threads: 1
+    resources:
+        **G.job_resources("tokens"),
+    shell:
+        harness("tokens", "--corpus {params.corpus} --tokenizer {params.tokenizer} --out {output}")
 
 
 # Table 2 and the PKT table: each source fine-tuned on a task (the SFT its students get) and scored.

@@ -255,6 +255,12 @@ def test_paper_grid_is_planned(tmp_path):
     # MASA from 3 sources and EEP's search on OLMoE extract (once more for prune-then-distill, whose
     # extract is EEP's), Distillation and Weight Selection read their source directly
     assert counts["extract"] == 3 + 1 + 1
+    # DeepSeekMoE reads text with its own tokenizer: its extraction aligns on a stream of its own ids
+    assert counts["tokens"] == counts["source_tokens"] == 1
+    jobs = proc.stdout.split("\nrule ")
+    deepseek = [j for j in jobs if j.startswith("extract:") and "wildcards: method=masa, source=deepseek" in j]
+    olmo = [j for j in jobs if j.startswith("extract:") and "wildcards: method=masa, source=olmo" in j]
+    assert "results/paper/data/tokens-deepseek.npy" in deepseek[0] and "data/tokens.npy" in olmo[0]
     proc = snakemake(tmp_path, "-n", "reports/table3.md", "--configfile", str(REPO / "config/paper.yaml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = _job_counts(proc.stdout)
