@@ -5,22 +5,31 @@ from reports.registry import enabled_reports
 
 REPORTS = enabled_reports(G)
 
-for _report in REPORTS:
+
+def _report_rule(r):
+    """A function, not a loop body: Snakemake evaluates a rule's `shell:` when the job runs, so
+    a loop variable there would be the last report's for every rule."""
+    log = L + f"/reports/{r.name}.log"
+
     rule:
-        name: _report.name
+        name: r.name
         input:
-            rendered=_report.inputs(G),
-            needs=_report.needs(G),
+            rendered=r.inputs(G),
+            needs=r.needs(G),
         output:
-            report(_report.output, category=_report.category),
+            report(r.output, category=r.category),
         log:
-            L + f"/reports/{_report.name}.log",
+            log,
         benchmark:
-            G.benchmark_of(_report.name, L + f"/reports/{_report.name}.log"),
+            G.benchmark_of(r.name, log),
         params:
-            cfg=_report.cfg(G),
+            cfg=r.cfg(G),
         threads: 1
         resources:
-            **G.job_resources(_report.name),
+            **G.job_resources(r.name),
         shell:
-            harness(f"report {_report.name}", "--out {output} {input.rendered}")
+            harness(f"report {r.name}", "--out {output} {input.rendered}")
+
+
+for _report in REPORTS:
+    _report_rule(_report)
