@@ -61,6 +61,11 @@ def pretrain_run(model, train_cfg: dict, tokens_file: Path, budget: int, seed: i
     heldout = heldout or {}
     batches = PretrainBatches(load_tokens(tokens_file), train_cfg["seq_len"],
                               train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
+    if batches.n_sequences > batches.n_windows and not train_cfg.get("repeat_corpus", False):
+        # the paper trains on fresh text: a budget the corpus cannot fill would silently be epochs
+        raise HarnessError(f"{desc}: budget {budget} tokens is more than the corpus's {batches.n_windows} "
+                           f"trainable windows of {batches.seq_len} ({tokens_file}); give a larger corpus, or "
+                           f"`repeat_corpus: true` in the training section to train several passes")
     every = heldout.get("every_steps", 0) if batches.heldout else 0
     held = batches.heldout_batches() if every else []
     return train(model.to(compute_device()), batches, TrainSettings.from_section(train_cfg),

@@ -95,7 +95,9 @@ def source(cfg: dict, name: str, tokenizer_dir: Path, tokens_file: Path, out: Pa
     # held-out windows only: sources log no curve, but must not have seen the students' held-out text
     heldout = {"sequences": cfg.get("heldout", {}).get("sequences", 0)}
     work = open_work_dir(out, cfg, seed, {"tokenizer": tokenizer_dir, "tokens": tokens_file})
-    result = pretrain_run(model, cfg["training"], tokens_file, source_budget(cfg, tokens_file), seed, work,
+    # `passes` asks for repetition: a source learns the world's facts by seeing them many times
+    training = {**cfg["training"], **({"repeat_corpus": True} if "passes" in cfg["training"] else {})}
+    result = pretrain_run(model, training, tokens_file, source_budget(cfg, tokens_file), seed, work,
                        desc=f"source {name}", heldout=heldout)
     manifest = {"name": name, "arch": spec["arch"], "model_path": "model", "label": spec.get("label", name),
                 "tokens": result.tokens, "passes": cfg["training"].get("passes"), "final_loss": result.final_loss}

@@ -42,6 +42,24 @@ def test_budget_smaller_than_one_batch(tmp_path, student, tokens_file):
     assert not (tmp_path / "pt").exists()
 
 
+def test_a_budget_larger_than_the_corpus_is_refused_unless_repetition_is_asked_for(tmp_path, student, tokens_file):
+    """Issue 18 item 11: a budget the corpus cannot fill would silently be several passes of it."""
+    import numpy as np
+
+    windows = len(np.load(tokens_file, mmap_mode="r")) // 32
+    cfg = {"method": "scratch", "budget": 32 * (windows + 64),
+           "pretrain": {"seq_len": 32, "batch_size": 64, "optim": {"lr": 1e-3}}}
+    rc, err = run_cli("pretrain", "--cfg", json.dumps(cfg), "--init", str(student), "--tokens", str(tokens_file),
+                      "--seed", "0", "--out", str(tmp_path / "pt"))
+    assert_one_line_error(rc, err, f"more than the corpus's {windows} trainable windows of 32", "repeat_corpus: true")
+    assert not (tmp_path / "pt").exists()
+    cfg["pretrain"]["repeat_corpus"] = True
+    rc, err = run_cli("pretrain", "--cfg", json.dumps(cfg), "--init", str(student), "--tokens", str(tokens_file),
+                      "--seed", "0", "--out", str(tmp_path / "pt"))
+    assert rc == 0, err
+    assert json.loads((tmp_path / "pt" / "run.json").read_text())["tokens"] == 32 * (windows + 64)
+
+
 def test_empty_task_file(tmp_path, student):
     task = tmp_path / "task"
     task.mkdir()
