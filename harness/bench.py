@@ -111,7 +111,8 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
               "params": n_total, "matmul_params": n_matmul, "batch": f"{pc['batch_size']}x{pc['seq_len']}",
               "gemm_flops": rate, "bound_tokens_per_s": bound, "harness_tokens_per_s": best["harness"],
               "plain_tokens_per_s": best["plain"], "compile": settings.compile}
-    print(f"profile {profile} · shape {shape} · compile {settings.compile} · {n_total / 1e6:.2f}M params ({n_matmul / 1e6:.2f}M in matmuls) · "
+    print(f"profile {profile} · shape {shape} · compile {settings.compile} · {n_total / 1e6:.2f}M params "
+          f"({n_matmul / 1e6:.2f}M in matmuls) · "
           f"batch {report['batch']} · {device}, {report['threads']} thread(s)")
     print(f"{'GEMM rate':<22}{rate / 1e9:10.1f} GFLOP/s ({str(dtype).removeprefix('torch.')})")
     print(f"{'GEMM-bound limit':<22}{bound:10.0f} tokens/s  (rate / 6N)")

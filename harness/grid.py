@@ -316,8 +316,8 @@ class Grid:
                    **extra: Any) -> str:
         """A renderer's slice; `tasks` names the config section of the table's columns."""
         C = self.C
-        return as_json(profile=self.profile, seeds=C["seeds"], budget=budget, budget_paper=C["budgets"][budget].get("paper"),
-                       budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
+        return as_json(profile=self.profile, seeds=C["seeds"], budget=budget,
+                       budget_paper=C["budgets"][budget].get("paper"), budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                        # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
                        shapes=[[name, C["shapes"][name]] for name in shapes],
                        tasks=[[name, spec["label"]] for name, spec in C.get(tasks, {}).items()],

@@ -52,8 +52,8 @@ def open_work_dir(out: Path, cfg: dict, seed: int, inputs: dict[str, Path | None
 
 def pretrain_run(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, work: Path, desc: str,
               heldout: dict | None = None, loss_fn=None):
-    """Pre-train on `budget` tokens of the stream, checkpointing into `work`. `heldout` (the config's section) sets aside the
-    stream's last `sequences` windows, which sources and students alike never train on; with
+    """Pre-train on `budget` tokens of the stream, checkpointing into `work`. `heldout` (the
+    config's section) sets aside the stream's last `sequences` windows, which sources and students alike never train on; with
     `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
     from harness.data import PretrainBatches, heldout_loss, load_tokens
     from harness.train import TrainSettings, default_loss, train
