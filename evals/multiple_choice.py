@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,22 @@ def _check_answers_fit(lm, task: Task, records: list[dict]) -> None:
                            f"task's config to drop them")
 
 
+@contextmanager
+def _without_environment_report():
+    """lm-eval attaches torch's environment report to every `simple_evaluate` result (it runs
+    `pip list`, `nvidia-smi` and friends: 3.1 s a call here against 0.4 s for a micro task's
+    whole evaluation). Nothing here reads it, a student's evaluation makes one call per task and
+    stage, and the result records the versions that matter (`versions`), so it is skipped."""
+    import lm_eval.evaluator
+
+    collect = lm_eval.evaluator.add_env_info
+    lm_eval.evaluator.add_env_info = lambda storage: None
+    try:
+        yield
+    finally:
+        lm_eval.evaluator.add_env_info = collect
+
+
 def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:
     """Accuracy (x100) of the model in `model_dir` on `task`'s test split, with lm-eval's stderr,
     and per item (test-file order) its key, score (100 correct, 0 wrong) and each choice's
@@ -73,7 +90,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
               dtype="float32" if device == "cpu" else "bfloat16")
     _check_answers_fit(lm, task, records)
     name = f"harness_{task.name}"
-    with tempfile.TemporaryDirectory() as include:
+    with tempfile.TemporaryDirectory() as include, _without_environment_report():
         Path(include, f"{name}.yaml").write_text(task_yaml(task, name, split))
         out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
                                                                                 include_defaults=False),
@@ -85,7 +102,10 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     items = [{"key": item_key(records[s["doc_id"]]), "score": 100.0 * s[metric],
               "scores": {m: 100.0 * s[m] for m in METRICS}, "logliks": [float(r[0]) for r in s["filtered_resps"]]}
              for s in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
+    from importlib.metadata import version
+
     return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
+            "versions": {p: version(p) for p in ("lm_eval", "torch", "transformers")},
             "values": {m: 100.0 * res[f"{m},none"] for m in METRICS},
             "stderr": 100.0 * stderr if isinstance(stderr, float) else None,
             "n": len(items), "items": items}

@@ -154,3 +154,24 @@ def test_a_multi_device_stage_is_not_chained(capsys):
                "::", "eval", "--cfg", "{}", "--models", "o", "--tasks", "t", "--outs", "e.json"])
     assert rc == 2
     assert "sft :: eval: a stage on 2 devices runs alone" in capsys.readouterr().err
+
+
+def test_an_evaluation_does_not_collect_torchs_environment_report(world_dir, tokenizer_dir, tmp_path, monkeypatch):
+    """lm-eval runs torch's environment report (pip list, nvidia-smi: ~3 s) on every call; a
+    micro student makes one call per task and stage. The evaluation records versions instead."""
+    import torch.utils.collect_env
+
+    from evals.multiple_choice import evaluate_multiple_choice
+
+    calls = []
+    monkeypatch.setattr(torch.utils.collect_env, "get_pretty_env_info", lambda: calls.append(1) or "")
+    tok = load_tokenizer(tokenizer_dir)
+    build_model(student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, len(tok), 256,
+                               {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                                "pad_token_id": tok.pad_token_id}), seed=0).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    result = evaluate_multiple_choice(tmp_path, Task("boolq", world_dir / "tasks" / "boolq"), {"batch_size": 8})
+    assert calls == [] and set(result["versions"]) == {"lm_eval", "torch", "transformers"}
+    import lm_eval.evaluator
+
+    assert lm_eval.evaluator.add_env_info.__module__ == "lm_eval.loggers.utils"  # restored afterwards
