@@ -36,6 +36,7 @@ def student(tmp_path_factory, tokenizer_dir):
 def pretrain_cfg(lr, steps, checkpoint_every=2):
     return {"method": "scratch", "budget": 32 * 8 * steps,
             "pretrain": {"seq_len": 32, "batch_size": 8, "checkpoint_every": checkpoint_every, "log_every": 1,
+                         "repeat_corpus": True,  # a run long enough to be killed mid-way outlasts the corpus
                          "optim": {"lr": lr}}}
 
 
