@@ -319,15 +319,41 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
     work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
-    eval_every, eval_fn = 0, None
+    eval_every, eval_fn, best = 0, None, None
     if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
         eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
+        if sc["dev"].get("keep", "last") == "best":
+            if sc.get("fsdp"):
+                raise HarnessError("sft: `dev.keep: best` keeps a whole copy of the weights; not with `fsdp: true`")
+            eval_fn = best = _BestDev(eval_fn)
     result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
                    loss_fn=loss_fn or default_loss, log_path=work / "train_log.jsonl", desc=f"sft {task.name}",
                    eval_every=eval_every, eval_fn=eval_fn)
+    kept = {}
+    if best is not None and best.state is not None:
+        model.load_state_dict(best.state)
+        kept = {"kept": {"dev_rougeL": best.score, "evaluation": best.index}}
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
-                  final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2))
+                  final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2), **kept)
+
+
+class _BestDev:
+    """`dev.keep: best` (MiniLLM's protocol: the checkpoint with the best dev Rouge-L, where the
+    paper's L169 says only "100 epochs"): scores the model like `score` and keeps, in memory,
+    the weights of the best evaluation so far (a strict improvement; the first of equals). A run
+    resumed after a kill compares only the evaluations since the resume."""
+
+    def __init__(self, score):
+        self.score_of, self.score, self.state, self.index, self.calls = score, None, None, None, 0
+
+    def __call__(self, model) -> dict:
+        metrics = self.score_of(model)
+        self.calls += 1
+        if self.score is None or metrics["rougeL"] > self.score:
+            self.score, self.index = metrics["rougeL"], self.calls
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return metrics
 
 
 def _dev_rouge(task, tok, dev_cfg: dict):

@@ -93,3 +93,44 @@ def test_file_tasks_read_the_real_files(shared_data, tmp_path):
     assert run["dropped_test_items"] == {"train": 1, "dev": 1}
     with pytest.raises(HarnessError, match="has no train file"):
         task_data.instruction_task({"task": "x", "spec": {"label": "x", "kind": "file"}}, tmp_path / "x")
+
+
+def test_generation_sft_can_keep_the_best_dev_checkpoint(tmp_path, tokenizer_dir):
+    """`dev.keep: best` (MiniLLM): the saved model is the evaluation with the best dev Rouge-L,
+    scored again here, not the last step's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from evals.generation import GenerationConfig, evaluate_generation
+    from harness import stages, task_data
+    from harness.models import build_model, student_config
+    from harness.tasks import GENERATION, Task
+    from harness.tokenizer import load_tokenizer, special_ids
+    from tests.conftest import SMALL_WORLD
+
+    task_dir = tmp_path / "dolly"
+    task_data.instruction_task({"task": "dolly", "spec": {"label": "d", "kind": "generated"}, "world": SMALL_WORLD},
+                               task_dir)
+    tok = load_tokenizer(tokenizer_dir)
+    build_model(student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 128,
+                               special_ids(tok)), 0).save_pretrained(tmp_path / "pre")
+    tok.save_pretrained(tmp_path / "pre")
+    generation = {"sample": False, "max_prompt_tokens": 64, "max_new_tokens": 8}
+    sft = {"batch_size": 8, "epochs": 6, "max_len": 128, "optim": {"lr": 3e-3},
+           "dev": {"every_epochs": 1, "examples": 6, "generation": generation}}
+    runs = {}
+    for keep in ("last", "best"):
+        cfg = {"task": "dolly", "task_kind": "generation", "sft": {**sft, "dev": {**sft["dev"], "keep": keep}}}
+        stages.sft(cfg, tmp_path / "pre", task_dir, 0, tmp_path / keep)
+        runs[keep] = json.loads((tmp_path / keep / "run.json").read_text())
+    log = [json.loads(l) for l in (tmp_path / "best" / "train_log.jsonl").read_text().splitlines()]
+    scores = [r["eval"]["rougeL"] for r in log if "eval" in r]
+    assert len(scores) == 6 and runs["best"]["kept"]["dev_rougeL"] == max(scores)
+    assert runs["best"]["kept"]["evaluation"] == scores.index(max(scores)) + 1 and "kept" not in runs["last"]
+    model, _ = stages.load_model(tmp_path / "best")
+    records = Task("dolly", task_dir, kind=GENERATION).records("dev")[:6]
+    again = evaluate_generation(model.eval(), tok, records, GenerationConfig.from_dict(generation))["value"]
+    assert again == pytest.approx(max(scores))
+    if scores.index(max(scores)) != len(scores) - 1:  # the best was not the last: the two models differ
+        a, b = (load_file(tmp_path / k / "model.safetensors") for k in ("best", "last"))
+        assert any(not torch.equal(a[k], b[k]) for k in a)
