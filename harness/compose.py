@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from harness.errors import HarnessError
-from harness.method import HOOKS
+from harness.method import HOOKS, hooks_of
 
 
 def hook_owners(name: str, parts: dict[str, frozenset[str]]) -> dict[str, str]:
@@ -54,8 +54,7 @@ class Composite:
 
 def composite_class(name: str, parts: dict[str, type], label: str) -> type:
     """A method class with exactly the hooks of its parts, each delegated to its owner."""
-    owners = hook_owners(name, {p: frozenset(h for h in HOOKS if callable(getattr(cls, h, None)))
-                                for p, cls in parts.items()})
+    owners = hook_owners(name, {p: hooks_of(cls) for p, cls in parts.items()})
     attrs = {hook: _delegate(hook, part) for hook, part in owners.items()}
     return type(f"Composite[{name}]", (Composite,), {**attrs, "label": label, "owners": owners,
                                                       "part_names": tuple(parts)})

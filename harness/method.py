@@ -146,6 +146,11 @@ def frozen_source(name: str, ctx: Context):
     return source_model(name, ctx), load_tokenizer(ctx.source.model_path)
 
 
+def hooks_of(cls: type) -> frozenset[str]:
+    """The hooks a method class implements."""
+    return frozenset(h for h in HOOKS if callable(getattr(cls, h, None)))
+
+
 def hook(method: object, name: str):
     """The bound hook `name` of `method`, or None when the method leaves it to the default."""
     if name not in HOOKS:

@@ -11,10 +11,14 @@ from typing import Any, Callable, Iterable
 from harness.errors import HarnessError
 
 
+def did_you_mean(name: str, known) -> str:
+    """"; did you mean 'x'?" for the closest of `known`, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} Known: {', '.join(sorted(known))}"
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)} Known: {', '.join(sorted(known))}"
 
 
 def with_entry_points(kind: str, table: dict[str, Any], found: Iterable,

@@ -8,7 +8,6 @@ the value `"module:Class"`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,7 +16,7 @@ from typing import Any
 
 from harness import plugin_source
 from harness.errors import HarnessError
-from harness.plugins import load_target, unknown_name_message, with_entry_points  # noqa: F401 (re-exported)
+from harness.plugins import did_you_mean, load_target, unknown_name_message, with_entry_points  # noqa: F401
 
 ENTRY_POINT_GROUP = "harness.methods"
 TABLE_MODULE = "methods.registry"
@@ -119,9 +118,8 @@ def _check_option_names(where: str, name: str, given: dict) -> None:
     accepted = option_names(name)
     unknown = sorted(set(given) - accepted) if accepted is not None else []
     if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise HarnessError(f"method_options.{where}: unknown option {unknown[0]!r}{hint} Options of "
+        raise HarnessError(f"method_options.{where}: unknown option {unknown[0]!r}"
+                           f"{did_you_mean(unknown[0], accepted)} Options of "
                            f"{name!r}: {', '.join(sorted(accepted)) or 'none'}")
 
 
@@ -141,9 +139,9 @@ def method_hooks(name: str) -> frozenset[str]:
         return frozenset(hook_owners(name, {p: method_hooks(p) for p in spec.parts}))
     found = plugin_source.class_hooks(spec.target)
     if found is None:
-        from harness.method import HOOKS
+        from harness.method import hooks_of
 
-        found = frozenset(h for h in HOOKS if callable(getattr(_method_class(name), h, None)))
+        found = hooks_of(_method_class(name))
     return found
 
 
