@@ -12,7 +12,7 @@ task-sensitive sub-matrices (METHODS.md section 1).
    so the student computes exactly what it did before adaptation (section 1.6: the source
    only chooses where LoRA fine-tuning starts).
 
-Modules the source lacks (DeepSeek's latent attention has no k_proj/v_proj) keep PEFT's
+Modules the source lacks (an attention without k_proj/v_proj) keep PEFT's
 zero-B LoRA; the adapt log lists them. Layer scores match `layers.{l}.` exactly, not the
 reference's substring `layers.{l}`, which also counts layer 1's score into layers 10-19.
 """

@@ -28,7 +28,7 @@ from harness.errors import HarnessError
 
 def attention_value_rows(attn, n_neurons: int) -> Tensor | None:
     """Row of v_proj each attention neuron reads its value from (heads sharing a key/value head
-    share rows), or None for attention without a v_proj (DeepSeek's latent attention)."""
+    share rows), or None for attention without a v_proj."""
     if not hasattr(attn, "v_proj"):
         return None
     v_rows = attn.v_proj.weight.shape[0]

@@ -38,7 +38,9 @@ class Source:
         return cls(m["name"], m["arch"], model_path, m.get("label", m["name"]), m.get("trust_remote_code", False))
 
     def load(self, device="cpu", dtype=None):
-        """The source model in eval mode with gradients off (sources are never trained)."""
+        """The source model in eval mode with gradients off (sources are never trained). A
+        checkpoint in a layout its architecture's adapter converts (`CHECKPOINTS`: DeepSeekMoE's
+        own) is read into the adapter's in-library class, running none of the checkpoint's code."""
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -46,9 +48,16 @@ class Source:
         if local.is_absolute() or local.exists():
             if not (local / "config.json").is_file():
                 raise HarnessError(f"source {self.name!r}: no checkpoint at {local}")
+        dtype = dtype or torch.float32
         try:
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or torch.float32,
-                                                         trust_remote_code=self.trust_remote_code)
+            convert = self._converter()
+            if convert is not None:
+                model = convert[0](self.model_path, convert[1], dtype)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype,
+                                                             trust_remote_code=self.trust_remote_code)
+        except HarnessError:
+            raise
         except ValueError as e:
             if "trust_remote_code" not in str(e):
                 raise HarnessError(f"source {self.name!r}: cannot load {self.model_path}: {first_line(e)}") from None
@@ -59,3 +68,17 @@ class Source:
                                f"{first_line(e)}); if it is a local checkpoint, it is corrupt or incomplete") from None
         model.to(device).eval().requires_grad_(False)
         return model
+
+    def _converter(self):
+        """(load function, config dict) when the checkpoint's model type is one the arch's adapter converts."""
+        from transformers import PretrainedConfig
+
+        from harness.archs import adapter
+        from harness.plugins import load_target
+
+        table = getattr(adapter(self.arch), "CHECKPOINTS", {})
+        if not table:
+            return None
+        cfg, _ = PretrainedConfig.get_config_dict(self.model_path)
+        target = table.get(cfg.get("model_type"))
+        return None if target is None else (load_target("checkpoint converter", self.arch, target), cfg)

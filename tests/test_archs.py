@@ -40,7 +40,7 @@ def test_the_view_rebuilds_each_layers_ffn_output(arch, parts):
 
 
 def test_deepseeks_dense_first_layers_are_read_as_dense():
-    model = model_of("deepseek", first_k_dense_replace=1)
+    model = model_of("deepseek", moe_layer_start_index=1)
     views = ffn_views(model)
     assert views[0].dense is not None and views[1].routed is not None
     x = torch.randn(5, SPEC["hidden"])
@@ -76,8 +76,31 @@ def test_a_view_map_reaches_every_parameter():
 
 
 def test_attention_weights_name_what_a_llama_shares():
-    assert set(attention_weights(model_of("olmo"), 0)) == {"q_proj", "k_proj", "v_proj", "o_proj"}
-    assert set(attention_weights(model_of("deepseek"), 0)) == {"q_proj", "o_proj"}  # latent k/v
+    for arch in ("olmo", "olmoe", "deepseek"):
+        assert set(attention_weights(model_of(arch), 0)) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+def test_deepseeks_attention_is_a_llamas_with_the_weights_it_hands_out():
+    """The DeepSeekMoE host rotates interleaved pairs; the q/k rows `attention_weights` returns are
+    in a Llama's order: a Llama attention holding them computes the host's attention output."""
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+
+    model = model_of("deepseek")
+    host = model.model.layers[0].self_attn
+    cfg = LlamaConfig(hidden_size=SPEC["hidden"], num_attention_heads=SPEC["heads"], num_key_value_heads=SPEC["heads"],
+                      intermediate_size=8, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    llama = LlamaAttention(cfg, 0)
+    with torch.no_grad():
+        for name, w in attention_weights(model, 0).items():
+            getattr(llama, name).weight.copy_(w)
+        x = torch.randn(1, 7, SPEC["hidden"])
+        ids = torch.arange(7)[None]
+        mask = torch.full((7, 7), float("-inf")).triu(1)[None, None]
+        ref = llama(x, LlamaRotaryEmbedding(cfg)(x, ids), mask)[0]
+        got = host(x, model.model.rotary_emb(x, ids), mask)[0]
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(attention_weights(model, 0)["q_proj"], host.q_proj.weight)  # the rows do move
 
 
 def test_a_model_type_without_an_adapter_is_one_line():

@@ -107,17 +107,15 @@ def test_aligned_weights_and_their_inputs_reproduce_the_ffn(source):
 def test_dense_first_layer_of_a_shared_expert_moe():
     """DeepSeekMoE-16B's first layer is a dense FFN: aligned as such, with its own r, and no
     expert counting (every other layer has shared experts)."""
-    from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
-
-    cfg = source_config("deepseek", SOURCES["deepseek"], 100, 64)
-    cfg = DeepseekV2Config(**{**cfg.to_dict(), "first_k_dense_replace": 1, "intermediate_size": 48})
-    model = DeepseekV2ForCausalLM(cfg)
+    spec = {**SOURCES["deepseek"], "dense_layers": 1}
+    model = build_model(source_config("deepseek", spec, 100, 64), 0)
     assert not routed_only(model)
     weights = ffn_weights(model)
     shapes = {w.key: tuple(w.weight.shape) for w in weights}
-    assert shapes["layers.0.gate"] == (48, 32) and shapes["layers.1.gate"] == (16, 32)
+    dense = spec["ffn"] * (spec["top_k"] + spec["shared_experts"])  # as wide as the experts a token passes
+    assert shapes["layers.0.gate"] == (dense, 32) and shapes["layers.1.gate"] == (spec["ffn"] * spec["shared_experts"], 32)
     ranks = gene_ranks(weights, 0.23)
-    assert ranks["layers.0.up"] == round(math.sqrt(0.23 * 48 * 32)) != ranks["layers.1.up"]
+    assert ranks["layers.0.up"] == round(math.sqrt(0.23 * dense * 32)) != ranks["layers.1.up"]
 
 
 def test_layer_map():

@@ -140,8 +140,7 @@ def test_seeking_student_computes_what_it_did_before(arch, tmp_path, tokenizer_d
     layers = lora.lora_layers(model)
     assert len(layers) == 7 * STUDENT["layers"]
     seeded = [n for n, l in layers.items() if l.lora_B[lora.ADAPTER].weight.abs().sum() > 0]
-    expect = 7 if arch != "deepseek" else 5  # DeepSeek's latent attention has no k_proj / v_proj
-    assert len(seeded) == expect * STUDENT["layers"]
+    assert len(seeded) == 7 * STUDENT["layers"]
 
 
 def test_seeking_with_embeddings_keeps_the_function(tmp_path, tokenizer_dir, world_dir):
@@ -183,7 +182,7 @@ def test_laten_changes_only_up_down_v_o_at_the_chosen_neurons(arch, tmp_path, to
                                  align_examples=6, lr=1e-2)
     reference = build_model(model.config, 1)
     changed = {n for (n, p), q in zip(model.named_parameters(), reference.parameters()) if not torch.equal(p, q)}
-    allowed = ("mlp.up_proj", "mlp.down_proj", "self_attn.o_proj") + (("self_attn.v_proj",) if arch != "deepseek" else ())
+    allowed = ("mlp.up_proj", "mlp.down_proj", "self_attn.o_proj", "self_attn.v_proj")
     assert changed and all(any(a in n for a in allowed) for n in changed)
     k_ffn = int(0.1 * STUDENT["ffn"])
     up = model.model.layers[0].mlp.up_proj.weight - reference.model.layers[0].mlp.up_proj.weight

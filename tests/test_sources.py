@@ -66,8 +66,8 @@ class TinyRemoteForCausalLM(LlamaForCausalLM):
 
 
 def test_checkpoint_with_its_own_code_needs_the_opt_in(tmp_path, tokenizer_dir, tokens_file):
-    """A hub-style checkpoint whose model class lives in its own files (as DeepSeekMoE-16B's
-    does): refused in one line without `trust_remote_code`, loaded with it."""
+    """A hub-style checkpoint whose model class lives in its own files, of a type no adapter
+    converts: refused in one line without `trust_remote_code`, loaded with it."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     ckpt = tmp_path / "remote"

@@ -79,7 +79,7 @@ def test_a_same_shape_llama_is_copied_exactly(tmp_path):
         assert torch.equal(student.state_dict()[name], w), name
 
 
-@pytest.mark.parametrize("arch,selected", [("olmo", 2 + 7 * 3), ("olmoe", 3 + 9 * 3), ("deepseek", 3 + 7 * 3)])
+@pytest.mark.parametrize("arch,selected", [("olmo", 2 + 7 * 3), ("olmoe", 3 + 9 * 3), ("deepseek", 3 + 9 * 3)])
 def test_every_architecture_gives_its_counterparts(arch, selected, tmp_path, capsys):
     source = _source(tmp_path, arch, SOURCE)
     student = _select(source)

@@ -6,9 +6,11 @@ An adapter is a module with
 - `config(name, spec, vocab_size, max_positions, special_ids)`: a tiny source's transformers config;
 - `ffn(mlp, where, view)`: the layer's FFN as an `FFNView` (harness/archs/ffn.py), refusing
   parameters it does not read;
-- `ATTENTION`: the Llama-named attention projections whose weights it shares with a Llama
-  (`q_proj`, ...) and `attention(attn, view)` returning them;
-- `NORMS`: the Llama-named decoder-layer norms it has with a weight (`input_layernorm`, ...).
+- `attention(attn, view)`: {Llama projection name (`q_proj`, ...): weight} of the attention
+  projections it shares with a Llama, in a Llama's layout;
+- `NORMS`: the Llama-named decoder-layer norms it has with a weight (`input_layernorm`, ...);
+- optionally `CHECKPOINTS`: {config.model_type: "module:function"} of checkpoint layouts it
+  converts into its class on load (DeepSeekMoE's own; `harness.sources.Source.load`).
 
 Adding an architecture is one file here plus one line in `ARCHS` (or an entry point in the
 `harness.archs` group, value "module"), and its shape in the config.
@@ -30,7 +32,7 @@ ENTRY_POINT_GROUP = "harness.archs"
 ARCHS = {
     "olmo": "harness.archs.olmo",          # dense (OLMo-7B-hf)
     "olmoe": "harness.archs.olmoe",        # standard MoE (OLMoE-1B-7B)
-    "deepseek": "harness.archs.deepseek",  # shared + routed experts (DeepSeekMoE, through DeepSeek-V2's class)
+    "deepseek": "harness.archs.deepseek",  # shared + routed experts (DeepSeekMoE, in ERNIE-4.5-MoE's class)
     "llama": "harness.archs.llama",        # the students, and a twin of a student shape (the controls)
 }
 
@@ -81,7 +83,7 @@ def ffn_views(model, view=None) -> list:
 
 def attention_weights(model, layer: int, view=None) -> dict[str, Tensor]:
     """{Llama projection name: weight} of layer `layer`'s attention, for the projections the
-    architecture shares with a Llama (DeepSeek's latent attention has no k_proj or v_proj)."""
+    architecture shares with a Llama, in a Llama's layout."""
     from harness.archs.ffn import identity
 
     return adapter_for(model).attention(model.model.layers[layer].self_attn, view or identity)
