@@ -306,6 +306,10 @@ def validate(config: dict[str, Any]) -> None:
     for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
         if key not in config["corpus"]:
             raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
+    if config["corpus"].get("subsets") and config["corpus"].get("domains") != "folder":
+        raise HarnessError("config error: corpus: `subsets` names folders, so it needs `domains: folder`")
+    if config["corpus"].get("domains") == "folder" and config["corpus"]["kind"] != "local":
+        raise HarnessError("config error: corpus: `domains: folder` reads local folders; a hub corpus names a field")
     from harness.archs import adapter
 
     for name, spec in config["sources"].items():

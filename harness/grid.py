@@ -141,6 +141,11 @@ class Grid:
     def corpus_file(self) -> str:
         return self.corpus_input() + "/corpus.txt"
 
+    def domains_dir(self) -> str | None:
+        """Where each corpus domain's text lies alone (Figure 4), or None: a corpus without domains."""
+        corpus = self.C["corpus"]
+        return self.corpus_input() + "/domains" if corpus["kind"] == "world" or corpus.get("domains") else None
+
     def task_data(self, task: str) -> str:
         """The output that holds `task`'s splits: the world (generated multiple-choice tasks), an
         lm-eval export, or a generation task's own directory (generated or read from files)."""

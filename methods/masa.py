@@ -150,6 +150,7 @@ def adaptive_scale(M: Tensor, p: int, q: int, rank: int) -> Tensor:
 # ---------------------------------------------------------------- the method
 
 DEFAULTS = {
+    "size": "ratio",  # how r is chosen: ratio | rank:R | total:N | fraction:F (GENE_SIZES)
     "ratio": 0.23,  # M/W ratio r^2 / (d_in d_out); Table 5's best
     # lambda in L = L_out + lambda L_spec; not stated in the paper. On the trained micro sources
     # L_out is 350-1560 and L_spec 760-2030 at init, so lambda = 1 weighs the terms on par.
@@ -206,6 +207,56 @@ def gene_ranks(weights: list[AlignedWeight], ratio: float) -> dict[str, int]:
     """r of each weight's gene matrix from the M/W ratio. Per weight, because sources mix FFN
     sizes (DeepSeekMoE's first layer is dense and wider than its shared experts)."""
     return {w.key: gene_rank(w.weight.shape[1], w.weight.shape[0], ratio) for w in weights}
+
+
+# How big the gene matrices are. The paper gives two sizes that no one reading reconciles
+# (issue 18 item 7): L240 / Table 5, "M/W ratio" 3-40 % (best 23 %), and L45 / L65, "all gene
+# matrices 11.8M-38.6M parameters, as little as 0.17 % of the source". Each is a `size` option:
+GENE_SIZES = {
+    "ratio": "r^2 = ratio * d_in * d_out for every weight (Table 5's M/W ratio, per weight; the default)",
+    "rank": "rank:R - the same r = R for every weight",
+    "total": "total:N - all gene matrices together hold about N parameters (L45's 11.8M-38.6M), "
+             "one common M/W ratio",
+    "fraction": "fraction:F - all gene matrices together hold about F of the source's parameters "
+                "(L45's 0.17 %: fraction:0.0017), one common M/W ratio",
+}
+
+
+def parse_size(size: str) -> tuple[str, float | None]:
+    """("ratio", None), ("rank", R), ("total", N) or ("fraction", F) from the `size` option."""
+    kind, sep, value = str(size).partition(":")
+    usage = "ratio, rank:<r>, total:<parameters> or fraction:<of the source>"
+    if kind == "ratio" and not sep:
+        return kind, None
+    if kind not in GENE_SIZES or kind == "ratio" or not value:
+        raise HarnessError(f"masa: size {size!r} is not one of {usage}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise HarnessError(f"masa: size {size!r}: {value!r} is not a number") from None
+    if (kind == "rank" and (number < 1 or number != int(number))) or (kind == "total" and number < 1) or \
+            (kind == "fraction" and not 0 < number < 1):
+        raise HarnessError(f"masa: size {size!r} is out of range (rank: an integer >= 1; total: >= 1 "
+                           f"parameter; fraction: between 0 and 1)")
+    return kind, number
+
+
+def sized_ranks(weights: list[AlignedWeight], size: str, ratio: float, source_params: int) -> dict[str, int]:
+    """r of each weight's gene matrix under the `size` reading (GENE_SIZES)."""
+    kind, value = parse_size(size)
+    if kind == "ratio":
+        return gene_ranks(weights, ratio)
+    if kind == "rank":
+        return {w.key: int(value) for w in weights}
+    total = value if kind == "total" else value * source_params
+    return gene_ranks(weights, total / sum(w.weight.numel() for w in weights))
+
+
+def gene_totals(r: dict[str, int], source_params: int) -> dict:
+    """What a manifest and Tables 4/5 say about the genes' size (L45 states it this way)."""
+    total = sum(v * v for v in r.values())
+    return {"matrices": len(r), "parameters": total, "source_parameters": source_params,
+            "percent_of_source": 100.0 * total / source_params}
 
 
 def _mlp_inputs(source, input_ids: Tensor) -> dict[int, Tensor]:
@@ -291,7 +342,9 @@ class MASA:
     label = "MASA"
 
     def options(self, ctx) -> dict:
-        return resolve_options("masa", DEFAULTS, ctx)
+        opts = resolve_options("masa", DEFAULTS, ctx)
+        parse_size(opts["size"])  # a misspelt size stops before the source loads
+        return opts
 
     def extract(self, ctx) -> dict:
         import numpy as np
@@ -313,7 +366,8 @@ class MASA:
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}
         weights = ffn_weights(source, choice)
-        r = gene_ranks(weights, opts["ratio"])
+        source_params = sum(p.numel() for p in source.parameters())
+        r = sized_ranks(weights, opts["size"], opts["ratio"], source_params)
         gen = torch.Generator().manual_seed(ctx.seed)
         genes = {w.key: torch.nn.Parameter(init_gene(w.weight, r[w.key], gen).to(ctx.device)) for w in weights}
         frozen = {w.key: w.weight for w in weights}
@@ -340,7 +394,8 @@ class MASA:
         bar.close()
         save_file({k: v.detach().cpu().contiguous() for k, v in genes.items()}, ctx.work_dir / GENES_FILE)
         (ctx.work_dir / "align_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-        return {"r": r, "ratio": opts["ratio"], "spectral_weight": opts["spectral_weight"],
+        return {"r": r, "ratio": opts["ratio"], "size": opts["size"], "genes": gene_totals(r, source_params),
+                "spectral_weight": opts["spectral_weight"],
                 "source_layers": len(source.model.layers), "weights": [w.key for w in weights],
                 "experts": choice, "expert_counts": {l: c.tolist() for l, c in freq.items()} if freq else None,
                 "tokens": batches.tokens_seen, "initial": history[0], "final": history[-1],

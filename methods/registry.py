@@ -11,6 +11,8 @@ asks for the method.
 
 MASA = "methods.masa:MASA"
 MASA_DOMAINS = ("encyclopedia", "code", "math_science", "law", "medicine")
+REDPAJAMA_SUBSETS = {"arxiv": "ArXiv", "book": "Books", "c4": "C4", "common_crawl": "CommonCrawl",
+                     "github": "GitHub", "stackexchange": "StackExchange", "wikipedia": "Wikipedia"}
 
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
@@ -42,6 +44,14 @@ METHODS = {
     "masa-no-scaling": {"target": MASA, "options": {"scaling": "truncate"}, "label": "w.o. Adaptive Scaling"},
     # Table 5: M/W ratio
     **{f"masa-ratio{p}": {"target": MASA, "options": {"ratio": p / 100}, "label": f"{p}%"} for p in (3, 12, 23, 40)},
+    # the other reading of the genes' size (L45, L65): all gene matrices together 0.17 % of the
+    # source, or 11.8M parameters (methods/masa.py GENE_SIZES)
+    "masa-genes-0.17pct": {"target": MASA, "options": {"size": "fraction:0.0017"}, "label": "0.17 % of source (L45)"},
+    "masa-genes-11.8M": {"target": MASA, "options": {"size": "total:11.8e6"}, "label": "11.8M in all (L45)"},
     # Figure 4: alignment data from one domain
     **{f"masa-domain-{d}": {"target": MASA, "options": {"domain": d}, "label": d} for d in MASA_DOMAINS},
+    # ... and on RedPajama-1T's subsets (the paper profile's corpus domains; Figure 4's caption
+    # names Wikipedia, ArXiv and GitHub)
+    **{f"masa-domain-{d}": {"target": MASA, "options": {"domain": d}, "label": label}
+       for d, label in REDPAJAMA_SUBSETS.items()},
 }

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import HarnessError
+from harness.io import read_json
 from harness.grid import SOURCE_BASE, SOURCE_SFT
 from harness.stats import t_interval
 from reports.paired import PARAPHRASE, SFT, ZEROSHOT, paired_table, stage_of
@@ -318,7 +319,23 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
             "columns include generation tasks (DollyEval, S-NI, UnNI); only the columns this profile evaluates "
             "are shown.\n\n")
     return (f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
-            + _paired(cfg, results))
+            + _paired(cfg, results) + _gene_sizes(cfg))
+
+
+def _gene_sizes(cfg: dict) -> str:
+    """Each extracting row's gene matrices in all, against the source: the size L45 states
+    (11.8M-38.6M, 0.17 %), beside the per-weight M/W ratio Table 5 varies."""
+    rows = []
+    for label, artifact in cfg.get("artifacts", []):
+        genes = read_json(Path(artifact) / "manifest.json").get("genes")
+        if genes:  # a manifest of a method without genes (or of older code) has none
+            rows.append(f"| {label} | {genes['matrices']} | {genes['parameters']:,} | "
+                        f"{genes['percent_of_source']:.3g} % of {genes['source_parameters']:,} |")
+    if not rows:
+        return ""
+    return ("\n\nGene matrices in all (the paper, L45: 11.8M-38.6M parameters, as little as 0.17 % of the "
+            "source; `size` in methods/masa.py reads it either way):\n\n| row | matrices | parameters | of the source |\n"
+            "|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def table4(cfg: dict, results: list[dict]) -> str:

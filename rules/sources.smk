@@ -29,8 +29,11 @@ rule source:
 
 def _extract_inputs(wildcards):
     """The source, the pre-training token stream, and the data of every task (expert counting)."""
-    return {"source": G.source_dir(wildcards.source), "tokens": G.tokens_for(wildcards.source),
-            "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
+    inputs = {"source": G.source_dir(wildcards.source), "tokens": G.tokens_for(wildcards.source),
+              "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
+    if G.domains_dir() and G.domains_dir() != G.WORLD + "/domains":  # the world is a task input already
+        inputs["corpus"] = G.corpus_input()
+    return inputs
 
 
 rule extract:
@@ -45,7 +48,7 @@ rule extract:
     params:
         cfg=lambda w: G.extract_cfg(w.method),
         tasks=[G.task_path(t) for t in MC_TASKS],
-        domains=G.WORLD + "/domains" if C["corpus"]["kind"] == "world" else "none",
+        domains=G.domains_dir() or "none",
     threads: C.get("threads", 1)
     resources:
         **G.job_resources("extract"),

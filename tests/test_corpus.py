@@ -77,3 +77,62 @@ def test_a_shard_without_the_text_field_is_one_line(tmp_path, kind):
     with pytest.raises(HarnessError, match="no (field|column) 'raw_content'.*set corpus.text_field"):
         corpus(corpus_cfg(shard), tmp_path / "corpus")
     assert not (tmp_path / "corpus").exists()
+
+
+def redpajama_1t(root):
+    """RedPajama-1T's download layout: one folder per subset, jsonl records with `meta`
+    (Wikipedia's naming its language)."""
+    docs = {"arxiv": [{"text": f"arxiv {i}", "meta": {"arxiv_id": str(i)}} for i in range(3)],
+            "github": [{"text": f"github {i}", "meta": {"repo": "r"}} for i in range(2)],
+            "wikipedia": [{"text": "wiki en 0", "meta": {"language": "en"}},
+                          {"text": "wiki de", "meta": {"language": "de"}},
+                          {"text": "wiki en 1", "meta": {"language": "en"}}],
+            "book": [{"text": "a book", "meta": {}}]}
+    for subset, rows in docs.items():
+        (root / subset).mkdir(parents=True)
+        (root / subset / f"{subset}_00.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_redpajama_subsets_are_read_in_turn_with_their_domains_alone(tmp_path):
+    """Issue 18 items 3-4: RedPajama-1T's folders, English only, become one corpus whose every
+    prefix holds each subset, and each subset's documents alone are Figure 4's domains."""
+    root = redpajama_1t(tmp_path / "rp")
+    cfg = {"corpus": {"kind": "local", "path": str(root), "domains": "folder", "subsets": ["arxiv", "github", "wikipedia"],
+                      "languages": {"field": "meta.language", "keep": ["en"]}}}
+    corpus(cfg, tmp_path / "corpus")
+    docs = list(iter_documents(tmp_path / "corpus" / "corpus.txt"))
+    assert docs == ["arxiv 0", "github 0", "wiki en 0", "arxiv 1", "github 1", "arxiv 2", "wiki en 1"]
+    domains = {p.stem: list(iter_documents(p)) for p in (tmp_path / "corpus" / "domains").iterdir()}
+    assert domains == {"arxiv": ["arxiv 0", "arxiv 1", "arxiv 2"], "github": ["github 0", "github 1"],
+                       "wikipedia": ["wiki en 0", "wiki en 1"]}  # no book (not a named subset), no German
+    assert json.loads((tmp_path / "corpus" / "run.json").read_text())["domains"] == {
+        "arxiv": 3, "github": 2, "wikipedia": 2}
+    # a prefix (max_documents) is still every subset
+    corpus({"corpus": {**cfg["corpus"], "max_documents": 3}}, tmp_path / "prefix")
+    assert sorted(p.stem for p in (tmp_path / "prefix" / "domains").iterdir()) == ["arxiv", "github", "wikipedia"]
+
+
+def test_domains_from_a_record_field(tmp_path):
+    shard = tmp_path / "hf.jsonl"  # the hub script's output names the subset in each record
+    shard.write_text("".join(json.dumps({"text": t, "red_pajama_subset": s}) + "\n"
+                             for t, s in [("a", "arxiv"), ("b", "github"), ("c", "arxiv")]))
+    corpus({"corpus": {"kind": "local", "path": str(shard), "domains": "red_pajama_subset"}}, tmp_path / "corpus")
+    assert list(iter_documents(tmp_path / "corpus" / "domains" / "arxiv.txt")) == ["a", "c"]
+    shard.write_text(json.dumps({"text": "x", "red_pajama_subset": "../escape"}) + "\n")
+    with pytest.raises(HarnessError, match=r"domain '\.\./escape' cannot name a file"):
+        corpus({"corpus": {"kind": "local", "path": str(shard), "domains": "red_pajama_subset"}}, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_a_missing_subset_and_a_script_dataset_are_one_line(tmp_path):
+    root = redpajama_1t(tmp_path / "rp")
+    with pytest.raises(HarnessError, match="no subset folder c4 under .*it has arxiv, book, github, wikipedia"):
+        corpus({"corpus": {"kind": "local", "path": str(root), "domains": "folder", "subsets": ["c4", "arxiv"]}},
+               tmp_path / "corpus")
+    script = tmp_path / "RedPajama-Data-V2"  # a loading-script dataset, as the hub's RedPajama sets are
+    script.mkdir()
+    (script / "RedPajama-Data-V2.py").write_text("import datasets\n")
+    with pytest.raises(HarnessError, match="is built by a loading script, which datasets .* no longer runs") as e:
+        corpus({"corpus": {"kind": "hub", "dataset": str(script)}}, tmp_path / "corpus")
+    assert "\n" not in str(e.value)

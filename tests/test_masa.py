@@ -144,6 +144,10 @@ def test_extraction_manifest_and_losses(masa_artifact):
     manifest = json.loads((masa_artifact / "artifact/manifest.json").read_text())
     assert manifest["extracted"] and set(manifest["r"].values()) == {round(math.sqrt(0.4 * 32 * 16))}
     assert manifest["tokens"] == 32 * 4 * 10
+    # the genes' size in all, as L45 states it, beside the per-weight ratio Table 5 varies
+    genes = manifest["genes"]
+    assert genes["matrices"] == len(manifest["r"]) and genes["parameters"] == sum(r * r for r in manifest["r"].values())
+    assert genes["percent_of_source"] == pytest.approx(100 * genes["parameters"] / genes["source_parameters"])
     # standard MoE: the most used expert of each layer, by the counts stored beside it
     for layer, experts in manifest["experts"].items():
         assert experts == [int(np.argmax(manifest["expert_counts"][layer]))]

@@ -188,3 +188,40 @@ def test_adaptive_scale_batches_over_leading_dims():
 
 def test_gene_rank_from_ratio():
     assert gene_rank(4096, 11008, 0.23) ** 2 / (4096 * 11008) == pytest.approx(0.23, rel=1e-3)
+
+
+def _weights(shapes):
+    from methods.masa import AlignedWeight
+
+    return [AlignedWeight(f"layers.{i}.up", i, "up", torch.zeros(o, n)) for i, (o, n) in enumerate(shapes)]
+
+
+@pytest.mark.parametrize("size,check", [
+    ("ratio", lambda r, w: r == {x.key: gene_rank(x.weight.shape[1], x.weight.shape[0], 0.23) for x in w}),
+    ("rank:7", lambda r, w: set(r.values()) == {7}),
+    # one common ratio sized so that all genes together hold ~N parameters (rounding of each r aside)
+    ("total:2000", lambda r, w: sum(v * v for v in r.values()) == pytest.approx(2000, rel=0.05)),
+    ("fraction:0.01", lambda r, w: sum(v * v for v in r.values()) == pytest.approx(0.01 * 250_000, rel=0.05)),
+])
+def test_each_reading_of_the_genes_size(size, check):
+    """methods/masa.py GENE_SIZES: Table 5's per-weight ratio (default), a fixed rank, and L45's
+    total (11.8M) or fraction of the source (0.17 %), on odd, non-square weights."""
+    from methods.masa import sized_ranks
+
+    weights = _weights([(97, 33), (33, 97), (120, 64), (64, 64)])
+    r = sized_ranks(weights, size, 0.23, source_params=250_000)
+    assert check(r, weights), r
+    # the common ratio keeps each weight's r in proportion to sqrt(d_in d_out)
+    if size.startswith(("total", "fraction")):
+        ratios = [r[w.key] ** 2 / w.weight.numel() for w in weights]
+        assert max(ratios) / min(ratios) < 1.5
+
+
+@pytest.mark.parametrize("size", ["ratio:0.2", "rank", "rank:2.5", "rank:0", "total:x", "fraction:1.5", "params:9"])
+def test_a_malformed_size_is_one_line(size):
+    from harness.errors import HarnessError
+    from methods.masa import parse_size
+
+    with pytest.raises(HarnessError, match=f"masa: size '{size}'") as e:
+        parse_size(size)
+    assert "\n" not in str(e.value)

@@ -173,3 +173,20 @@ def test_a_per_task_metric_names_a_task_and_a_metric():
     config["eval"]["task_metrics"] = {"hellaswag": "f1"}
     with pytest.raises(HarnessError, match="task_metrics"):
         validate(config)
+
+
+def test_corpus_subsets_need_folder_domains_and_a_corpus_without_domains_drops_figure_4():
+    """Issue 18 item 4: Figure 4 aligns on one corpus domain at a time; a profile whose corpus
+    has none plans no Figure 4 (it would fail in its extract jobs), one with domains does."""
+    from harness.grid import Grid
+    from reports.registry import enabled_reports
+
+    config = load_profile("micro-real")
+    config["corpus"]["subsets"] = ["wikitext2"]
+    with pytest.raises(HarnessError, match="`subsets` names folders, so it needs `domains: folder`"):
+        validate(config)
+    plain = load_profile("micro-real")
+    names = [r.name for r in enabled_reports(Grid(plain))]
+    assert "table5" in names and "fig4" not in names
+    assert "fig4" in [r.name for r in enabled_reports(Grid(load_profile("paper")))]  # RedPajama's subsets
+    assert "fig4" in [r.name for r in enabled_reports(Grid(load_profile("micro")))]  # the world's domains

@@ -288,6 +288,9 @@ def test_ablation_reports(smoke_run):
         "w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]  # each paired with Scratch
     table5 = parse_table((smoke_run / "reports/table5.md").read_text())
     assert [row for _, row in table5] == ["Scratch", "3%", "MASA"] and "(72.14)" in table5[("2L-tiny", "3%")][0]
+    # under the table, each row's genes in all (L45's way of stating their size), from its manifest
+    genes = json.loads((smoke_run / "results/smoke/artifacts/masa-ratio3/olmoe/manifest.json").read_text())["genes"]
+    assert f"| 3% | {genes['matrices']} | {genes['parameters']:,} |" in (smoke_run / "reports/table5.md").read_text()
     png = (smoke_run / "reports/fig4.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     # one extraction per (variant, source), none per student

@@ -10,13 +10,26 @@ def _rows(grid: Grid, report: str, paired: bool):
     return [grid.reference, *variants] if paired else variants
 
 
+def _artifacts(grid: Grid, report: str) -> list[list[str]]:
+    """[label, artifact directory] of each row that extracts (its genes' size goes under the table)."""
+    rows = ((label, grid.init_inputs(m, s).get("artifact")) for m, s, label in _rows(grid, report, paired=False))
+    return [[label, artifact] for label, artifact in rows if artifact]
+
+
+def _enabled(grid: Grid, report: str) -> bool:
+    """Figure 4 aligns on one corpus domain at a time: only a corpus with domains has it."""
+    return bool(grid.ablations) and (report != "fig4" or grid.domains_dir() is not None)
+
+
 def _ablation(name: str, output: str, kind: str, paired: bool = True) -> Report:
     shapes = lambda grid: [grid.C["ablation"]["shape"]]  # noqa: E731
     return Report(
         name=name, output=output, category="Figures" if kind == "figure" else "Tables", kind=kind,
-        renderer=f"reports.render:{name}", enabled=lambda grid: bool(grid.ablations),
+        renderer=f"reports.render:{name}", enabled=lambda grid: _enabled(grid, name),
         inputs=lambda grid: grid.eval_files(_rows(grid, name, paired), shapes(grid), grid.budget, grid.mc_tasks),
-        cfg=lambda grid: grid.report_cfg(_rows(grid, name, paired), shapes(grid), grid.budget))
+        needs=lambda grid: [path for _, path in _artifacts(grid, name)],
+        cfg=lambda grid: grid.report_cfg(_rows(grid, name, paired), shapes(grid), grid.budget,
+                                         artifacts=_artifacts(grid, name)))
 
 
 TABLE4 = _ablation("table4", "reports/table4.md", "table")
