@@ -18,15 +18,25 @@ from harness.errors import HarnessError
 from harness.tasks import TARGET_DELIMITER, Task, item_key
 
 METRICS = ("acc", "acc_norm")
+SCORINGS = ("full", "partial")
 
 
-def task_yaml(task: Task, lm_eval_name: str, split: str = "test") -> str:
+def task_yaml(task: Task, lm_eval_name: str, split: str = "test", partial_file: Path | None = None) -> str:
     """An lm-eval task definition reading the task's local JSONL splits (`split` as its test split),
     scoring both of lm-eval's multiple-choice accuracies: `acc` (argmax of the choices'
-    log-likelihoods) and `acc_norm` (of log-likelihood per character of the choice)."""
+    log-likelihoods) and `acc_norm` (of log-likelihood per character of the choice).
+
+    With `partial_file` (records of `partial_records`) it is lm-eval's WinoGrande instead: one
+    context per option, one shared continuation scored after each (`doc_to_text` is the gold
+    index, lm-eval's sign for per-option contexts); acc_norm then divides by the contexts' lengths,
+    as lm-eval's does."""
     import json
 
     files = {"train": str(task.path("train").resolve()), "test": str(task.path(split).resolve())}
+    fields = {"doc_to_text": "query", "doc_to_choice": "choices", "doc_to_target": "gold"}
+    if partial_file is not None:
+        files = {"train": str(partial_file), "test": str(partial_file)}  # zero-shot: train is never read
+        fields = {"doc_to_text": "gold", "doc_to_choice": "contexts", "doc_to_target": "target"}
     # JSON is valid YAML and quotes the paths safely
     return json.dumps({
         "task": lm_eval_name,
@@ -35,18 +45,34 @@ def task_yaml(task: Task, lm_eval_name: str, split: str = "test") -> str:
         "training_split": "train",
         "test_split": "test",
         "output_type": "multiple_choice",
-        "doc_to_text": "query",
-        "doc_to_choice": "choices",
-        "doc_to_target": "gold",
+        **fields,
         "target_delimiter": TARGET_DELIMITER,
         "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in METRICS],
         "metadata": {"version": 1.0},
     }, indent=2)
 
 
-def _check_answers_fit(lm, task: Task, records: list[dict]) -> None:
+def partial_records(task: Task, records: list[dict]) -> list[dict]:
+    """lm-eval's partial scoring of records whose choices end in a shared `continuation` (WinoGrande:
+    option + rest of the sentence): contexts query + option, target the continuation, stripped as
+    lm-eval's `winogrande` strips the text after the blank."""
+    out = []
+    for n, r in enumerate(records, 1):
+        cont = r.get("continuation")
+        if not cont or not cont.strip() or not all(c.endswith(cont) and len(c) > len(cont) for c in r["choices"]):
+            raise HarnessError(f"task {task.name!r}: partial scoring needs records whose choices end in a shared "
+                               f"`continuation` (WinoGrande read from its files or from lm-eval); test record {n} "
+                               f"has none")
+        prefix = r["query"] + TARGET_DELIMITER if r["query"] else ""
+        out.append({"contexts": [prefix + c[:-len(cont)] for c in r["choices"]], "target": cont.strip(),
+                    "gold": r["gold"]})
+    return out
+
+
+def _check_answers_fit(lm, task: Task, records: list[dict], partial: bool) -> None:
     """lm-eval cuts contexts to the model's length but asserts on a longer answer: say which."""
-    too_long = sum(any(len(lm.tok_encode(TARGET_DELIMITER + c)) > lm.max_length for c in r["choices"])
+    answers = (lambda r: [r["target"]]) if partial else (lambda r: r["choices"])
+    too_long = sum(any(len(lm.tok_encode(TARGET_DELIMITER + c)) > lm.max_length for c in answers(r))
                    for r in records)
     if too_long:
         raise HarnessError(f"task {task.name!r}: {too_long} test questions have an answer longer than the model's "
@@ -84,14 +110,24 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     metric = cfg.get("task_metrics", {}).get(task.name, cfg.get("metric", "acc"))
     if metric not in METRICS:
         raise HarnessError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    scoring = cfg.get("task_scoring", {}).get(task.name, "full")
+    if scoring not in SCORINGS:
+        raise HarnessError(f"unknown scoring {scoring!r}; known: {', '.join(SCORINGS)}")
     records = task.records(split)  # fails early, in one line, on a missing or empty split
+    scored = partial_records(task, records) if scoring == "partial" else records
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
               dtype="float32" if device == "cpu" else "bfloat16")
-    _check_answers_fit(lm, task, records)
+    _check_answers_fit(lm, task, scored, scoring == "partial")
     name = f"harness_{task.name}"
     with tempfile.TemporaryDirectory() as include, _without_environment_report():
-        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, split))
+        partial_file = None
+        if scoring == "partial":
+            from harness.tasks import write_jsonl
+
+            partial_file = Path(include, "partial.jsonl")
+            write_jsonl(partial_file, scored)
+        Path(include, f"{name}.yaml").write_text(task_yaml(task, name, split, partial_file))
         out = simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=include,
                                                                                 include_defaults=False),
                               limit=cfg.get("limit"), bootstrap_iters=0, log_samples=True,
@@ -104,7 +140,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
              for s in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
     from importlib.metadata import version
 
-    return {"metric": metric, "value": 100.0 * res[f"{metric},none"],
+    return {"metric": metric, "scoring": scoring, "value": 100.0 * res[f"{metric},none"],
             "versions": {p: version(p) for p in ("lm_eval", "torch", "transformers")},
             "values": {m: 100.0 * res[f"{m},none"] for m in METRICS},
             "stderr": 100.0 * stderr if isinstance(stderr, float) else None,

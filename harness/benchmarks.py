@@ -13,10 +13,12 @@ real tasks from local files when the hub is out of reach (`kind: file` in `tasks
 
 Every file may be plain or .gz/.bz2/.xz-compressed JSON lines, or one JSON array.
 
-WinoGrande differs from lm-eval on purpose: lm-eval scores the text after the blank given
-a context that differs per option, which a shared-query record cannot hold; here the query is
-the sentence up to the blank and each choice is the option plus the rest of the sentence
-(the "full" scoring of Brown et al. 2020, same task, slightly easier).
+WinoGrande differs from lm-eval by default: lm-eval scores the text after the blank given
+a context that differs per option ("partial" scoring), which a shared-query record cannot hold;
+here the query is the sentence up to the blank and each choice is the option plus the rest of
+the sentence (the "full" scoring of Brown et al. 2020, same task, slightly easier). The record
+keeps the rest of the sentence as `continuation`, so `eval.task_scoring: {winogrande: partial}`
+scores it lm-eval's way (evals/multiple_choice.py).
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ def winogrande(path: Path) -> list[dict]:
         before, blank, after = r["sentence"].partition("_")
         if not blank:
             raise HarnessError(f"WinoGrande: sentence without a blank in {path}: {r['sentence'][:60]!r}")
-        # query + TARGET_DELIMITER (a space) + choice is the filled-in sentence
+        # query + TARGET_DELIMITER (a space) + choice is the filled-in sentence; `continuation`,
+        # the text after the blank, is what lm-eval's partial scoring scores (eval.task_scoring)
         out.append({"query": before.rstrip(), "choices": [f"{r['option1']}{after}", f"{r['option2']}{after}"],
-                    "gold": int(r["answer"]) - 1})
+                    "gold": int(r["answer"]) - 1, "continuation": after})
     return out
 
 

@@ -216,8 +216,9 @@ def validate(config: dict[str, Any]) -> None:
             and config["source_training"].get("seq_len") != config["pretrain"].get("seq_len")):
         raise HarnessError("config error: heldout: the held-out windows are counted in pretrain.seq_len, so "
                            "source_training.seq_len must equal it (sources must not train on them)")
-    for task in config.get("eval", {}).get("task_metrics", {}):
-        must_name("eval.task_metrics", "task", task, "tasks")
+    for section in ("task_metrics", "task_scoring"):
+        for task in config.get("eval", {}).get(section, {}):
+            must_name(f"eval.{section}", "task", task, "tasks")
     if "table2" in config:
         if config["table2"]["method"] not in known:
             raise HarnessError("config error: table2.method: " + unknown_name_message(

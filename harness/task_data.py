@@ -187,12 +187,14 @@ def export_task(cfg: dict, out: Path) -> None:
         records = []
         for doc in docs:
             query, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
+            extra = {}
             if isinstance(query, int):  # per-option contexts: the text is the gold index
                 gold = query
                 query, choices = _shared_query(choices, delimiter + target)
+                extra = {"continuation": delimiter + target}  # what lm-eval's own (partial) scoring scores
             else:
                 gold = target if isinstance(target, int) else choices.index(target)
-            records.append({"query": query, "choices": choices, "gold": gold})
+            records.append({"query": query, "choices": choices, "gold": gold, **extra})
         return records
 
     test_docs = task.test_docs() if task.has_test_docs() else task.validation_docs() if task.has_validation_docs() else None

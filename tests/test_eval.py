@@ -72,6 +72,56 @@ def test_lm_eval_accuracy_matches_reference(world_dir, tokenizer_dir, tmp_path):
     assert [i["score"] for i in norm["items"]] == [i["scores"]["acc_norm"] for i in items]
 
 
+def test_winogrande_partial_scoring_is_lm_evals(tokenizer_dir, tmp_path):
+    """`eval.task_scoring: {winogrande: partial}` scores log p(rest of sentence | sentence up to the
+    blank + option), as lm-eval's `winogrande` does, on records read from WinoGrande's own format;
+    the default scores option + rest given the sentence up to the blank."""
+    from evals.multiple_choice import evaluate_multiple_choice
+    from harness.benchmarks import winogrande
+    from harness.errors import HarnessError
+    from harness.tasks import write_jsonl
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 256)
+    model = build_model(config, seed=3).eval()
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    rows = [("The trophy did not fit in the suitcase because the _ was too big.", "trophy", "suitcase", "1"),
+            ("Anna gave Maria the book because _ had finished it.", "Anna", "Maria", "1"),
+            ("The cat chased the mouse until _'s legs gave out.", "cat", "mouse", "2"),
+            ("After the storm the river carried _ downstream for miles.", "sand", "wood", "2")]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"sentence": s, "option1": a, "option2": b, "answer": n})
+                                                + "\n" for s, a, b, n in rows))
+    records = winogrande(tmp_path / "dev.jsonl")
+    for split in ("train", "test"):
+        write_jsonl(tmp_path / "task" / f"{split}.jsonl", records)
+    task = Task("winogrande", tmp_path / "task")
+    partial = evaluate_multiple_choice(tmp_path / "model", task, {"batch_size": 2,
+                                                                  "task_scoring": {"winogrande": "partial"}})
+    full = evaluate_multiple_choice(tmp_path / "model", task, {"batch_size": 2})
+    assert (partial["scoring"], full["scoring"]) == ("partial", "full")
+    for item, (sentence, a, b, _) in zip(partial["items"], rows):
+        before, _, after = sentence.partition("_")
+        expected = []
+        for option in (a, b):  # lm-eval's winogrande: context before + option, target after.strip()
+            prompt, cont = encode_pair(tok, before + option, TARGET_DELIMITER + after.strip())
+            with torch.no_grad():
+                logp = model(torch.tensor([prompt + cont])).logits.log_softmax(-1)[0, len(prompt) - 1:-1]
+            expected.append(float(logp.gather(1, torch.tensor(cont)[:, None]).sum()))
+        assert item["logliks"] == pytest.approx(expected, abs=1e-4)
+    for item, other, ref in zip(full["items"], partial["items"], reference_scores(model, tok, records)):
+        assert item["logliks"] == pytest.approx(ref, abs=1e-4)
+        assert item["logliks"] != pytest.approx(other["logliks"], abs=1e-2)  # the two scorings differ
+    assert [i["key"] for i in partial["items"]] == [i["key"] for i in full["items"]]  # the same items pair
+    # records without a shared continuation (the micro world's WinoGrande) cannot be scored so
+    write_jsonl(tmp_path / "plain" / "test.jsonl", [{k: v for k, v in r.items() if k != "continuation"}
+                                                    for r in records])
+    write_jsonl(tmp_path / "plain" / "train.jsonl", records)
+    with pytest.raises(HarnessError, match="partial scoring needs records whose choices end in a shared"):
+        evaluate_multiple_choice(tmp_path / "model", Task("winogrande", tmp_path / "plain"),
+                                 {"task_scoring": {"winogrande": "partial"}})
+
+
 def test_an_answer_longer_than_the_context_is_a_one_line_error(tokenizer_dir, tmp_path):
     import pytest
 

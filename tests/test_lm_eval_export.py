@@ -47,12 +47,21 @@ def test_winogrande_options_in_the_context_become_one_query(tmp_path):
     local_task(tmp_path, "wino_local", lm_eval_yaml, WINO)
     first, second = export(tmp_path, "wino_local")
     assert first == {"query": "The trophy doesn't fit into the suitcase because the",
-                     "choices": ["trophy is too large.", "suitcase is too large."], "gold": 0}
+                     "choices": ["trophy is too large.", "suitcase is too large."], "gold": 0,
+                     "continuation": " is too large."}
     assert second["query"] == "Sarah gave Maria a book since" and second["gold"] == 0
     # joined as SFT and lm-eval join them: the sentence with the blank filled by each option
     for record, row in zip((first, second), WINO):
         for choice, option in zip(record["choices"], (row["option1"], row["option2"])):
             assert record["query"] + TARGET_DELIMITER + choice == row["sentence"].replace("_", option)
+    # lm-eval's own (partial) scoring rebuilt from the record: its contexts and its target
+    from evals.multiple_choice import partial_records
+    from harness.tasks import Task
+
+    for record, row in zip(partial_records(Task("winogrande", tmp_path), [first, second]), WINO):
+        idx = row["sentence"].index("_")
+        assert record["contexts"] == [row["sentence"][:idx] + row["option1"], row["sentence"][:idx] + row["option2"]]
+        assert record["target"] == row["sentence"][idx + 1:].strip()
 
 
 def test_casehold_yaml_of_ours_scores_the_holdings_after_the_citation(tmp_path):
