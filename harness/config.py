@@ -227,6 +227,9 @@ def validate(config: dict[str, Any]) -> None:
             must_name("table2.sources", "source", s, "sources")
         must_name("table2.shape", "shape", config["table2"]["shape"], "shapes")
         must_name("table2.budget", "budget", config["table2"]["budget"], "budgets")
+    for report, value in config.get("appendix", {}).items():
+        kind = "budget" if report.startswith("table") else "shape"
+        must_name(f"appendix.{report}", kind, value, f"{kind}s")
     if "figures" in config:
         must_name("figures.shape", "shape", config["figures"]["shape"], "shapes")
         must_name("figures.curve_task", "generation task", config["figures"]["curve_task"], "generation_tasks")

@@ -26,6 +26,13 @@ REPORTS = {
     "table4": "reports.tables.ablations:TABLE4",
     "table5": "reports.tables.ablations:TABLE5",
     "fig4": "reports.tables.ablations:FIG4",
+    # the paper's appendix (`appendix:`): Tables 1 and 3 at other budgets, Figure 2 on other shapes
+    "table6": "reports.tables.table1:TABLE6",
+    "table7": "reports.tables.table3:TABLE7",
+    "table8": "reports.tables.table3:TABLE8",
+    "fig5": "reports.tables.generation_figures:FIG5",
+    "fig6": "reports.tables.generation_figures:FIG6",
+    "fig7": "reports.tables.generation_figures:FIG7",
     "table_pkt": "reports.tables.table_pkt:TABLE_PKT",
     "table_efficiency": "reports.tables.efficiency:TABLE_EFFICIENCY",
     "fig_efficiency": "reports.tables.efficiency:FIG_EFFICIENCY",

@@ -33,13 +33,28 @@ def paper_numbers() -> dict:
     return yaml.safe_load(PAPER_NUMBERS.read_text())
 
 
-def cell(values: list[float], paper: float | None) -> str:
+def cell(values: list[float], paper: float | None, flagged: bool = False) -> str:
     if not values:
         ours = "–"
     else:
         mean, half = t_interval(values)
         ours = f"{mean:.2f}" if half is None else f"{mean:.2f} ± {half:.2f}"
-    return ours if paper is None else f"{ours} ({paper:.2f})"
+    return ours if paper is None else f"{ours} ({paper:.2f}{'†' if flagged else ''})"
+
+
+def errata(section: str, budget: str | None) -> dict[tuple[str, str, str], str]:
+    """{(paper shape, row, column): note} of the paper's own errors in one of its tables."""
+    return {(e["shape"], e["row"], e["column"]): e["note"] for e in paper_numbers().get("errata", [])
+            if (e["section"], e["budget"]) == (section, budget)}
+
+
+def _errata_notes(flags: dict, cfg: dict) -> str:
+    """The notes of the flags this table shows (its shapes and rows)."""
+    shown = {spec.get("paper", shape) for shape, spec in cfg["shapes"]}
+    labels = {label for *_, label in cfg["rows"]}
+    notes = [f"- † {shape}, {row}: {note}" for (shape, row, _), note in flags.items()
+             if shape in shown and row in labels]
+    return "\nThe paper's own errors, beside its numbers as printed:\n\n" + "\n".join(notes) + "\n" if notes else ""
 
 
 def load_results(paths: list[Path]) -> list[dict]:
@@ -68,11 +83,14 @@ def _stamp(cfg: dict, what: str, paper_in_cells: bool = True) -> str:
             + (", then (the paper's number).\n" if paper_in_cells else ".\n"))
 
 
-def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool, stage: str = SFT) -> str:
+def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool, stage: str = SFT,
+               flags: dict | None = None) -> str:
     """A block per student shape, a row per `cfg["rows"]` entry, a column per task + Avg.
 
     `paper[shape][row label][task]` holds the paper's numbers (`avg` for the Avg. column,
-    shown only when `paper_avg`, i.e. our columns are the paper table's columns)."""
+    shown only when `paper_avg`, i.e. our columns are the paper table's columns); `flags`
+    (`errata`) marks the paper's cells that are its own errors."""
+    flags = flags or {}
     per_seed: dict[tuple, dict[int, float]] = defaultdict(dict)  # (row, shape, task) -> seed -> value
     labels = {(m, s): label for m, s, label in cfg["rows"]}
     tasks = [name for name, _ in cfg["tasks"]]
@@ -86,15 +104,17 @@ def grid_table(cfg: dict, results: list[dict], paper: dict, paper_avg: bool, sta
         paper_shape = paper.get(spec.get("paper", shape), {})
         for i, (_, _, label) in enumerate(cfg["rows"]):
             paper_row = paper_shape.get(label, {})
+            flagged = lambda column: any((spec.get("paper", shape), label, c) in flags  # noqa: E731
+                                         for c in (column, "*"))
             cells, seed_avgs = [], defaultdict(list)
             for task in tasks:
                 by_seed = per_seed.get((label, shape, task), {})
-                cells.append(cell(list(by_seed.values()), paper_row.get(task)))
+                cells.append(cell(list(by_seed.values()), paper_row.get(task), flagged(task)))
                 for seed, v in by_seed.items():
                     seed_avgs[seed].append(v)
             # Avg.: the task mean of each seed that has every task, then its CI over seeds
             avgs = [statistics.fmean(v) for v in seed_avgs.values() if len(v) == len(tasks)]
-            cells.append(cell(avgs, paper_row.get("avg") if paper_avg else None))
+            cells.append(cell(avgs, paper_row.get("avg") if paper_avg else None, flagged("avg")))
             first = f"{spec.get('label', '')} {shape}".strip() if i == 0 else ""
             lines.append("| " + " | ".join([first, label, *cells]) + " |")
     return "\n".join(lines) + "\n"
@@ -109,8 +129,10 @@ def _grid_report(cfg: dict, results: list[dict], section: str, title: str, what:
     """Tables 1 and 3: the shape x row grid at one budget, the paper's table for that budget beside,
     then each row's paired difference to the reference row."""
     paper = paper_numbers()[section].get(cfg.get("budget_paper") or "", {})
+    flags = errata(section, cfg.get("budget_paper"))
     return f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(
-        cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns) + _paired(cfg, results)
+        cfg, results, paper, paper_avg=len(cfg["tasks"]) == paper_columns, flags=flags) + _errata_notes(
+        flags, cfg) + _paired(cfg, results)
 
 
 def sources_table(cfg: dict, results: list[dict]) -> str:
@@ -132,9 +154,10 @@ def sources_table(cfg: dict, results: list[dict]) -> str:
 def table1(cfg: dict, results: list[dict]) -> str:
     """Table 1 after SFT (the paper's), then the same students zero-shot, before any SFT."""
     after_sft = _grid_report(
-        cfg, results, "understanding", "Table 1: language understanding (accuracy %)",
+        cfg, results, "understanding", f"{cfg.get('title', 'Table 1')}: language understanding (accuracy %)",
         "Language understanding after pre-training and SFT on each task.",
-        "Paper numbers are the paper's Table 1 for the paper shape each micro shape mirrors; "
+        f"Paper numbers are the paper's {cfg.get('title', 'Table 1')} (Table 1 at 5B, Table 6 at 2B) for the paper "
+        "shape each micro shape mirrors; "
         "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
         "profile's students, so compare orderings and gaps, not absolute values.\n\n", paper_columns=6)
     out = after_sft
@@ -173,7 +196,7 @@ def table3(cfg: dict, results: list[dict]) -> str:
     knowledge score of the same responses: Rouge-L also rewards a response that copies the task's
     template with another entity's answer, the knowledge score does not."""
     rouge = _grid_report(
-        cfg, results, "generation", "Table 3: instruction following (Rouge-L)",
+        cfg, results, "generation", f"{cfg.get('title', 'Table 3')}: instruction following (Rouge-L)",
         "Instruction following after pre-training and SFT on each task.",
         "Rouge-L F x100 (stemmed, best reference), MiniLLM's protocol: sampling at temperature 1 "
         "averaged over the generation seeds of the profile. Paper numbers are the paper's Table 3 "
@@ -194,7 +217,10 @@ def table2(cfg: dict, results: list[dict]) -> str:
     share of the fine-tuned source (the "% of source" rows)."""
     paper = paper_numbers()["sources_vs_masa"]
     tasks = [name for name, _ in cfg["tasks"]]
-    (shape, _), = cfg["shapes"]
+    (shape, spec), = cfg["shapes"]
+    # each source's MASA row beside the paper's own for that source (Table 8 at 10B, Table 3 at 5B)
+    per_source = paper_numbers()["generation"].get(cfg.get("budget_paper") or "", {}).get(spec.get("paper", shape), {})
+    means: list[list[float | None]] = []
 
     def values(method, source, shape_name, task):
         return [r["value"] for r in results if (r["method"], r["source"], r["shape_name"], r["task"])
@@ -216,13 +242,23 @@ def table2(cfg: dict, results: list[dict]) -> str:
             if src != source:
                 continue
             student = [values(method, src, shape, t) for t in tasks]
-            lines.append(row(f"{row_label} ({shape})", student, paper.get("MASA", {})))
+            lines.append(row(f"{row_label} ({shape})", student, per_source.get(row_label, {})))
+            means.append([statistics.fmean(v) if v else None for v in student])
             share = [[100 * statistics.fmean(s) / statistics.fmean(b)] if s and b and statistics.fmean(b) else []
                      for s, b in zip(student, tuned)]
             lines.append("| " + " | ".join([f"% of {label}-SFT", *(f"{v[0]:.1f}%" if v else "–" for v in share),
                                             "–"]) + " |")
+    if len(means) > 1:
+        # the paper's "MASA" row is not one student: each of its cells is the best of Table 8's
+        # three MASA rows (MASA-OLMo, -OLMoE, -DeepSeek at 877M, 10B) in that column
+        best = [max((m[i] for m in means if m[i] is not None), default=None) for i in range(len(tasks))]
+        lines.append("| " + " | ".join(["MASA, best of sources per column", *(
+            cell([] if b is None else [b], paper.get("MASA", {}).get(t)) for b, t in zip(best, tasks)), "–"]) + " |")
     note = ("Sources score their prompts before and after SFT on each task (seed 0); students are means over "
-            "seeds. Paper numbers: Table 2 (7B sources, the 877M MASA student).\n\n")
+            "seeds. Paper numbers: Table 2 (7B sources), and beside each MASA student the paper's own row for "
+            "that source (Table 8, 877M). The paper's Table 2 \"MASA\" row is a composite: each cell is the best "
+            "of its three sources' MASA students in that column (Table 8's rows; no single student scores it), "
+            "so it sits beside ours built the same way, the per-column best of the rows above.\n\n")
     return "# Table 2: sources vs the largest MASA student (Rouge-L)\n\n" + _stamp(
         cfg, f"Student `{shape}` at budget `{cfg['budget']}`.") + "\n" + note + "\n".join(lines) + "\n"
 
@@ -270,7 +306,7 @@ def fig2(cfg: dict, results: list[dict], out: Path) -> None:
         ax.set_xlabel("pre-training tokens")
     axes[0][0].set_ylabel("Rouge-L, mean ± 95% CI over seeds")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"Figure 2: Rouge-L vs pre-training budget\nprofile {cfg['profile']} · student {shape} · "
+    fig.suptitle(f"{cfg.get('title', 'Figure 2')}: Rouge-L vs pre-training budget\nprofile {cfg['profile']} · student {shape} · "
                  f"seeds {', '.join(map(str, cfg['seeds']))}", fontsize=9)
     fig.tight_layout()
     _save_figure(fig, out)
@@ -317,7 +353,12 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
     source = next(s for m, s, _ in cfg["rows"] if (m, s) != tuple(cfg["reference"][:2]))
     note = (f"Student `{shape}`, source `{source}`; the {cfg['reference'][2]} row is Table 1's. The paper's "
             "columns include generation tasks (DollyEval, S-NI, UnNI); only the columns this profile evaluates "
-            "are shown.\n\n")
+            "are shown. The paper's rows are composites, not one student each: Table 4's MASA row is, column by "
+            "column, the best of its three sources' 877M MASA students (BoolQ 73.36 is MASA-OLMo's in Table 1, "
+            "PIQA 56.75 and WinoGrande 50.43 MASA-DeepSeek's, the generation cells MASA-OLMo's in Table 3); "
+            "Table 5's 23 % row takes its generation cells from Table 8 (10B) and others from elsewhere "
+            "(CaseHOLD 82.43 is the 709M MASA-DeepSeek's). Ours are MASA from "
+            f"`{source}` alone, at `{cfg['budget']}`.\n\n")
     return (f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
             + _paired(cfg, results) + _gene_sizes(cfg))
 

@@ -63,3 +63,23 @@ def test_a_report_from_another_package_is_planned_and_rendered(tmp_path, monkeyp
         assert (tmp_path / "mine.md").read_text() == "rows: 1 at 250k\n"
     finally:
         registry.report_table.cache_clear()
+
+
+def test_the_paper_profile_plans_every_table_and_figure_of_the_paper():
+    """Issue 18 item 14: Tables 1-8 and Figures 2-7 are targets of `all` on the paper profile;
+    the appendix's are Table 1 / Table 3 at 2B and 10B and Figure 2 on the other shapes, each
+    titled and compared with the paper's own numbers for its budget."""
+    import json
+
+    grid = Grid(load_profile("paper"))
+    names = [r.name for r in registry.enabled_reports(grid)]
+    assert {f"table{n}" for n in range(1, 9)} | {f"fig{n}" for n in range(2, 8)} <= set(names)
+    for name, title, budget in (("table6", "Table 6", "2B"), ("table7", "Table 7", "2B"), ("table8", "Table 8", "10B")):
+        report = registry.load_report(name)
+        cfg = json.loads(report.cfg(grid))
+        assert (cfg["title"], cfg["budget"], cfg["budget_paper"]) == (title, budget, budget)
+        students = [f for f in report.inputs(grid) if "/students/" in f]
+        assert students and all(f"/{budget}/" in f for f in students)
+    for name, shape in (("fig2", "12L-709M"), ("fig5", "16L-321M"), ("fig6", "12L-267M"), ("fig7", "16L-877M")):
+        cfg = json.loads(registry.load_report(name).cfg(grid))
+        assert cfg["shapes"][0][0] == shape and [b for b, *_ in cfg["budgets"]] == ["2B", "5B", "10B"]
