@@ -35,11 +35,26 @@ def source_dirs(tmp_path_factory, tokenizer_dir, tokens_file):
     return get
 
 
+def _domains(world_dir, tmp_path):
+    """The world's corpus domains, and RedPajama-1T's subsets (the paper profile's domains) as
+    copies of one of them, so every registered domain variant finds its text."""
+    import shutil
+
+    from methods.registry import REDPAJAMA_SUBSETS
+
+    out = tmp_path / "domains"
+    if not out.exists():
+        shutil.copytree(world_dir / "domains", out)
+        for subset in REDPAJAMA_SUBSETS:
+            shutil.copy(world_dir / "domains" / "encyclopedia.txt", out / f"{subset}.txt")
+    return out
+
+
 def _init(method, tmp_path, tokenizer_dir, source_dir, seed, tag, tokens_file, world_dir):
     artifact = tmp_path / f"artifact-{tag}"
     options = method_options(OPTIONS, method)
     stages.extract({"method": method, "seed": 0, "seq_len": 32, "method_options": options},
-                   source_dir, artifact, tokens_file, [world_dir / "tasks" / "boolq"], world_dir / "domains")
+                   source_dir, artifact, tokens_file, [world_dir / "tasks" / "boolq"], _domains(world_dir, tmp_path))
     out = tmp_path / f"init-{tag}"
     stages.init({"method": method, "shape_name": "t", "shape": SHAPE, "seq_len": 64, "method_options": options},
                 tokenizer_dir, seed, out, source_dir, artifact)
