@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="validate a config profile and print the run grid")
     v.add_argument("--profile", default="micro")
+
+    toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
+                                           "(config/paper-toy.yaml)")
+    toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
     return p
 
 
@@ -169,6 +173,10 @@ def _run(args) -> None:
         from harness.config import describe, load_profile
 
         print(describe(load_profile(args.profile)))
+    elif s == "paper-toy":
+        from harness.paper_toy import write
+
+        write(args.out)
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")

@@ -116,14 +116,18 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def load_profile(name_or_path: str) -> dict:
-    """The resolved config of a profile name (`smoke`) or a YAML path, validated."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
-    config = _read_yaml(CONFIG_DIR / f"{DEFAULT_PROFILE}.yaml")
-    if path.resolve() != (CONFIG_DIR / f"{DEFAULT_PROFILE}.yaml").resolve():
-        config = merge(config, _read_yaml(path))
+def load_profile(*names_or_paths: str) -> dict:
+    """The resolved config of a profile name (`smoke`) or a YAML path, validated; several are
+    merged in order over the default, as Snakemake merges several `--configfile`s
+    (`load_profile("paper", "paper-toy")`)."""
+    default = CONFIG_DIR / f"{DEFAULT_PROFILE}.yaml"
+    config = _read_yaml(default)
+    for name_or_path in names_or_paths:
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if path.resolve() != default.resolve():
+            config = merge(config, _read_yaml(path))
     return resolve(config)
 
 
