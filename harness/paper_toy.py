@@ -29,7 +29,7 @@ from pathlib import Path
 from harness.io import atomic_dir
 
 SEED = 0
-WORLD_SIZE = {"regions": 8, "activities": 8, "tools": 8, "species": 8, "cases": 10, "diseases": 8}
+WORLD_SIZE = {"regions": 24, "activities": 16, "tools": 16, "species": 16, "cases": 20, "diseases": 16}
 SUBSETS = ("arxiv", "book", "c4", "common_crawl", "github", "stackexchange", "wikipedia")
 PADDING = 24  # embedding rows past the tokenizer, as OLMo-7B-hf's 50,304 for 50,280 tokens
 VOCAB = {"olmo": 384, "deepseek": 448}  # two tokenizers, two vocabularies
