@@ -97,11 +97,20 @@ def log_spectrum(W: Tensor, r: int, eps: float = 1e-12) -> Tensor:
     return s[..., :min(r, *W.shape[-2:])].clamp_min(eps).log()
 
 
-def log_spectrum_gap(log_s_w: Tensor, M: Tensor, eps: float = 1e-12) -> Tensor:
-    """sum_i (log s_i(W) - log s_i(M))^2 given W's log spectrum (computed once per W)."""
+def log_spectrum_gap(log_s_w: Tensor, M: Tensor, eps: float = 1e-12, reduction: str = "sum") -> Tensor:
+    """sum_i (log s_i(W) - log s_i(M))^2 given W's log spectrum (computed once per W); with
+    `reduction` "mean", divided by the k terms (SPECTRAL_REDUCTIONS)."""
     k = log_s_w.shape[-1]
     s_m = torch.linalg.svdvals(M)[..., :k]
-    return (log_s_w - s_m.clamp_min(eps).log()).pow(2).sum(-1)
+    gap = (log_s_w - s_m.clamp_min(eps).log()).pow(2)
+    if reduction not in SPECTRAL_REDUCTIONS:
+        raise HarnessError(f"masa: spectral_reduction {reduction!r} is not one of {', '.join(SPECTRAL_REDUCTIONS)}")
+    return gap.sum(-1) if reduction == "sum" else gap.mean(-1)
+
+
+# L_spec sums r terms (eq. 5), so at a fixed lambda a larger gene (Table 5's ratio sweep) also
+# weighs the spectrum more; "mean" keeps lambda's meaning at every r (issue 18 item 13)
+SPECTRAL_REDUCTIONS = ("sum", "mean")
 
 
 def gene_rank(d_in: int, d_out: int, ratio: float) -> int:
@@ -155,6 +164,7 @@ DEFAULTS = {
     # lambda in L = L_out + lambda L_spec; not stated in the paper. On the trained micro sources
     # L_out is 350-1560 and L_spec 760-2030 at init, so lambda = 1 weighs the terms on par.
     "spectral_weight": 1.0,
+    "spectral_reduction": "sum",  # L_spec over the r singular values: sum (eq. 5) | mean (SPECTRAL_REDUCTIONS)
     "align_tokens": 200_000,  # tokens of alignment text (paper: 4M-10M)
     "align_batch": 8,  # sequences per alignment step
     "lr": 1e-2,  # Adam on the gene matrices (not stated in the paper)
@@ -306,7 +316,8 @@ def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
 
 
 def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra: dict[str, Tensor],
-                   inputs: dict[str, Tensor], spectral_weight: float) -> tuple[Tensor, Tensor]:
+                   inputs: dict[str, Tensor], spectral_weight: float,
+                   reduction: str = "sum") -> tuple[Tensor, Tensor]:
     """(L_out, L_spec) summed over the aligned weights; L = L_out + lambda L_spec (section 3.1).
 
     `inputs[key]` holds the rows the source fed to weight `key` in this batch (it may be empty
@@ -315,7 +326,7 @@ def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra
     for key, M in genes.items():
         if len(inputs[key]):
             l_out = l_out + output_loss(weights[key], M, inputs[key])
-        l_spec = l_spec + log_spectrum_gap(spectra[key], M)
+        l_spec = l_spec + log_spectrum_gap(spectra[key], M, reduction=reduction)
     return l_out, l_spec
 
 
@@ -344,6 +355,9 @@ class MASA:
     def options(self, ctx) -> dict:
         opts = resolve_options("masa", DEFAULTS, ctx)
         parse_size(opts["size"])  # a misspelt size stops before the source loads
+        if opts["spectral_reduction"] not in SPECTRAL_REDUCTIONS:
+            raise HarnessError(f"masa: spectral_reduction {opts['spectral_reduction']!r} is not one of "
+                               f"{', '.join(SPECTRAL_REDUCTIONS)}")
         return opts
 
     def extract(self, ctx) -> dict:
@@ -381,7 +395,8 @@ class MASA:
                 per_ffn = {(w.layer, w.expert): ffn_inputs(source, w.layer, w.expert, xs[w.layer])
                            for w in weights if w.kind == "gate"}
                 inputs = {w.key: per_ffn[(w.layer, w.expert)][w.kind] for w in weights}
-            l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"])
+            l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"],
+                                           opts["spectral_reduction"])
             loss = l_out + opts["spectral_weight"] * l_spec
             if not torch.isfinite(loss):
                 raise HarnessError(f"masa: alignment loss is {loss.item()} at step {step}; lower `lr`")

@@ -225,3 +225,21 @@ def test_a_malformed_size_is_one_line(size):
     with pytest.raises(HarnessError, match=f"masa: size '{size}'") as e:
         parse_size(size)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("shape,r", [((7, 5), 3), ((9, 13), 6), ((4, 4), 4)])
+def test_spectral_reduction_mean_is_the_sum_over_its_terms(shape, r):
+    """`spectral_reduction: mean` divides eq. 5's sum by its k = min(r, rank bound) terms (numpy's
+    SVD as the reference), so lambda weighs the spectrum alike at every gene size."""
+    import numpy as np
+
+    from methods.masa import log_spectrum, log_spectrum_gap
+
+    g = torch.Generator().manual_seed(5)
+    W, M = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(r, r, generator=g, dtype=torch.float64)
+    k = min(r, *shape)
+    ref = (np.log(np.linalg.svd(W.numpy(), compute_uv=False)[:k])
+           - np.log(np.linalg.svd(M.numpy(), compute_uv=False)[:k])) ** 2
+    spectrum = log_spectrum(W, r)
+    assert float(log_spectrum_gap(spectrum, M, reduction="sum")) == pytest.approx(ref.sum(), rel=1e-9)
+    assert float(log_spectrum_gap(spectrum, M, reduction="mean")) == pytest.approx(ref.mean(), rel=1e-9)
