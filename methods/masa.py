@@ -169,6 +169,7 @@ DEFAULTS = {
     "align_batch": 8,  # sequences per alignment step
     "lr": 1e-2,  # Adam on the gene matrices (not stated in the paper)
     "experts_per_layer": 1,  # standard MoE: gene matrices for this many most-used experts per layer
+    "experts_init": "first",  # with several: the student's FFN from the first | side_by_side (EXPERTS_INIT)
     "rank_fraction": 0.5,  # r' = rank_fraction * r principal components kept by adaptive scaling
     "scaling": "adaptive",  # adaptive (section 3.2) | truncate (Table 4's "w.o. adaptive scaling")
     "layer_map": "uniform",  # student layer k <- source layer round(k (L_src - 1) / (L_s - 1))
@@ -338,6 +339,24 @@ def init_gene(w: Tensor, r: int, generator: torch.Generator) -> Tensor:
     return torch.randn(r, r, generator=generator) * std
 
 
+# With `experts_per_layer` N > 1 a standard MoE's layer has N gene matrices per kind; the paper
+# initialises one FFN per layer and does not say from which (issue 18 item 13). "first": the most
+# used expert's, the others unused; "side_by_side": the student's FFN neurons split into N
+# contiguous groups, group i scaled from expert i (gate/up rows, down columns alike, so each
+# neuron keeps its own gate, up and down), as an MoE's experts sit side by side in its pool.
+EXPERTS_INIT = ("first", "side_by_side")
+
+
+def side_by_side(Ms: list[Tensor], kind: str, init: Tensor, scale) -> Tensor:
+    """The student's `kind` weight (`init`'s shape) from N experts' genes, one neuron group each;
+    `scale(M, block_init)` fills one block."""
+    axis = 1 if kind == "down" else 0  # down's neurons are its columns
+    sizes = [len(part) for part in torch.arange(init.shape[axis]).tensor_split(len(Ms))]
+    if min(sizes) == 0:
+        raise HarnessError(f"masa: {len(Ms)} experts cannot share a student FFN of {init.shape[axis]} neurons")
+    return torch.cat([scale(M, block) for M, block in zip(Ms, init.split(sizes, dim=axis))], dim=axis)
+
+
 def truncate_or_pad(M: Tensor, p: int, q: int, init: Tensor) -> Tensor:
     """Table 4's "w.o. adaptive scaling": M cut to p x q where it is large enough, the rest
     left at the student's random init."""
@@ -434,19 +453,26 @@ class MASA:
             parts = key.split(".")
             by_layer.setdefault(int(parts[1]), {}).setdefault(parts[-1], []).append(genes[key])
         src_of = layer_map(manifest["source_layers"], config.num_hidden_layers, opts["layer_map"])
+        if opts["scaling"] not in ("adaptive", "truncate"):
+            raise HarnessError(f"masa: unknown scaling {opts['scaling']!r}; use adaptive or truncate")
+        if opts["experts_init"] not in EXPERTS_INIT:
+            raise HarnessError(f"masa: experts_init {opts['experts_init']!r} is not one of {', '.join(EXPERTS_INIT)}")
+
+        def scale(M: Tensor, init: Tensor) -> Tensor:
+            p, q = init.shape  # (out, in)
+            if opts["scaling"] == "truncate":
+                return truncate_or_pad(M, p, q, init)
+            return adaptive_scale(M.double(), p, q, max(1, round(opts["rank_fraction"] * M.shape[-1]))).float()
+
         with torch.no_grad():
             for k, layer in enumerate(student.model.layers):
                 for kind in KINDS:
                     linear = getattr(layer.mlp, f"{kind}_proj")
-                    p, q = linear.weight.shape  # (out, in)
-                    M = by_layer[src_of[k]][kind][0]  # the layer's first (most used) expert
-                    rank = max(1, round(opts["rank_fraction"] * M.shape[-1]))
-                    if opts["scaling"] == "adaptive":
-                        new = adaptive_scale(M.double(), p, q, rank).float()
-                    elif opts["scaling"] == "truncate":
-                        new = truncate_or_pad(M, p, q, linear.weight)
+                    Ms = by_layer[src_of[k]][kind]  # the layer's experts, most used first (one for dense, shared)
+                    if opts["experts_init"] == "first":
+                        new = scale(Ms[0], linear.weight)
                     else:
-                        raise HarnessError(f"masa: unknown scaling {opts['scaling']!r}; use adaptive or truncate")
+                        new = side_by_side(Ms, kind, linear.weight, scale)
                     if opts["rescale"]:
                         new = new * (linear.weight.std() / new.std())
                     linear.weight.copy_(new)

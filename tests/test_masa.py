@@ -174,6 +174,39 @@ def test_student_ffn_weights_are_the_scaled_gene_matrices(masa_artifact, tokeniz
             torch.testing.assert_close(weight, expected)
 
 
+def test_several_experts_side_by_side_each_fill_their_own_neurons(masa_artifact, world_dir, tokens_file,
+                                                                  tokenizer_dir, tmp_path):
+    """Issue 18 item 13: with experts_per_layer = 2 the default student reads the most used
+    expert's genes only; `experts_init: side_by_side` gives each expert a contiguous group of the
+    student's FFN neurons (gate/up rows, down columns alike), scaled from its own gene matrix."""
+    opts = {"align_tokens": 32 * 4 * 2, "align_batch": 4, "ratio": 0.4, "experts_per_layer": 2}
+    stages.extract({"method": "masa", "seed": 0, "seq_len": 32, "method_options": opts}, masa_artifact / "source",
+                   tmp_path / "artifact", tokens_file, [world_dir / "tasks" / t for t in ("boolq", "medmcqa")],
+                   world_dir / "domains")
+    manifest = json.loads((tmp_path / "artifact/manifest.json").read_text())
+    genes = load_file(tmp_path / "artifact/genes.safetensors")
+    shape = {"layers": 2, "hidden": 24, "ffn": 41, "heads": 2}  # an odd width: groups of 21 and 20
+    students = {}
+    for how in ("first", "side_by_side"):
+        stages.init({"method": "masa", "shape_name": "t", "shape": shape, "seq_len": 64,
+                     "method_options": {**opts, "experts_init": how}}, tokenizer_dir, 0, tmp_path / how,
+                    masa_artifact / "source", tmp_path / "artifact")
+        students[how] = AutoModelForCausalLM.from_pretrained(tmp_path / how)
+    for k, src in enumerate(layer_map(manifest["source_layers"], 2, "uniform")):
+        for kind in ("gate", "up", "down"):
+            keys = [w for w in manifest["weights"] if w.startswith(f"layers.{src}.") and w.endswith(kind)]
+            assert len(keys) == 2 and keys[0].split(".")[2] == f"expert{manifest['experts'][str(src)][0]}"
+            weight = lambda how: getattr(students[how].model.layers[k].mlp, f"{kind}_proj").weight  # noqa: E731
+            axis = 1 if kind == "down" else 0
+            first, second = weight("side_by_side").split([21, 20], dim=axis)
+            for block, key in ((first, keys[0]), (second, keys[1])):
+                rank = round(0.5 * manifest["r"][key])
+                torch.testing.assert_close(block, adaptive_scale(genes[key].double(), *block.shape, rank).float())
+            whole = weight("first")
+            torch.testing.assert_close(whole, adaptive_scale(genes[keys[0]].double(), *whole.shape,
+                                                             round(0.5 * manifest["r"][keys[0]])).float())
+
+
 def test_extraction_and_pretraining_numbers_are_pinned(masa_artifact, tokenizer_dir, tokens_file, tmp_path):
     """Refactors of the stages and the workflow must not move a number: MASA's final alignment
     loss and the pre-training loss of its student (building the student in the pre-training job)
