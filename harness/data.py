@@ -118,7 +118,10 @@ class PretrainBatches:
     The budget counts whole sequences: `budget // seq_len` of them, in batches of
     `batch_size`; the last batch may be smaller, so exactly that many tokens are trained.
     The last `heldout` windows of the stream are never trained on (`heldout_batches`):
-    the fixed held-out set whose LM loss pre-training logs (data efficiency).
+    the fixed held-out set whose LM loss pre-training logs (data efficiency). `horizon` (tokens,
+    at least the budget) is the run the learning-rate schedule spans: a budget trained with a
+    larger run's horizon is that run's checkpoint at the budget, batch for batch (the windows'
+    order does not depend on the budget).
     """
 
     tokens: np.ndarray
@@ -127,6 +130,7 @@ class PretrainBatches:
     budget: int
     seed: int
     heldout: int = 0
+    horizon: int | None = None
 
     def __post_init__(self):
         total_windows = len(self.tokens) // self.seq_len
@@ -143,6 +147,15 @@ class PretrainBatches:
     @property
     def steps(self) -> int:
         return -(-self.n_sequences // self.batch_size)
+
+    @property
+    def schedule_steps(self) -> int:
+        """The steps the learning-rate schedule spans: the horizon's, or the budget's own."""
+        if self.horizon is None:
+            return self.steps
+        if self.horizon < self.budget:
+            raise HarnessError(f"schedule horizon {self.horizon} tokens is shorter than the budget {self.budget}")
+        return -(-(self.horizon // self.seq_len) // self.batch_size)
 
     @property
     def tokens_seen(self) -> int:

@@ -261,9 +261,14 @@ class Grid:
                 "seq_len": self.C["seq_len"]}
 
     def pretrain_cfg(self, method: str, shape: str, budget: str) -> str:
+        """A pre-training job's slice. With `pretrain.budgets: checkpoints` every budget is the
+        checkpoint of one run as long as the largest budget (its schedule's `horizon`)."""
+        horizon = {}
+        if self.C["pretrain"].get("budgets", "separate") == "checkpoints":
+            horizon = {"horizon": max(b["tokens"] for b in self.C["budgets"].values())}
         return as_json(**self.student_cfg(method, shape), budget_name=budget,
                        budget=self.C["budgets"][budget]["tokens"], pretrain=self.C["pretrain"],
-                       heldout=self.heldout_cfg())
+                       heldout=self.heldout_cfg(), **horizon)
 
     def untrained_eval_cfg(self, method: str, source: str, shape: str, seed) -> str:
         return as_json(**self.student_cfg(method, shape), source=source, seed=int(seed), tasks=self.mc_tasks,

@@ -51,16 +51,19 @@ def open_work_dir(out: Path, cfg: dict, seed: int, inputs: dict[str, Path | None
 
 
 def pretrain_run(model, train_cfg: dict, tokens_file: Path, budget: int, seed: int, work: Path, desc: str,
-              heldout: dict | None = None, loss_fn=None):
+              heldout: dict | None = None, loss_fn=None, horizon: int | None = None):
     """Pre-train on `budget` tokens of the stream, checkpointing into `work`. `heldout` (the
     config's section) sets aside the stream's last `sequences` windows, which sources and students alike never train on; with
-    `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves)."""
+    `every_steps` the run logs its LM loss on them from step 0 (the data-efficiency curves).
+    `horizon` (tokens): the learning-rate schedule spans that longer run, of which this is the
+    checkpoint at `budget` (`pretrain.budgets: checkpoints`)."""
     from harness.data import PretrainBatches, heldout_loss, load_tokens
     from harness.train import TrainSettings, default_loss, train
 
     heldout = heldout or {}
     batches = PretrainBatches(load_tokens(tokens_file), train_cfg["seq_len"],
-                              train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0))
+                              train_cfg["batch_size"], budget, seed, heldout=heldout.get("sequences", 0),
+                              horizon=horizon)
     if batches.n_sequences > batches.n_windows and not train_cfg.get("repeat_corpus", False):
         # the paper trains on fresh text: a budget the corpus cannot fill would silently be epochs
         raise HarnessError(f"{desc}: budget {budget} tokens is more than the corpus's {batches.n_windows} "

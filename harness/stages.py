@@ -265,7 +265,7 @@ def pretrain(cfg: dict, tokens_file: Path, seed: int, out: Path, source_dir: Pat
                                            "tokens": tokens_file, "source": source_dir})
     result = pretrain_run(model, cfg["pretrain"], tokens_file, cfg["budget"], seed, work,
                        desc=f"pretrain {cfg['method']}/{cfg.get('shape_name', '')}", heldout=cfg.get("heldout"),
-                       loss_fn=loss_fn)
+                       loss_fn=loss_fn, horizon=cfg.get("horizon"))
     from harness.distributed import world_size
 
     save_trained(model, tok, out, "pretrain", cfg, seed, processes=world_size(), tokens=result.tokens,

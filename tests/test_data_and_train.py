@@ -204,3 +204,31 @@ def test_expert_counting_windows_come_from_every_task_in_equal_shares():
     assert windows[4:] == [short[i:i + 10] for i in range(0, 30, 10)]  # 3 whole windows is all it has
     assert all(len(w) == 10 for w in windows)  # the 2-token task gives none: no padding
     assert len(equal_share_windows([long] * 5, 10, 64)) == 60  # 12 each
+
+
+def test_a_budget_with_a_longer_horizon_is_that_runs_checkpoint(tmp_path, tokens_file):
+    """`pretrain.budgets: checkpoints` (Figure 2's other reading): a budget trained under the
+    largest budget's schedule is the larger run stopped there, weight for weight (the larger
+    run's checkpoint at that step is the reference); under its own schedule it is not."""
+    import torch
+
+    from harness.models import build_model, student_config
+    from harness.runs import pretrain_run
+    from harness.train import STATE_FILE
+
+    config = student_config("t", {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}, 400, 32)  # the tokenizer's
+    train_cfg = {"seq_len": 32, "batch_size": 4, "optim": {"lr": 1e-2, "warmup": 0.25}, "log_every": 1}
+    small, large = 32 * 4 * 3, 32 * 4 * 6  # 3 and 6 steps
+    for name in ("long", "checkpoint", "own"):
+        (tmp_path / name).mkdir()
+    long_run = build_model(config, 0)
+    pretrain_run(long_run, {**train_cfg, "checkpoint_every": 3}, tokens_file, large, 0, tmp_path / "long", "long")
+    at_small = torch.load(tmp_path / "long" / STATE_FILE, weights_only=True)
+    assert at_small["step"] == 3
+    runs = {}
+    for name, horizon in (("checkpoint", large), ("own", None)):
+        runs[name] = build_model(config, 0)
+        pretrain_run(runs[name], train_cfg, tokens_file, small, 0, tmp_path / name, name, horizon=horizon)
+    for key, value in at_small["model"].items():
+        assert torch.equal(runs["checkpoint"].state_dict()[key], value), key
+    assert any(not torch.equal(runs["own"].state_dict()[k], v) for k, v in at_small["model"].items())

@@ -66,6 +66,15 @@ def test_slices_hold_what_their_stage_reads_and_nothing_of_other_methods():
     assert json.loads(Grid(config).pretrain_cfg("masa-no-spectral", "3L-0.4M", "250k"))["method_options"]["ratio"] == 0.4
 
 
+def test_budgets_as_checkpoints_of_one_run_give_every_budget_the_largest_horizon():
+    config = load_profile("micro")
+    assert "horizon" not in json.loads(Grid(config).pretrain_cfg("masa", "3L-0.4M", "100k"))  # default: own runs
+    config["pretrain"]["budgets"] = "checkpoints"
+    for budget in config["budgets"]:
+        pre = json.loads(Grid(config).pretrain_cfg("masa", "3L-0.4M", budget))
+        assert pre["horizon"] == max(b["tokens"] for b in config["budgets"].values()) >= pre["budget"]
+
+
 def test_sft_slices_of_a_no_sft_variant_and_of_a_source(paper):
     assert paper.sft_slice("laten-nosft", "boolq")["sft"]["epochs"] == 0
     assert paper.sft_slice("laten", "boolq")["sft"]["epochs"] == paper.C["sft"]["epochs"]
