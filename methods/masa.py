@@ -170,6 +170,7 @@ DEFAULTS = {
     "lr": 1e-2,  # Adam on the gene matrices (not stated in the paper)
     "experts_per_layer": 1,  # standard MoE: gene matrices for this many most-used experts per layer
     "experts_init": "first",  # with several: the student's FFN from the first | side_by_side (EXPERTS_INIT)
+    "shared_genes": "fused",  # DeepSeekMoE's shared experts: fused as stored | per_expert (SHARED_GENES)
     "rank_fraction": 0.5,  # r' = rank_fraction * r principal components kept by adaptive scaling
     "scaling": "adaptive",  # adaptive (section 3.2) | truncate (Table 4's "w.o. adaptive scaling")
     "layer_map": "uniform",  # student layer k <- source layer round(k (L_src - 1) / (L_s - 1))
@@ -189,13 +190,28 @@ class AlignedWeight:
     kind: str  # gate | up | down
     weight: Tensor  # (d_out, d_in), frozen
     expert: int | None = None  # routed expert index (standard MoE), None for dense / shared FFNs
+    shared: int | None = None  # with `shared_genes: per_expert`, which shared expert
+
+    @property
+    def ffn(self) -> tuple[int, int | None, int | None]:
+        """The FFN (layer, routed expert, shared expert) whose inputs W sees."""
+        return self.layer, self.expert, self.shared
 
 
-def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None) -> list[AlignedWeight]:
+def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None,
+                shared_genes: str = "fused") -> list[AlignedWeight]:
     """The FFN weights MASA aligns (section 3.1): every gate/up/down of a dense source; the
-    shared experts of a shared-expert MoE; the chosen routed experts of a standard MoE."""
+    shared experts of a shared-expert MoE (fused as stored, or one by one: `shared_genes`); the
+    chosen routed experts of a standard MoE."""
+    if shared_genes not in SHARED_GENES:
+        raise HarnessError(f"masa: shared_genes {shared_genes!r} is not one of {', '.join(SHARED_GENES)}")
     out = []
     for l, view in enumerate(ffn_views(source)):
+        if view.dense is None and view.shared is not None and shared_genes == "per_expert":
+            for i, part in enumerate(view.shared_experts()):
+                ffn = {"gate": part.gate, "up": part.up, "down": part.down}
+                out += [AlignedWeight(f"layers.{l}.shared{i}.{k}", l, k, w.detach(), shared=i) for k, w in ffn.items()]
+            continue
         if view.whole is not None:  # dense FFN or shared experts
             ffn = {"gate": view.whole.gate, "up": view.whole.up, "down": view.whole.down}
             out += [AlignedWeight(f"layers.{l}.{k}", l, k, w.detach()) for k, w in ffn.items()]
@@ -298,22 +314,23 @@ def expert_frequencies(source, batches) -> dict[int, Tensor]:
     return counts
 
 
-def ffn_inputs(source, layer: int, expert: int | None, x: Tensor) -> dict[str, Tensor]:
+def ffn_inputs(source, layer: int, expert: int | None, x: Tensor, shared: int | None = None) -> dict[str, Tensor]:
     """The inputs the frozen source feeds to one FFN's gate, up and down, given the FFN input
     x (N, H) of its layer: gate/up see x, down sees act(gate x) * up x. A routed expert only
-    sees the tokens its router sends to it. Computed once for the three weights."""
+    sees the tokens its router sends to it; shared expert `shared` every token. Computed once
+    for the three weights."""
     view = ffn_view(source, layer)
     if expert is not None:
         x = x[(view.routed.route(x)[1] == expert).any(-1)]
         ffn = view.routed.expert(expert)
     else:
-        ffn = view.whole
+        ffn = view.whole if shared is None else view.shared_experts()[shared]
     return {"gate": x, "up": x, "down": ffn.activations(x)}
 
 
 def weight_inputs(source, w: AlignedWeight, x: Tensor) -> Tensor:
     """The inputs the frozen source feeds to the single weight W (see `ffn_inputs`)."""
-    return ffn_inputs(source, w.layer, w.expert, x)[w.kind]
+    return ffn_inputs(source, w.layer, w.expert, x, w.shared)[w.kind]
 
 
 def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra: dict[str, Tensor],
@@ -345,6 +362,10 @@ def init_gene(w: Tensor, r: int, generator: torch.Generator) -> Tensor:
 # contiguous groups, group i scaled from expert i (gate/up rows, down columns alike, so each
 # neuron keeps its own gate, up and down), as an MoE's experts sit side by side in its pool.
 EXPERTS_INIT = ("first", "side_by_side")
+# DeepSeekMoE-16B stores its two shared experts as one FFN of 2 x 1,408 neurons: "fused" aligns
+# it as one weight per kind; "per_expert" one gene matrix per shared expert (issue 18 item 13),
+# which `experts_init` then takes like routed experts (the first, or side by side)
+SHARED_GENES = ("fused", "per_expert")
 
 
 def side_by_side(Ms: list[Tensor], kind: str, init: Tensor, scale) -> Tensor:
@@ -398,7 +419,7 @@ class MASA:
             freq = expert_frequencies(source, ctx.data.task_batches())
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}
-        weights = ffn_weights(source, choice)
+        weights = ffn_weights(source, choice, opts["shared_genes"])
         source_params = sum(p.numel() for p in source.parameters())
         r = sized_ranks(weights, opts["size"], opts["ratio"], source_params)
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -411,9 +432,9 @@ class MASA:
         for step in bar:
             xs = _mlp_inputs(source, batches.batch(step)["input_ids"].to(ctx.device))
             with torch.no_grad():
-                per_ffn = {(w.layer, w.expert): ffn_inputs(source, w.layer, w.expert, xs[w.layer])
+                per_ffn = {w.ffn: ffn_inputs(source, w.layer, w.expert, xs[w.layer], w.shared)
                            for w in weights if w.kind == "gate"}
-                inputs = {w.key: per_ffn[(w.layer, w.expert)][w.kind] for w in weights}
+                inputs = {w.key: per_ffn[w.ffn][w.kind] for w in weights}
             l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"],
                                            opts["spectral_reduction"])
             loss = l_out + opts["spectral_weight"] * l_spec

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from harness import stages
 from harness.models import build_model, source_config
-from methods.masa import (adaptive_scale, alignment_step, expert_frequencies, ffn_weights, gene_forward,
+from methods.masa import (adaptive_scale, alignment_step, expert_frequencies, ffn_inputs, ffn_weights, gene_forward,
                           gene_ranks, init_gene, layer_map, log_spectrum, routed_only, weight_inputs)
 from tests.test_models import SOURCES
 
@@ -116,6 +116,30 @@ def test_dense_first_layer_of_a_shared_expert_moe():
     assert shapes["layers.0.gate"] == (dense, 32) and shapes["layers.1.gate"] == (spec["ffn"] * spec["shared_experts"], 32)
     ranks = gene_ranks(weights, 0.23)
     assert ranks["layers.0.up"] == round(math.sqrt(0.23 * dense * 32)) != ranks["layers.1.up"]
+
+
+def test_shared_experts_one_by_one():
+    """`shared_genes: per_expert` (issue 18 item 13): DeepSeekMoE's fused shared FFN aligned as its
+    shared experts, each a gene matrix of its own; each sees its own activations (a slice of the
+    fused FFN's), and their outputs sum to the fused FFN's."""
+    spec = {**SOURCES["deepseek"], "shared_experts": 2, "dense_layers": 1}
+    model = build_model(source_config("deepseek", spec, 100, 64), 0)
+    fused, per_expert = ffn_weights(model), ffn_weights(model, shared_genes="per_expert")
+    assert [w.key for w in per_expert if w.layer == 0] == [w.key for w in fused if w.layer == 0]  # dense: as is
+    parts = [w for w in per_expert if w.layer == 1]
+    assert [w.key for w in parts] == [f"layers.1.shared{i}.{k}" for i in (0, 1) for k in ("gate", "up", "down")]
+    width = spec["ffn"]
+    assert all(w.weight.shape == ((width, 32) if w.kind != "down" else (32, width)) for w in parts)
+    x = torch.randn(5, 32)
+    with torch.no_grad():
+        whole = ffn_inputs(model, 1, None, x)["down"]
+        total = 0
+        for i in (0, 1):
+            down = next(w for w in parts if w.shared == i and w.kind == "down")
+            act = weight_inputs(model, down, x)
+            torch.testing.assert_close(act, whole[:, i * width:(i + 1) * width])
+            total = total + act @ down.weight.T
+        torch.testing.assert_close(total, model.model.layers[1].mlp.shared_experts(x), atol=1e-5, rtol=1e-4)
 
 
 def test_layer_map():

@@ -63,7 +63,8 @@ def ffn(mlp, where: str, view=identity) -> FFNView:
         return FFNView(dense=gated(mlp, view))
     check_claimed(mlp, MOE, where, "deepseek")
     shared = gated(mlp.shared_experts, view) if mlp.shared_experts is not None else None
-    return FFNView(shared=shared, routed=fused_experts(mlp, view))
+    count = mlp.shared_experts.config.moe_num_shared_experts if shared is not None else 1
+    return FFNView(shared=shared, routed=fused_experts(mlp, view), shared_count=count)
 
 
 def attention(attn, view=identity):

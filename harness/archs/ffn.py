@@ -94,6 +94,7 @@ class FFNView:
     dense: GatedFFN | None = None
     shared: GatedFFN | None = None
     routed: RoutedExperts | None = None
+    shared_count: int = 1  # experts fused side by side in `shared` (DeepSeekMoE-16B: 2 of 1,408)
 
     def __post_init__(self):
         if self.dense is not None and (self.shared is not None or self.routed is not None):
@@ -105,6 +106,16 @@ class FFNView:
     def whole(self) -> GatedFFN | None:
         """The part every token passes through whole: the dense FFN, else the shared experts."""
         return self.dense if self.dense is not None else self.shared
+
+    def shared_experts(self) -> list[GatedFFN]:
+        """The shared experts one by one: `shared`'s neurons in `shared_count` equal groups
+        (views, as `shared` is); their outputs sum to `shared`'s."""
+        s, n = self.shared, self.shared_count
+        if s is None:
+            return []
+        width = s.gate.shape[0] // n
+        return [GatedFFN(s.gate[i * width:(i + 1) * width], s.up[i * width:(i + 1) * width],
+                         s.down[:, i * width:(i + 1) * width], s.act) for i in range(n)]
 
     def pool(self) -> dict[str, Tensor]:
         """{"gate": (P, H), "up": (P, H), "down": (H, P)} of the neuron pool."""
