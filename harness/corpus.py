@@ -83,9 +83,9 @@ def _domain_name(value, where: str) -> str:
     return name
 
 
-def _local_documents(cc: dict) -> Iterator[tuple[str, str | None]]:
-    """(text, domain) of the local shards: file by file in sorted order, or with `domains:
-    folder` one document from each top folder in turn."""
+def _local_documents(cc: dict) -> Iterator[tuple[str, str | None, dict, str]]:
+    """(text, domain, record, where) of the local shards: file by file in sorted order, or with
+    `domains: folder` one document from each top folder in turn."""
     field, domains = cc.get("text_field", "text"), cc.get("domains")
     roots = [Path(p) for p in (cc["path"] if isinstance(cc["path"], list) else [cc["path"]])]
 
@@ -119,7 +119,8 @@ def _local_documents(cc: dict) -> Iterator[tuple[str, str | None]]:
     return (doc for batch in itertools.zip_longest(*streams) for doc in batch if doc is not None)
 
 
-def _hub_documents(cc: dict) -> Iterator[tuple[str, str, dict, str]]:
+def _hub_documents(cc: dict) -> Iterator[tuple[str, str | None, dict, str]]:
+    """(text, domain, record, where) of a streamed hub dataset."""
     import datasets
 
     try:
