@@ -103,9 +103,7 @@ def log_spectrum_gap(log_s_w: Tensor, M: Tensor, eps: float = 1e-12, reduction: 
     k = log_s_w.shape[-1]
     s_m = torch.linalg.svdvals(M)[..., :k]
     gap = (log_s_w - s_m.clamp_min(eps).log()).pow(2)
-    if reduction not in SPECTRAL_REDUCTIONS:
-        raise HarnessError(f"masa: spectral_reduction {reduction!r} is not one of {', '.join(SPECTRAL_REDUCTIONS)}")
-    return gap.sum(-1) if reduction == "sum" else gap.mean(-1)
+    return gap.mean(-1) if reduction == "mean" else gap.sum(-1)
 
 
 # L_spec sums r terms (eq. 5), so at a fixed lambda a larger gene (Table 5's ratio sweep) also
@@ -203,8 +201,6 @@ def ffn_weights(source, expert_choice: dict[int, list[int]] | None = None,
     """The FFN weights MASA aligns (section 3.1): every gate/up/down of a dense source; the
     shared experts of a shared-expert MoE (fused as stored, or one by one: `shared_genes`); the
     chosen routed experts of a standard MoE."""
-    if shared_genes not in SHARED_GENES:
-        raise HarnessError(f"masa: shared_genes {shared_genes!r} is not one of {', '.join(SHARED_GENES)}")
     out = []
     for l, view in enumerate(ffn_views(source)):
         if view.dense is None and view.shared is not None and shared_genes == "per_expert":
@@ -387,6 +383,11 @@ def truncate_or_pad(M: Tensor, p: int, q: int, init: Tensor) -> Tensor:
     return out
 
 
+# the options that name one of a few readings, checked when the options are read
+CHOICES = {"scaling": ("adaptive", "truncate"), "spectral_reduction": SPECTRAL_REDUCTIONS,
+           "experts_init": EXPERTS_INIT, "shared_genes": SHARED_GENES}
+
+
 class MASA:
     """Gene matrices aligned to a source's FFN weights, scaled into a Llama student's FFNs."""
 
@@ -394,10 +395,10 @@ class MASA:
 
     def options(self, ctx) -> dict:
         opts = resolve_options("masa", DEFAULTS, ctx)
-        parse_size(opts["size"])  # a misspelt size stops before the source loads
-        if opts["spectral_reduction"] not in SPECTRAL_REDUCTIONS:
-            raise HarnessError(f"masa: spectral_reduction {opts['spectral_reduction']!r} is not one of "
-                               f"{', '.join(SPECTRAL_REDUCTIONS)}")
+        parse_size(opts["size"])  # a misspelt option stops before the source loads
+        for name, allowed in CHOICES.items():
+            if opts[name] not in allowed:
+                raise HarnessError(f"masa: {name} {opts[name]!r} is not one of {', '.join(allowed)}")
         return opts
 
     def extract(self, ctx) -> dict:
@@ -474,11 +475,6 @@ class MASA:
             parts = key.split(".")
             by_layer.setdefault(int(parts[1]), {}).setdefault(parts[-1], []).append(genes[key])
         src_of = layer_map(manifest["source_layers"], config.num_hidden_layers, opts["layer_map"])
-        if opts["scaling"] not in ("adaptive", "truncate"):
-            raise HarnessError(f"masa: unknown scaling {opts['scaling']!r}; use adaptive or truncate")
-        if opts["experts_init"] not in EXPERTS_INIT:
-            raise HarnessError(f"masa: experts_init {opts['experts_init']!r} is not one of {', '.join(EXPERTS_INIT)}")
-
         def scale(M: Tensor, init: Tensor) -> Tensor:
             p, q = init.shape  # (out, in)
             if opts["scaling"] == "truncate":
