@@ -301,6 +301,7 @@ def validate(config: dict[str, Any]) -> None:
             raise HarnessError(f"config error: generation_tasks.{name}: needs a {' and a '.join(missing)} file "
                                f"(SFT trains on one; a test-only set such as Vicuna's takes Dolly's train and "
                                f"dev files, with `format: {{test: vicuna}}`)")
+    _check_dev_sections(config)
     batch_tokens = config["pretrain"]["batch_size"] * config["pretrain"].get("seq_len", 0)
     for name, budget in config["budgets"].items():
         if budget["tokens"] < batch_tokens:
@@ -332,6 +333,23 @@ def validate(config: dict[str, Any]) -> None:
         if spec.get("tokenizer") == "own" and "model_path" not in spec:
             raise HarnessError(f"config error: sources.{name}: `tokenizer: own` needs `model_path` (a source "
                                f"trained here reads the students' tokenizer)")
+
+
+def _check_dev_sections(config: dict) -> None:
+    """A `dev:` section must be computable on every task its SFT runs: multiple-choice tasks
+    have no dev split and no answers for Rouge-L (`sft`, and `source_sft`, which fine-tunes
+    the sources on them too); a generation file task without a dev file needs `holdout`."""
+    for section in ("sft", "source_sft"):
+        dev = config.get(section, {}).get("dev")
+        if dev and (dev.get("metric", "rougeL") != "loss" or "holdout" not in dev):
+            raise HarnessError(f"config error: {section}.dev: the multiple-choice tasks have no dev split and no "
+                               f"answers to score with Rouge-L; give `metric: loss` and `holdout`")
+    for section in ("sft_generation", "source_sft"):
+        dev = config.get(section, {}).get("dev")
+        for name, spec in config.get("generation_tasks", {}).items():
+            if dev and spec["kind"] == "file" and "dev" not in spec and "holdout" not in dev:
+                raise HarnessError(f"config error: generation_tasks.{name}: no dev file for {section}.dev's "
+                                   f"evaluation; give one, or `{section}.dev.holdout`")
 
 
 # The keys each task kind reads; any other of TASK_KEYS would be ignored, so it is refused.

@@ -104,6 +104,29 @@ def full_state_dict(model: torch.nn.Module) -> dict | None:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
+def load_full_state_dict(model: torch.nn.Module, state: dict | None) -> None:
+    """Load whole weights into a model; into a sharded one from rank 0's copy (what
+    `full_state_dict` returned there; every rank must call this, the others with None)."""
+    if not is_sharded(model):
+        model.load_state_dict(state)
+        return
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    # distribute_tensor sends rank 0's whole tensor and keeps each rank's shard; the other
+    # ranks only say its shape (set_model_state_dict's broadcast_from_rank0 fails on gloo)
+    shards = {}
+    for name, current in model.state_dict().items():
+        local = current.to_local() if isinstance(current, DTensor) else current
+        whole = (state[name].to(local.device, local.dtype) if is_main()
+                 else torch.empty(current.shape, dtype=local.dtype, device=local.device))
+        if isinstance(current, DTensor):
+            shards[name] = distribute_tensor(whole, current.device_mesh, current.placements)
+        else:
+            torch.distributed.broadcast(whole, src=0)
+            shards[name] = whole
+    model.load_state_dict(shards)
+
+
 def save_sharded(path, model, opt, sched, step: int, tokens: int) -> None:
     """Every rank writes its shards of model and optimizer state (torch.distributed.checkpoint),
     into a temporary folder that rank 0 renames once all have written."""
@@ -162,6 +185,16 @@ def micro_batches(batch: dict[str, torch.Tensor], size: int | None) -> list[dict
 def no_sync(model: torch.nn.Module, last: bool):
     """Skip DDP's gradient all-reduce on every micro-batch but the step's last."""
     return model.no_sync() if (not last and isinstance(model, _DDP)) else nullcontext()
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's answer, on every process (a decision only rank 0 could take, such as stopping
+    after an evaluation that ran there alone)."""
+    if world_size() <= 1:
+        return bool(flag)
+    t = torch.tensor([float(bool(flag))], device="cuda" if torch.cuda.is_available() else "cpu")
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def mean(value: torch.Tensor) -> torch.Tensor:

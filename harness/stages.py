@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 from harness.devices import compute_device
 from harness.io import atomic_dir, atomic_write_json, write_run_record
 from harness.method import ExtractData  # torch-free, like this module's other top-level imports
+from harness.dev_selection import DevSelection, answer_loss, split_dev
 from harness.runs import load_model, load_student, open_work_dir, pretrain_run, save_trained
 
 
@@ -295,9 +296,9 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     config without `method` adapts nothing."""
     import torch
 
-    from harness.data import SFTBatches, encode_pair
+    from harness.data import SFTBatches
     from harness.method import hook
-    from harness.tasks import MULTIPLE_CHOICE, Task, sft_pair
+    from harness.tasks import MULTIPLE_CHOICE, Task
     from harness.train import TrainSettings, default_loss, train
 
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
@@ -315,50 +316,47 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         if shaped:
             loss_fn = lambda batch, student: shaped(batch, student, ctx)  # noqa: E731
     sc = cfg["sft"]
-    pairs = [encode_pair(tok, *sft_pair(r)) for r in records]
-    pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
+    selection, dev = None, None
+    if "dev" in sc:
+        records, dev = split_dev(task, records, sc["dev"], seed)
+        selection = DevSelection(_dev_score(task, tok, sc, dev), sc["dev"].get("metric", "rougeL"),
+                                 sc["dev"].get("keep", "last"), sc["dev"].get("patience"))
+    pairs = _sft_pairs(tok, records)
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
     work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
-    eval_every, eval_fn, best = 0, None, None
-    if "dev" in sc:  # generation: Rouge-L on the dev split every `every_epochs` epochs (the SFT curves)
-        eval_every, eval_fn = sc["dev"]["every_epochs"] * batches.per_epoch, _dev_rouge(task, tok, sc["dev"])
-        if sc["dev"].get("keep", "last") == "best":
-            if sc.get("fsdp"):
-                raise HarnessError("sft: `dev.keep: best` keeps a whole copy of the weights; not with `fsdp: true`")
-            eval_fn = best = _BestDev(eval_fn)
     result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
                    loss_fn=loss_fn or default_loss, log_path=work / "train_log.jsonl", desc=f"sft {task.name}",
-                   eval_every=eval_every, eval_fn=eval_fn)
-    kept = {}
-    if best is not None and best.state is not None:
-        model.load_state_dict(best.state)
-        kept = {"kept": {"dev_rougeL": best.score, "evaluation": best.index}}
+                   eval_every=sc["dev"]["every_epochs"] * batches.per_epoch if selection else 0,
+                   eval_fn=selection, stop_when=selection.converged if selection else None)
+    extra = {}
+    if selection:
+        selection.restore_best(model)
+        extra = {"dev": selection.record(), "dev_examples": len(dev), "epochs": result.steps / batches.per_epoch}
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     save_trained(model, tok, out, "sft", cfg, seed, examples=len(pairs), steps=result.steps,
-                  final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2), **kept)
+                  final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2), **extra)
 
 
-class _BestDev:
-    """`dev.keep: best` (MiniLLM's protocol: the checkpoint with the best dev Rouge-L, where the
-    paper's L169 says only "100 epochs"): scores the model like `score` and keeps, in memory,
-    the weights of the best evaluation so far (a strict improvement; the first of equals). A run
-    resumed after a kill compares only the evaluations since the resume."""
+def _sft_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """(prompt, answer + EOS) token ids of SFT records."""
+    from harness.data import encode_pair
+    from harness.tasks import sft_pair
 
-    def __init__(self, score):
-        self.score_of, self.score, self.state, self.index, self.calls = score, None, None, None, 0
-
-    def __call__(self, model) -> dict:
-        metrics = self.score_of(model)
-        self.calls += 1
-        if self.score is None or metrics["rougeL"] > self.score:
-            self.score, self.index = metrics["rougeL"], self.calls
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        return metrics
+    return [(p, a + [tok.eos_token_id]) for p, a in (encode_pair(tok, *sft_pair(r)) for r in records)]
 
 
-def _dev_rouge(task, tok, dev_cfg: dict):
+def _dev_score(task, tok, sc: dict, dev: list[dict]):
+    """The dev metric of `sc["dev"]` as a function of the model."""
+    from harness.tasks import GENERATION
+
+    dev_cfg = sc["dev"]
+    if dev_cfg.get("metric", "rougeL") == "loss":
+        pairs = _sft_pairs(tok, dev)
+        return lambda model: answer_loss(model, pairs, tok.pad_token_id, sc["max_len"], sc["batch_size"])
+    if task.kind != GENERATION:
+        raise HarnessError(f"sft {task.name!r}: dev metric rougeL needs a generation task; "
+                           f"use `dev.metric: loss`")
     from evals.generation import GenerationConfig, evaluate_generation
 
-    records = task.records("dev")[:dev_cfg.get("examples")]
     gen = GenerationConfig.from_dict(dev_cfg.get("generation", {}))
-    return lambda model: {"rougeL": evaluate_generation(model, tok, records, gen, desc=f"dev {task.name}")["value"]}
+    return lambda model: evaluate_generation(model, tok, dev, gen, desc=f"dev {task.name}")["value"]

@@ -20,6 +20,7 @@ from typing import Callable, Protocol
 import torch
 from tqdm import tqdm
 
+from harness.data import IGNORE
 from harness.errors import HarnessError
 from harness.io import reading
 
@@ -81,6 +82,11 @@ def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def loss_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """The tokens a batch's loss averages over: the labelled ones after the shift by one."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
 def default_loss(batch: dict[str, torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
     return model(**batch).loss
 
@@ -106,7 +112,7 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
           ckpt_dir: Path | None = None, log_path: Path | None = None, desc: str = "train",
           on_log: Callable[[dict], None] | None = None,
           eval_every: int = 0, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
-          eval_at_start: bool = False) -> TrainResult:
+          eval_at_start: bool = False, stop_when: Callable[[], bool] | None = None) -> TrainResult:
     """Train `model` on `batches.steps` batches as `settings` say; resume from `ckpt_dir` if it
     holds a state.
 
@@ -116,12 +122,16 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
     in eval mode under a forked RNG, so evaluating never changes the training run;
     `eval_at_start` also evaluates the untrained model (step 0) of a run that starts fresh.
     `micro_batch` rows at a time are run and their gradients accumulated (the batch's
-    size stays the optimiser's batch). Under torch.distributed.run each process trains
+    size stays the optimiser's batch), each part weighted by its share of the batch's labelled
+    tokens, so that answers of unequal length weigh as in one whole batch. Under torch.distributed.run each process trains
     on its share of every batch (`harness.distributed`; `fsdp` shards the model over them);
     rank 0 alone logs. `compile` compiles the loss computation, model included, with
     torch.compile (True: inductor; a string names another backend); evaluation runs eagerly,
     since generation's ever-changing shapes would recompile. A sharded model is evaluated on every rank (its forward is collective)
     and checkpointed by every rank; `harness.distributed.full_state_dict` gathers it afterwards.
+    `stop_when()`, asked after each evaluation, ends the run early (a dev set that stopped
+    improving); rank 0's answer holds for every process, so all stop at the same step. The
+    schedule keeps the full run's horizon, and `TrainResult.steps` counts the steps taken.
     """
     from harness import distributed
 
@@ -191,7 +201,12 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
         for step in bar:
             batch = distributed.shard(batches.batch(step))
             parts = distributed.micro_batches(batch, micro_batch)
-            rows = len(batch["input_ids"])
+            counts = [loss_tokens(part) for part in parts]
+            # each part's loss is a mean over its own predicted tokens: weighted by their share of the
+            # whole batch's (all processes'), the gradient is the one-batch run's; DDP divides by W
+            whole = distributed.total(sum(counts)) / distributed.world_size()
+            if not whole:
+                raise HarnessError(f"{desc}: the batch of step {step} has no labelled token")
             loss = torch.zeros((), device=device)
             for i, part in enumerate(parts):
                 part = {k: v.to(device, non_blocking=True) for k, v in part.items()}
@@ -201,9 +216,8 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
                     if not torch.isfinite(part_loss):
                         raise HarnessError(f"{desc}: loss is {part_loss.item()} at step {step}; lower the "
                                            f"learning rate or check the data")
-                    # rows-weighted: the mean over the whole batch when micro-batches are cut
-                    weight = len(part["input_ids"]) / rows
-                    (part_loss * weight if len(parts) > 1 else part_loss).backward()
+                    weight = counts[i] / whole
+                    (part_loss * weight if weight != 1 else part_loss).backward()
                 loss = loss + part_loss.detach() * weight
             if optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
@@ -213,7 +227,8 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
             n_tok = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
             tokens += distributed.total(n_tok)
             window.append(distributed.mean(loss))
-            if (step + 1) % log_every == 0 or step + 1 == total:
+            evaluating = eval_every and ((step + 1) % eval_every == 0 or step + 1 == total)
+            if (step + 1) % log_every == 0 or step + 1 == total or evaluating:  # every evaluation has its loss
                 loss_val = float(torch.stack(window).mean())
                 window.clear()
                 elapsed = time.perf_counter() - t0
@@ -225,8 +240,11 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
                     log.flush()
                 if on_log:
                     on_log(record)
-            if eval_every and ((step + 1) % eval_every == 0 or step + 1 == total):
+            if evaluating:
                 evaluate(step + 1, tokens)
+                if stop_when is not None and distributed.agree(stop_when()) and step + 1 < total:
+                    total = step + 1
+                    break
             if ckpt_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < total:
                 if sharded:
                     distributed.save_sharded(state_path, model, opt, sched, step + 1, tokens)

@@ -125,8 +125,10 @@ def test_generation_sft_can_keep_the_best_dev_checkpoint(tmp_path, tokenizer_dir
         runs[keep] = json.loads((tmp_path / keep / "run.json").read_text())
     log = [json.loads(l) for l in (tmp_path / "best" / "train_log.jsonl").read_text().splitlines()]
     scores = [r["eval"]["rougeL"] for r in log if "eval" in r]
-    assert len(scores) == 6 and runs["best"]["kept"]["dev_rougeL"] == max(scores)
-    assert runs["best"]["kept"]["evaluation"] == scores.index(max(scores)) + 1 and "kept" not in runs["last"]
+    dev = runs["best"]["dev"]
+    assert len(scores) == 6 and dev["best"] == max(scores) and dev["metric"] == "rougeL"
+    assert dev["best_evaluation"] == scores.index(max(scores)) + 1 and dev["evaluations"] == 6
+    assert dev["kept"] == "best" and runs["last"]["dev"]["kept"] == "last" and "converged" not in dev
     model, _ = stages.load_model(tmp_path / "best")
     records = Task("dolly", task_dir, kind=GENERATION).records("dev")[:6]
     again = evaluate_generation(model.eval(), tok, records, GenerationConfig.from_dict(generation))["value"]

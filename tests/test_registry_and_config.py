@@ -191,3 +191,27 @@ def test_corpus_subsets_need_folder_domains_and_a_corpus_without_domains_drops_f
     assert "table5" in names and "fig4" not in names
     assert "fig4" in [r.name for r in enabled_reports(Grid(load_profile("paper")))]  # RedPajama's subsets
     assert "fig4" in [r.name for r in enabled_reports(Grid(load_profile("micro")))]  # the world's domains
+
+
+def test_sources_until_convergence_reaches_every_source_sft_job():
+    """L160's "until convergence": a `source_sft.dev` section with `patience` reaches the
+    sources' SFT of every task, multiple-choice and generation alike, and not the students';
+    one that multiple-choice tasks cannot compute is refused before any job."""
+    from harness.grid import Grid
+
+    converge = {"epochs": 20, "dev": {"metric": "loss", "every_epochs": 1, "patience": 2, "holdout": 0.1,
+                                      "keep": "best"}}
+    config = merge(load_profile("paper"), {"source_sft": converge})
+    validate(config)
+    grid = Grid(config)
+    for task in ("boolq", "dolly"):
+        sft = grid.sft_slice(None, task)["sft"]
+        assert sft["dev"] == converge["dev"] and sft["epochs"] == 20 and sft["fsdp"]
+    assert "dev" not in grid.sft_slice("masa", "boolq")["sft"]
+    assert grid.sft_slice("masa", "dolly")["sft"]["dev"]["keep"] == "best"  # the students: MiniLLM's Rouge-L protocol
+    for bad in ({"every_epochs": 1, "holdout": 0.1}, {"every_epochs": 1, "metric": "loss"}):
+        with pytest.raises(HarnessError, match="source_sft.dev: the multiple-choice tasks have no dev split"):
+            validate(merge(load_profile("paper"), {"source_sft": {"dev": bad}}))
+    no_dev = merge(load_profile("paper"), {"generation_tasks": {"dolly": {"dev": None}}})
+    with pytest.raises(HarnessError, match="generation_tasks.dolly: no dev file for sft_generation.dev"):
+        validate(resolve(no_dev))
