@@ -39,6 +39,24 @@ if _unknown:
 localrules: all  # a target list: nothing to submit
 
 
+# Jobs run here fork from one warm process instead of importing torch each (harness/forkserver.py);
+# a cluster's jobs start on their nodes as before.
+_fork_server = []
+
+
+onstart:
+    if C.get("fork_server", True) and workflow.local_exec and workflow.is_main_process:
+        _fork_server.append(forkserver.start(L + "/fork-server.log"))
+
+
+onsuccess:
+    forkserver.stop(_fork_server.pop() if _fork_server else None)
+
+
+onerror:
+    forkserver.stop(_fork_server.pop() if _fork_server else None)
+
+
 rule all:
     default_target: True
     input:

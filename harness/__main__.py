@@ -1,5 +1,10 @@
 import sys
 
-from harness.cli import main
+from harness.forkserver import run_via_server  # standard library only: a forwarded run stays light
 
-sys.exit(main())
+status = None if sys.argv[1:2] == ["serve"] else run_via_server(sys.argv[1:])
+if status is None:
+    from harness.cli import main
+
+    status = main()
+sys.exit(status)

@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate a config profile and print the run grid")
     v.add_argument("--profile", default="micro")
 
+    fs = sub.add_parser("serve", help="a warm process that forks every `python -m harness` run whose environment "
+                                      "names its socket in HARNESS_FORK_SERVER (harness/forkserver.py)")
+    fs.add_argument("--socket", required=True, help="the Unix socket to listen on")
+
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
     toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
@@ -177,10 +181,14 @@ def _run(args) -> None:
         from harness.paper_toy import write
 
         write(args.out)
+    elif s == "serve":
+        from harness.forkserver import serve
+
+        serve(args.socket)
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
-LIGHT_STAGES = ("validate", "report", "timings")  # no torch threads, no GPU claim
+LIGHT_STAGES = ("validate", "report", "timings", "serve")  # no torch threads, no GPU claim
 
 
 def training_devices(cfg: dict) -> int:

@@ -71,7 +71,7 @@ def startup_seconds(repeats: int = 3) -> float:
     return best
 
 
-def summary(jobs: list[Job], cores: int, startup: float | None) -> str:
+def summary(jobs: list[Job], cores: int, startup: float | None, forked: bool = False) -> str:
     by_rule: dict[str, list[Job]] = {}
     for job in jobs:
         by_rule.setdefault(job.rule, []).append(job)
@@ -86,7 +86,11 @@ def summary(jobs: list[Job], cores: int, startup: float | None) -> str:
     lines += ["", f"{len(jobs)} jobs; their wall time sums to {total:.1f} s ({sum(j.cpu for j in jobs):.1f} s CPU).",
               f"Span, first job's start to last job's end: {span:.1f} s; the jobs' sum over {cores} cores is "
               f"{floor:.1f} s, so the span is {span / floor:.2f}x that floor."]
-    if startup is not None:  # a job shorter than a start-up (a table) never imported torch
+    if forked:
+        lines.append("The jobs forked from the warm harness process (harness/forkserver.py): none paid a start-up, "
+                     "and the CPU and RSS columns count only each job's thin client (`fork_server: false` to "
+                     "measure them).")
+    elif startup is not None:  # a job shorter than a start-up (a table) never imported torch
         share = sum(min(startup, j.wall) for j in jobs)
         lines.append(f"A bare stage process starts in {startup:.2f} s here (Python, torch, transformers): "
                      f"at most {share:.0f} s of the jobs' {total:.0f} s ({100 * share / total:.0f} %) is start-up.")
@@ -98,4 +102,7 @@ def timings(profile: str, cores: int, measure_startup: bool = True, root: Path =
 
     if not SAFE_NAME.fullmatch(profile):  # the name becomes a path
         raise HarnessError(f"timings: the profile name {profile!r} is not a plain name")
-    return summary(read_jobs(root / profile), cores, startup_seconds() if measure_startup else None)
+    jobs = read_jobs(root / profile)
+    server_log = root.parent / "logs" / profile / "fork-server.log"  # Grid.L: the run started one
+    forked = server_log.is_file() and server_log.stat().st_mtime >= min(j.start for j in jobs)
+    return summary(jobs, cores, None if forked or not measure_startup else startup_seconds(), forked)

@@ -3,6 +3,7 @@
 import re
 import sys
 
+from harness import forkserver
 from harness.config import resolve
 from harness.errors import HarnessError
 from harness.grid import NO_SOURCE, Grid, as_json, pkt_extra_reference_rows, pkt_reference_row

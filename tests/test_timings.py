@@ -30,6 +30,8 @@ def test_jobs_are_summed_per_rule_and_the_span_runs_from_first_start_to_last_end
     assert "Span, first job's start to last job's end: 22.0 s" in text and "1.83x that floor" in text
     assert "at most 6 s of the jobs' 24 s (25 %) is start-up" in text  # 3 jobs x 2 s
     assert "at most 3 s of the jobs' 24 s (12 %)" in summary(jobs, cores=2, startup=1.0)
+    forked = summary(jobs, cores=2, startup=None, forked=True)  # CPU columns then count the clients only
+    assert "forked from the warm harness process" in forked and "is start-up" not in forked
 
 
 def test_missing_and_malformed_benchmarks_are_one_line_errors(tmp_path):
