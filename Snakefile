@@ -40,12 +40,13 @@ localrules: all  # a target list: nothing to submit
 
 
 # Jobs run here fork from one warm process instead of importing torch each (harness/forkserver.py);
-# a cluster's jobs start on their nodes as before.
+# a cluster's jobs start on their nodes as before. Linux only by default: macOS's system libraries
+# are not safe to use in a child forked without exec.
 _fork_server = []
 
 
 onstart:
-    if C.get("fork_server", True) and workflow.local_exec and workflow.is_main_process:
+    if C.get("fork_server", sys.platform == "linux") and workflow.local_exec and workflow.is_main_process:
         _fork_server.append(forkserver.start(L + "/fork-server.log"))
 
 
