@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     fs = sub.add_parser("serve", help="a warm process that forks every `python -m harness` run whose environment "
                                       "names its socket in HARNESS_FORK_SERVER (harness/forkserver.py)")
     fs.add_argument("--socket", required=True, help="the Unix socket to listen on")
+    fs.add_argument("--parent", type=int, default=None, help="stop when this process is gone (default: the one "
+                                                              "that started this)")
 
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
@@ -184,7 +186,7 @@ def _run(args) -> None:
     elif s == "serve":
         from harness.forkserver import serve
 
-        serve(args.socket)
+        serve(args.socket, args.parent)
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")

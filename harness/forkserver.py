@@ -89,12 +89,7 @@ def run_via_server(argv: list[str]) -> int | None:
         _signal(pid, signum)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, forward)
-    while True:
-        try:
-            done, _ = _recv(sock)
-            break
-        except InterruptedError:
-            continue
+    done, _ = _recv(sock)  # a forwarded signal interrupts nothing: the call resumes (PEP 475)
     if done is None:
         print("error: the harness fork server stopped while running this command", file=sys.stderr)
         return 1
@@ -149,12 +144,13 @@ def _child(request: dict, fds: list[int], server_sockets: list) -> None:
         os._exit(status)
 
 
-def serve(path: str) -> None:
+def serve(path: str, parent: int | None = None) -> None:
     """Preload, listen on `path` and fork a child per request until SIGTERM/SIGINT or until
-    the process that started it (Snakemake) is gone."""
+    the process that started it (`parent`, Snakemake; by default the one that did) is gone,
+    however it went, even before this one got here."""
     import importlib
 
-    parent = os.getppid()
+    parent = parent or os.getppid()
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # asking for GPUs must not initialise CUDA
     for name in PRELOAD:
         importlib.import_module(name)
@@ -205,6 +201,11 @@ def serve(path: str) -> None:
         listener.close()
         if os.path.exists(path):
             os.unlink(path)
+        if os.path.basename(os.path.dirname(path)).startswith("harness-"):  # start()'s folder, if it was
+            try:
+                os.rmdir(os.path.dirname(path))
+            except OSError:
+                pass
 
 
 def _brief(argv: list[str]) -> str:
@@ -246,7 +247,8 @@ def start(log: str | Path, timeout: float = 300.0) -> subprocess.Popen | None:
     path = os.path.join(tempfile.mkdtemp(prefix="harness-"), "socket")  # short: Unix socket paths are <108 bytes
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--socket", path], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--socket", path, "--parent",
+                                 str(os.getpid())], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

@@ -90,3 +90,24 @@ def test_without_a_reachable_server_a_command_runs_itself(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "validate", "--profile", "smoke"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.startswith("profile smoke:"), proc.stderr
+
+
+def test_a_server_whose_starter_is_gone_stops(tmp_path):
+    """Snakemake killed while its server was still importing torch: the server must not stay."""
+    path = tmp_path / "socket"
+    starter = subprocess.run([sys.executable, "-c", (
+        "import os, subprocess, sys; p = subprocess.Popen([sys.executable, '-m', 'harness', 'serve', '--socket', "
+        f"{str(path)!r}, '--parent', str(os.getpid())], start_new_session=True, stderr=subprocess.DEVNULL); "
+        "print(p.pid)")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    server = int(starter.stdout)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(server, signal.SIGKILL)
+        pytest.fail("the server outlived the process that started it")
+    assert not path.exists()
