@@ -27,6 +27,18 @@ def server(tmp_path_factory):
     assert not os.path.exists(path)
 
 
+def _gone(pid: int, seconds: float) -> bool:
+    """Whether process `pid` ends within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _children(log, word):
     """The pids the server forked for commands holding `word`."""
     return [int(line.split(":")[0].split()[1]) for line in log.read_text().splitlines()
@@ -75,14 +87,7 @@ def test_a_callers_signal_or_death_ends_its_child(server, how):
     else:
         caller.kill()
         caller.wait(timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the server's child {child} outlived its caller")
+    assert _gone(child, seconds=30), f"the server's child {child} outlived its caller"
 
 
 def test_without_a_reachable_server_a_command_runs_itself(tmp_path):
@@ -100,14 +105,7 @@ def test_a_server_whose_starter_is_gone_stops(tmp_path):
         f"{str(path)!r}, '--parent', str(os.getpid())], start_new_session=True, stderr=subprocess.DEVNULL); "
         "print(p.pid)")], cwd=REPO, capture_output=True, text=True, timeout=60)
     server = int(starter.stdout)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            os.kill(server, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
+    if not _gone(server, seconds=300):  # it imports torch first
         os.kill(server, signal.SIGKILL)
         pytest.fail("the server outlived the process that started it")
     assert not path.exists()
