@@ -293,7 +293,8 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         source_dir: Path | None = None) -> None:
     """Adapt (method hook) then fine-tune on the task's train split, loss on the answer only.
     `pretrained_dir` may also be a source's directory (Table 2 fine-tunes the sources); a
-    config without `method` adapts nothing."""
+    config without `method` adapts nothing. An `sft.dev` section scores a dev set during
+    training, to keep its best model or stop once it stops improving (harness.dev_selection)."""
     import torch
 
     from harness.data import SFTBatches
