@@ -17,7 +17,6 @@ from harness.errors import HarnessError
 from harness.devices import compute_device
 from harness.io import atomic_dir, atomic_write_json, write_run_record
 from harness.method import ExtractData  # torch-free, like this module's other top-level imports
-from harness.dev_selection import DevSelection, answer_loss, split_dev
 from harness.runs import load_model, load_student, open_work_dir, pretrain_run, save_trained
 
 
@@ -298,6 +297,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     import torch
 
     from harness.data import SFTBatches
+    from harness.dev_selection import DevSelection, split_dev
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task
     from harness.train import TrainSettings, default_loss, train
@@ -348,6 +348,7 @@ def _sft_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
 
 def _dev_score(task, tok, sc: dict, dev: list[dict]):
     """The dev metric of `sc["dev"]` as a function of the model."""
+    from harness.dev_selection import answer_loss
     from harness.tasks import GENERATION
 
     dev_cfg = sc["dev"]

@@ -123,8 +123,9 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
     `eval_at_start` also evaluates the untrained model (step 0) of a run that starts fresh.
     `micro_batch` rows at a time are run and their gradients accumulated (the batch's
     size stays the optimiser's batch), each part weighted by its share of the batch's labelled
-    tokens, so that answers of unequal length weigh as in one whole batch. Under torch.distributed.run each process trains
-    on its share of every batch (`harness.distributed`; `fsdp` shards the model over them);
+    tokens, so that answers of unequal length weigh as in one whole batch. Under
+    torch.distributed.run each process trains on its share of every batch, weighted the same
+    way (`harness.distributed`; `fsdp` shards the model over them);
     rank 0 alone logs. `compile` compiles the loss computation, model included, with
     torch.compile (True: inductor; a string names another backend); evaluation runs eagerly,
     since generation's ever-changing shapes would recompile. A sharded model is evaluated on every rank (its forward is collective)

@@ -109,3 +109,12 @@ def test_a_server_whose_starter_is_gone_stops(tmp_path):
         os.kill(server, signal.SIGKILL)
         pytest.fail("the server outlived the process that started it")
     assert not path.exists()
+
+
+def test_the_entry_point_and_the_light_stages_do_not_import_torch():
+    """A report job, a validation and a forwarded command stay light: the CLI, the stages module
+    and the fork server's client import torch only where a stage computes."""
+    code = ("import sys; import harness.cli, harness.stages, harness.eval_stages, harness.forkserver; "
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
