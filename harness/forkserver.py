@@ -1,7 +1,7 @@
 """A warm process that forks each stage, so that a job does not pay torch's import.
 
 A micro job's own work is a second or two; importing torch, transformers and lm-eval
-is ~5 s on the 2-core machine, over half of a cold Table 1 (README: Speed). `python -m
+is 5-7 s on the 2-core machine, over half of a cold Table 1 (README: Numbers). `python -m
 harness serve --socket PATH` imports them once and then, for every `python -m harness
 ...` that finds `HARNESS_FORK_SERVER=PATH` in its environment, forks a child that runs
 the command with the caller's arguments, working directory, environment and standard
@@ -12,9 +12,10 @@ that cannot reach the server runs the command itself, so a job on another machin
 cluster node) simply runs as before.
 
 The server forks from one thread and never runs a tensor operation, so no thread pool
-(OpenMP's, tqdm's monitor) exists in it to be broken by fork; `serve` checks that.
-Snakemake starts one for a local run (`fork_server: true`, the default; `onstart` in
-the Snakefile) and stops it at the end.
+(OpenMP's, tqdm's monitor) exists in it to be broken by fork, and CUDA is never
+initialised in it; `serve` checks both. Snakemake starts one for a local run on Linux
+(`fork_server`, `onstart` in the Snakefile) and stops it at the end; the server also
+stops by itself once that Snakemake is gone.
 """
 
 from __future__ import annotations
