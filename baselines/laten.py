@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from harness.archs import attention_weights
-from harness.data import IGNORE, collate, encode_pair
+from harness.data import IGNORE, collate, encode_pair, sft_pairs
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
 from harness.neurons import Attribution, attention_value_rows, attribute, model_pools, top_layers, top_neurons
@@ -221,10 +221,8 @@ class LaTen:
             n = batch["input_ids"].shape[0]
             return sequence_ce(logits, batch["labels"]).sum() + n * o["mse_weight"] * mse
 
-        pairs = lambda records: [encode_pair(tok, *sft_pair(r)) for r in records]
-        eos = lambda ps: [(p, r + [tok.eos_token_id]) for p, r in ps]
-        batches = AlignBatches(eos(pairs(extract)), eos(pairs(align)), o["align_batch"], tok.pad_token_id,
-                               o["max_len"])
+        batches = AlignBatches(sft_pairs(tok, extract), sft_pairs(tok, align), o["align_batch"],
+                               tok.pad_token_id, o["max_len"])
         optim = OptimConfig(lr=o["lr"], weight_decay=o["weight_decay"], betas=(0.9, 0.95), warmup=0.1,
                             min_lr_ratio=0.04, grad_clip=0.0)
         result = train(translator, batches, TrainSettings(optim, log_every=1), loss_fn=loss_fn,

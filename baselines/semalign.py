@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness import lora
-from harness.data import IGNORE, collate, encode_pair
+from harness.data import IGNORE, collate, sft_pairs
 from harness.errors import HarnessError
 from harness.method import frozen_source, resolve_options
 from harness.vocab import check_rows
@@ -218,8 +218,6 @@ class SemAlign:
         return o
 
     def adapt(self, student, task, ctx):
-        from harness.tasks import sft_pair
-
         o = self.options(ctx)
         teacher, teacher_tok = frozen_source(self.name, ctx)
         tok = ctx.tokenizer
@@ -232,8 +230,7 @@ class SemAlign:
         P = projection(student.get_output_embeddings().weight, teacher.get_output_embeddings().weight[:rows])
         records = task.records("train")
         order = np.random.default_rng(0).permutation(len(records))[:o["align_examples"]]
-        pairs = [encode_pair(tok, *sft_pair(records[i])) for i in order]
-        pairs = [(p, r + [tok.eos_token_id]) for p, r in pairs]
+        pairs = sft_pairs(tok, [records[i] for i in order])
         per_step = math.ceil(len(pairs) / max(1, o["align_steps"]))
         batches = [{k: v.to(ctx.device) for k, v in collate(pairs[i:i + per_step], tok.pad_token_id,
                                                              o["max_len"]).items()}

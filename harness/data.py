@@ -208,6 +208,13 @@ def encode_pair(tokenizer, prompt: str, response: str) -> tuple[list[int], list[
     return whole[:n_prompt], whole[n_prompt:]
 
 
+def sft_pairs(tokenizer, records: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """(prompt, answer + EOS) token ids of task records, as SFT trains on them."""
+    from harness.tasks import sft_pair
+
+    return [(p, a + [tokenizer.eos_token_id]) for p, a in (encode_pair(tokenizer, *sft_pair(r)) for r in records)]
+
+
 @dataclass
 class SFTBatches:
     """(prompt, response) pairs, loss on the response only, right-padded batches,

@@ -116,9 +116,9 @@ def _child(request: dict, fds: list[int], server_sockets: list) -> None:
         for sock in server_sockets:  # the other callers must see EOF when the server goes, not when we do
             sock.close()
         os.setsid()  # its own process group: the caller's signals reach it and what it starts
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own: KeyboardInterrupt
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)

@@ -296,7 +296,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     training, to keep its best model or stop once it stops improving (harness.dev_selection)."""
     import torch
 
-    from harness.data import SFTBatches
+    from harness.data import SFTBatches, sft_pairs
     from harness.dev_selection import DevSelection, split_dev
     from harness.method import hook
     from harness.tasks import MULTIPLE_CHOICE, Task
@@ -322,7 +322,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         records, dev = split_dev(task, records, sc["dev"], seed)
         selection = DevSelection(_dev_score(task, tok, sc, dev), sc["dev"].get("metric", "rougeL"),
                                  sc["dev"].get("keep", "last"), sc["dev"].get("patience"))
-    pairs = _sft_pairs(tok, records)
+    pairs = sft_pairs(tok, records)
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
     work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
@@ -338,22 +338,15 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
                   final_loss=result.final_loss if result.steps else None, seconds=round(result.seconds, 2), **extra)
 
 
-def _sft_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
-    """(prompt, answer + EOS) token ids of SFT records."""
-    from harness.data import encode_pair
-    from harness.tasks import sft_pair
-
-    return [(p, a + [tok.eos_token_id]) for p, a in (encode_pair(tok, *sft_pair(r)) for r in records)]
-
-
 def _dev_score(task, tok, sc: dict, dev: list[dict]):
     """The dev metric of `sc["dev"]` as a function of the model."""
+    from harness.data import sft_pairs
     from harness.dev_selection import answer_loss
     from harness.tasks import GENERATION
 
     dev_cfg = sc["dev"]
     if dev_cfg.get("metric", "rougeL") == "loss":
-        pairs = _sft_pairs(tok, dev)
+        pairs = sft_pairs(tok, dev)
         return lambda model: answer_loss(model, pairs, tok.pad_token_id, sc["max_len"], sc["batch_size"])
     if task.kind != GENERATION:
         raise HarnessError(f"sft {task.name!r}: dev metric rougeL needs a generation task; "

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.data import sft_pairs
 from harness.dev_selection import DevSelection, answer_loss, split_dev
 from harness.errors import HarnessError
 from harness.models import build_model, student_config
@@ -121,7 +122,7 @@ def test_until_convergence_stops_and_keeps_the_best_dev_loss(tmp_path, tokenizer
     model, _ = stages.load_model(tmp_path / "out")
     records = Task("boolq", task_dir).records("train")
     _, held = split_dev(Task("boolq", task_dir), records, UNTIL_CONVERGED["dev"], 0)
-    pairs = stages._sft_pairs(tok, held)
+    pairs = sft_pairs(tok, held)
     assert answer_loss(model.eval(), pairs, tok.pad_token_id, 64, 4) == pytest.approx(min(losses), rel=1e-5)
     assert run["examples"] + run["dev_examples"] == len(records)
 
