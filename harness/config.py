@@ -277,6 +277,9 @@ def validate(config: dict[str, Any]) -> None:
         for label in sig["transfer"]:
             if label not in labels:
                 raise HarnessError("config error: signal.transfer: " + unknown_name_message("row", label, labels))
+        missing = sorted(set(config["seeds"]) - set(sig.get("seeds", config["seeds"])))
+        if missing:  # the Oracle and the graded control run on `seeds` and pair with Scratch there
+            raise HarnessError(f"config error: signal.seeds must include every seed of `seeds`; missing {missing}")
     if config["report_budget"] not in config["budgets"]:
         raise HarnessError("config error: report_budget: " + unknown_name_message(
             "budget", config["report_budget"], list(config["budgets"])))

@@ -191,12 +191,13 @@ class Grid:
         return inputs
 
     def eval_files(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: list[str],
-                   stage: str = "sft") -> list[str]:
-        """Evaluation JSON of rows x shapes x seeds x tasks; `stage` "zeroshot": the students before
-        SFT, "paraphrase": the fine-tuned students on the held-out phrasing."""
+                   stage: str = "sft", seeds: list[int] | None = None) -> list[str]:
+        """Evaluation JSON of rows x shapes x seeds (the profile's unless given) x tasks; `stage`
+        "zeroshot": the students before SFT, "paraphrase": the fine-tuned students on the held-out
+        phrasing."""
         folder = "eval" if stage == "sft" else f"eval/{stage}"
         return [self.student(m, s, shape, seed) + f"/{budget}/{folder}/{t}.json"
-                for m, s, _ in table_rows for shape in shapes for seed in self.C["seeds"] for t in tasks]
+                for m, s, _ in table_rows for shape in shapes for seed in (seeds or self.C["seeds"]) for t in tasks]
 
     def source_evals(self, sources: list[str], tasks: list[str], variants=("base", "sft")) -> list[str]:
         """Evaluation JSON of sources: `base` zero-shot, `sft` fine-tuned on each task."""
@@ -323,10 +324,10 @@ class Grid:
         return as_json(task=task, spec=spec, world=self.C["world"] if spec["kind"] == "generated" else None)
 
     def report_cfg(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: str = "tasks",
-                   **extra: Any) -> str:
+                   seeds: list[int] | None = None, **extra: Any) -> str:
         """A renderer's slice; `tasks` names the config section of the table's columns."""
         C = self.C
-        return as_json(profile=self.profile, seeds=C["seeds"], budget=budget,
+        return as_json(profile=self.profile, seeds=seeds or C["seeds"], budget=budget,
                        budget_paper=C["budgets"][budget].get("paper"), budget_tokens=C["budgets"][budget]["tokens"], rows=[list(r) for r in table_rows],
                        # lists, not mappings: the JSON is key-sorted and the tables keep the config's order
                        shapes=[[name, C["shapes"][name]] for name in shapes],

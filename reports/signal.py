@@ -46,7 +46,15 @@ def _half(diff) -> float:
 
 def _ci(diff) -> str:
     t = f"t [{diff.mean - diff.t_half:+.2f}, {diff.mean + diff.t_half:+.2f}]" if diff.t_half is not None else "t –"
-    return f"{diff.mean:+.2f} ({t}; bootstrap [{diff.boot[0]:+.2f}, {diff.boot[1]:+.2f}])"
+    return f"{diff.mean:+.2f} ({t}; bootstrap [{diff.boot[0]:+.2f}, {diff.boot[1]:+.2f}]; {diff.seeds} seeds)"
+
+
+def _seed_list(seeds: list[int]) -> str:
+    """`0–29` for a run of consecutive seeds, else the list."""
+    s = sorted(seeds)
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}–{s[-1]}"
+    return ", ".join(map(str, s))
 
 
 class _Index:
@@ -119,8 +127,13 @@ def render(cfg: dict, results: list[dict]) -> str:
     diff_cfg = {**cfg, "shapes": [cfg["shape"]], "rows": [list(ref), *map(list, roles.values()), *map(list, transfer)]}
     diffs = {label: d for (_, label), d in differences(diff_cfg, results, SFT).items()}
     verdicts: list[tuple[str, str, bool]] = []
+    seeds = _seed_list(cfg["seeds"])
+    control_seeds = cfg.get("control_seeds", cfg["seeds"])
+    if sorted(control_seeds) != sorted(cfg["seeds"]):  # the strong controls need fewer seeds than A6/A7
+        strong = ", ".join(roles[r][2] for r in ("oracle", "graded") if r in roles)
+        seeds += f" ({strong}: seeds {_seed_list(control_seeds)})"
     out = [f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} "
-           f"tokens · seeds {', '.join(map(str, cfg['seeds']))} · rendered {_dt.date.today().isoformat()}.", "",
+           f"tokens · seeds {seeds} · rendered {_dt.date.today().isoformat()}.", "",
            "Criteria of `SIGNAL.md` §4. Scores are accuracy in points on each task's test split after SFT "
            "unless marked zero-shot; differences are paired by seed and by test item "
            "(`reports/paired.py`), 95% intervals.", ""]

@@ -146,6 +146,7 @@ def test_twin_source_budget_in_passes_and_signal_section_are_checked():
             ({"signal": {"controls": {"oracle": {"name": "orcale", "source": "twin"}}}},
              "signal.controls.oracle: unknown method 'orcale'; did you mean 'oracle'"),
             ({"signal": {"sources": ["olmo2"]}}, "signal.sources: unknown source 'olmo2'"),
+            ({"signal": {"seeds": [0, 1, 2, 3, 9]}}, r"signal.seeds must include every seed of `seeds`; missing \[4\]"),
             ({"corpus": {"kind": "local", "path": "x.txt"}, "source_training": {"passes": None, "budget": 9},
               "signal": {"shape": "4L-1.2M"}}, "signal: the signal report's floors and controls need the generated")]:
         with pytest.raises(HarnessError, match=message):

@@ -121,3 +121,26 @@ def test_signal_report_passes_planted_controls_and_fails_when_they_vanish(big_wo
     v = _verdicts(text)
     assert v["A1"] == v["A2"] == v["A4"] == v["A5"] == "**FAIL**", text
     assert v["A6"] == v["A7"] == "**PASS**"
+
+
+def test_power_rows_run_on_more_seeds_than_the_strong_controls(big_world, tmp_path):
+    """`signal.seeds`: Scratch, A/A, Oracle-FFN and MASA on seeds 0-9, the Oracle and the graded
+    control on 0-4; each difference pairs the seeds both rows have, and says how many."""
+    from reports.render import load_results
+    from reports.signal import render
+
+    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
+    power = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
+             ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
+             ("masa", "olmo", "sft"): _swapped(20)}
+    strong = {("oracle", "twin", "sft"): knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2}
+    for src in ("olmo", "twin"):
+        strong[("source", src, "zeroshot")] = knows
+        strong[("source-sft", src, "sft")] = knows
+    paths = [*_records(big_world, tmp_path, power, seeds=range(10)), *_records(big_world, tmp_path, strong)]
+    cfg = {**_cfg(big_world), "seeds": list(range(10)), "control_seeds": list(range(5))}
+    text = render(cfg, load_results(paths))
+    assert _verdicts(text) == {f"A{i}": "**PASS**" for i in range(1, 8)}, text
+    assert "seeds 0–9 (Oracle, Oracle (all but FFN): seeds 0–4)" in text
+    a4, a6 = text.split("## A4")[1].split("##")[0], text.split("## A6")[1].split("##")[0]
+    assert "; 5 seeds)" in a4 and "; 10 seeds)" in a6

@@ -242,6 +242,17 @@ def test_signal_report_plans_only_what_its_criteria_need(tmp_path):
     assert counts["source_sft"] == 2 * tasks and counts["extract"] == 1 and counts["signal"] == 1
     assert "sources/twin" in proc.stdout and "students/oracle-ffn/twin/2L-tiny" in proc.stdout
 
+    # `signal.seeds`: the power rows (Scratch, A/A, Oracle-FFN, the transfer row) and the untrained
+    # student on those; the Oracle and the graded control stay on the profile's two
+    more = tmp_path / "more-seeds.yaml"
+    more.write_text("signal: {seeds: [0, 1, 2, 3]}\n")
+    proc = snakemake(tmp_path, "-n", "reports/signal.md", "--configfile", str(REPO / "config/smoke.yaml"), str(more))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = _job_counts(proc.stdout)
+    assert counts["pretrain"] == counts["sft"] == 4 * 4 + 2 * seeds and counts["init_eval"] == 4
+    assert "students/scratch-aa/none/2L-tiny/seed3" in proc.stdout
+    assert "students/oracle/twin/2L-tiny/seed2" not in proc.stdout
+
 
 def test_paper_grid_is_planned(tmp_path):
     proc = snakemake(tmp_path, "-n", "reports/table1.md", "--configfile", str(REPO / "config/paper.yaml"))

@@ -14,20 +14,34 @@ def _plan(grid: Grid):
     return sig, transfer, rows, sources
 
 
+def _power_rows(grid: Grid, rows) -> tuple[list, list]:
+    """(rows A6/A7 measure a half-width on: the reference, the A/A row, the FFN ceiling and the
+    transfer rows; the Oracle and the graded control, whose effects are tens of points)."""
+    strong = {grid.signal_controls[role] for role in ("oracle", "graded")}
+    return [r for r in rows if r not in strong], [r for r in rows if r in strong]
+
+
+def _seeds(grid: Grid) -> list[int]:
+    """The power rows' seeds: `signal.seeds` or the profile's."""
+    return grid.C["signal"].get("seeds") or grid.C["seeds"]
+
+
 def inputs(grid: Grid) -> list[str]:
     sig, _, rows, sources = _plan(grid)
-    ref = grid.reference
+    ref, seeds = grid.reference, _seeds(grid)
+    power, strong = _power_rows(grid, rows)
     untrained = [grid.student(ref.method, ref.source, sig["shape"], seed) + f"/init-eval/{t}.json"
-                 for seed in grid.C["seeds"] for t in grid.mc_tasks]
-    return [*grid.eval_files(rows, [sig["shape"]], grid.budget, grid.mc_tasks),
-            *grid.eval_files(rows, [sig["shape"]], grid.budget, grid.mc_tasks, stage="zeroshot"),
-            *untrained, *grid.source_evals(sources, grid.mc_tasks)]
+                 for seed in seeds for t in grid.mc_tasks]
+    evals = [grid.eval_files(rs, [sig["shape"]], grid.budget, grid.mc_tasks, stage=stage, seeds=ss)
+             for rs, ss in ((power, seeds), (strong, None)) for stage in ("sft", "zeroshot")]
+    return [*(f for files in evals for f in files), *untrained, *grid.source_evals(sources, grid.mc_tasks)]
 
 
 def cfg(grid: Grid) -> str:
     sig, transfer, rows, sources = _plan(grid)
     C = grid.C
-    return grid.report_cfg(rows, [sig["shape"]], grid.budget, shape=[sig["shape"], C["shapes"][sig["shape"]]],
+    return grid.report_cfg(rows, [sig["shape"]], grid.budget, seeds=_seeds(grid), control_seeds=C["seeds"],
+                           shape=[sig["shape"], C["shapes"][sig["shape"]]],
                            controls={role: list(r) for role, r in grid.signal_controls.items()},
                            transfer=[list(r) for r in transfer], sources=grid.source_labels(sources),
                            world=grid.WORLD,
