@@ -74,6 +74,11 @@ def ablation_rows(config: dict, report: str) -> list[Row]:
     return _labelled([{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
 
 
+# the signal controls whose effect on Scratch is tens of points: they run on the profile's `seeds`,
+# while the rows A6/A7 measure a half-width on run on `signal.seeds`
+STRONG_CONTROLS = ("oracle", "graded")
+
+
 def signal_controls(config: dict) -> dict[str, Row]:
     """{role: row} of the signal report's controls."""
     controls = config["signal"]["controls"]

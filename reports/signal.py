@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness import floors
 from harness.io import read_jsonl
+from harness.grid import STRONG_CONTROLS
 from harness.stats import t_interval
 from reports.paired import SFT, ZEROSHOT, differences, stage_of
 
@@ -130,7 +131,7 @@ def render(cfg: dict, results: list[dict]) -> str:
     seeds = _seed_list(cfg["seeds"])
     control_seeds = cfg.get("control_seeds", cfg["seeds"])
     if sorted(control_seeds) != sorted(cfg["seeds"]):  # the strong controls need fewer seeds than A6/A7
-        strong = ", ".join(roles[r][2] for r in ("oracle", "graded") if r in roles)
+        strong = ", ".join(roles[r][2] for r in STRONG_CONTROLS if r in roles)
         seeds += f" ({strong}: seeds {_seed_list(control_seeds)})"
     out = [f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} "
            f"tokens · seeds {seeds} · rendered {_dt.date.today().isoformat()}.", "",

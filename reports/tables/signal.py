@@ -1,7 +1,7 @@
 """reports/signal.md (`signal:`): SIGNAL.md's acceptance criteria on one shape: the controls,
 the transfer rows named in `signal.transfer`, the sources they come from, the untrained student."""
 
-from harness.grid import NO_SOURCE, Grid
+from harness.grid import NO_SOURCE, STRONG_CONTROLS, Grid
 from reports.plugin import Report
 
 
@@ -17,7 +17,7 @@ def _plan(grid: Grid):
 def _power_rows(grid: Grid, rows) -> tuple[list, list]:
     """(rows A6/A7 measure a half-width on: the reference, the A/A row, the FFN ceiling and the
     transfer rows; the Oracle and the graded control, whose effects are tens of points)."""
-    strong = {grid.signal_controls[role] for role in ("oracle", "graded")}
+    strong = {grid.signal_controls[role] for role in STRONG_CONTROLS}
     return [r for r in rows if r not in strong], [r for r in rows if r in strong]
 
 
@@ -32,9 +32,9 @@ def inputs(grid: Grid) -> list[str]:
     power, strong = _power_rows(grid, rows)
     untrained = [grid.student(ref.method, ref.source, sig["shape"], seed) + f"/init-eval/{t}.json"
                  for seed in seeds for t in grid.mc_tasks]
-    evals = [grid.eval_files(rs, [sig["shape"]], grid.budget, grid.mc_tasks, stage=stage, seeds=ss)
-             for rs, ss in ((power, seeds), (strong, None)) for stage in ("sft", "zeroshot")]
-    return [*(f for files in evals for f in files), *untrained, *grid.source_evals(sources, grid.mc_tasks)]
+    evals = [f for rs, ss in ((power, seeds), (strong, None)) for stage in ("sft", "zeroshot")
+             for f in grid.eval_files(rs, [sig["shape"]], grid.budget, grid.mc_tasks, stage=stage, seeds=ss)]
+    return [*evals, *untrained, *grid.source_evals(sources, grid.mc_tasks)]
 
 
 def cfg(grid: Grid) -> str:
