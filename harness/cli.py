@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--compile", default=None, help="torch.compile the harness loop: true (inductor), false, or a "
                    "backend (default: the profile's pretrain.compile)")
+    b.add_argument("--seeds", type=int, default=1, help="also time the plain loop over this many seeds' models "
+                   "stacked into one (torch.func.vmap)")
 
     t = sub.add_parser("timings", help="where a workflow run's time went, from its benchmark files")
     t.add_argument("--profile", default="micro")
@@ -170,7 +172,7 @@ def _run(args) -> None:
         from harness.bench import bench
 
         compile = {"true": True, "false": False}.get(args.compile, args.compile)
-        bench(args.profile, args.shape, args.steps, compile=compile)
+        bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds)
     elif s == "timings":
         from harness.timings import timings
 

@@ -193,6 +193,25 @@ def test_bench_runs_the_harness_loop_and_the_plain_loop(capsys):
     assert "harness / plain" in capsys.readouterr().out
 
 
+def test_stacked_seeds_train_exactly_as_one_plain_loop_per_seed():
+    """The bench's stacked loop (K models' weights stacked, the step vmapped) must be K plain
+    loops at once, each model on its own batches; a mixed-up gradient or batch would show."""
+    from harness.bench import _plain_loop, _stacked_loop
+
+    cfg = student_config("odd", {"layers": 2, "hidden": 24, "ffn": 40, "heads": 3}, 97, 16)
+    tokens = np.random.default_rng(1).integers(0, 97, size=16 * 40, dtype=np.int32)
+    batches = [PretrainBatches(tokens, 16, 3, 16 * 3 * 3, seed=k) for k in range(3)]
+    plain = [build_model(cfg, seed=k) for k in range(3)]
+    stacked = [build_model(cfg, seed=k) for k in range(3)]
+    for model, b in zip(plain, batches):
+        _plain_loop(model, b, lr=1e-2, steps=2, warmup=1)
+    _stacked_loop(stacked, batches, lr=1e-2, steps=2, warmup=1)
+    for k in range(3):
+        assert not torch.equal(plain[k].lm_head.weight, build_model(cfg, seed=k).lm_head.weight)  # it trained
+        for (name, a), b in zip(plain[k].named_parameters(), stacked[k].parameters()):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=f"seed {k}: {name}")
+
+
 def test_expert_counting_windows_come_from_every_task_in_equal_shares():
     """MASA's "experts active across diverse tasks": 64 windows of the concatenated tasks were
     the first task's alone (BoolQ, on the paper's tasks); now each task gives an equal share."""
