@@ -185,14 +185,16 @@ class Grid:
 
     def init_inputs(self, method: str, source: str) -> dict[str, str]:
         """What building a student reads: the tokenizer, the source, and the artifact of a method
-        that extracts from it (once per source; every shape starts from it)."""
-        from harness.registry import implements
+        that extracts from it (once per source; every shape starts from it, and a composition
+        whose extracting part keeps its own options shares that part's: `artifact_method`)."""
+        from harness.registry import artifact_method, implements
 
         inputs = {"tokenizer": self.TOKENIZER}
         if source != NO_SOURCE:
             inputs["source"] = self.source_dir(source)
             if implements(method, "extract"):
-                inputs["artifact"] = self.R + f"/artifacts/{method}/{source}"
+                owner = artifact_method(method, self.C.get("method_options", {}))
+                inputs["artifact"] = self.R + f"/artifacts/{owner}/{source}"
         return inputs
 
     def eval_files(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: list[str],

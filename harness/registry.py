@@ -102,6 +102,22 @@ def check_composition(name: str, options: dict[str, dict]) -> None:
         method_options(options, name)
 
 
+def artifact_method(name: str, options: dict[str, dict]) -> str:
+    """The method whose `extract` artifact a student of `name` is built from: its own, or, for a
+    composition whose extracting part runs with that part's own options (none overridden by the
+    composition's `method_options`), that part's. The extraction would be the same files, so
+    prune-then-distill reads Pruning-EEP's search instead of repeating it."""
+    from harness.compose import hook_owners
+
+    spec = method_spec(name)
+    if not spec.parts:
+        return name
+    owner = hook_owners(name, {p: method_hooks(p) for p in spec.parts}).get("extract")
+    if owner is None or method_options(options, name)[owner] != method_options(options, owner):
+        return name
+    return owner
+
+
 def check_options(name: str, options: dict[str, dict]) -> None:
     """The config's `method_options` for `name` (each part's, for a composition) are options the
     method accepts: a one-line error naming the unknown one, before any job runs (the method's own

@@ -40,6 +40,8 @@ def test_a_student_reads_the_artifact_only_of_a_method_that_extracts(micro):
     assert micro.init_inputs("distill", "olmo") == {"tokenizer": micro.TOKENIZER,
                                                     "source": micro.source_dir("olmo")}
     assert micro.init_inputs("scratch", NO_SOURCE) == {"tokenizer": micro.TOKENIZER}
+    # prune-then-distill's students start from Pruning-EEP's search: one job, not two
+    assert micro.init_inputs("prune-distill", "olmoe")["artifact"] == "results/micro/artifacts/pruning-eep/olmoe"
 
 
 def test_generation_tasks_that_train_on_the_same_files_share_one_fine_tuning(paper):

@@ -1,14 +1,17 @@
 """One contract, every registered method: the student it builds loads with
 AutoModelForCausalLM, has the requested shape, and is identical on a rerun with the same seed."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from harness import stages
+from harness.io import RUN_RECORD
 from harness.method import HOOKS, Adapts, Extracts, InitsStudent, ShapesPretrainLoss, ShapesSFTLoss, hook
 from harness.models import param_count, student_config
-from harness.registry import family, load_method, method_names, method_options
+from harness.registry import artifact_method, family, load_method, method_names, method_options
 from tests.test_models import SOURCES
 from tests.test_sources import TRAINING
 
@@ -76,6 +79,49 @@ def test_method_builds_a_loadable_reproducible_student(method, tmp_path, tokeniz
     again = AutoModelForCausalLM.from_pretrained(b)
     for (name, x), y in zip(model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(x, y), name
+
+
+SHARED_ARTIFACT = [m for m in method_names() if artifact_method(m, OPTIONS) != m]
+
+
+@pytest.mark.parametrize("method", SHARED_ARTIFACT)
+def test_a_composition_sharing_its_parts_artifact_would_extract_the_same_files(method, tmp_path, source_dirs,
+                                                                                tokens_file, world_dir):
+    """The workflow builds prune-then-distill's students from Pruning-EEP's artifact (one search
+    where there were two): that is sound only if the composition's own extraction is the same."""
+    owner = artifact_method(method, OPTIONS)
+    source_dir = source_dirs(SOURCE.get(family(method), "olmo"))
+    dirs = {}
+    for name in (method, owner):
+        dirs[name] = tmp_path / name
+        stages.extract({"method": name, "seed": 0, "seq_len": 32, "method_options": method_options(OPTIONS, name)},
+                       source_dir, dirs[name], tokens_file, [world_dir / "tasks" / "boolq"], _domains(world_dir, tmp_path))
+    files = {name: sorted(p.relative_to(d) for p in d.rglob("*") if p.is_file()) for name, d in dirs.items()}
+    assert files[method] == files[owner]
+    for rel in files[owner]:
+        if rel.name == RUN_RECORD:  # it records the method that ran, the time and the code version
+            continue
+        mine, theirs = ((dirs[name] / rel).read_bytes() for name in (method, owner))
+        if rel.suffix in (".json", ".jsonl"):  # the same but for how long it took and who ran it
+            lines = (lambda text: [text]) if rel.suffix == ".json" else bytes.splitlines
+            mine, theirs = ([_untimed(json.loads(line)) for line in lines(text)] for text in (mine, theirs))
+            if rel.name == "manifest.json":
+                mine[0]["method"] = owner
+        assert mine == theirs, rel
+
+
+def _untimed(record):
+    if isinstance(record, dict):
+        return {k: _untimed(v) for k, v in record.items() if not k.endswith("seconds")}
+    return [_untimed(v) for v in record] if isinstance(record, list) else record
+
+
+def test_prune_then_distill_shares_eeps_artifact_unless_its_options_differ():
+    assert artifact_method("prune-distill", OPTIONS) == "pruning-eep"
+    assert artifact_method("prune-distill", {**OPTIONS, "prune-distill": {"distill": {"alpha": 1.0}}}) == "pruning-eep"
+    assert artifact_method("prune-distill", {**OPTIONS, "prune-distill": {"pruning-eep": {"population": 3}}}) == \
+        "prune-distill"
+    assert artifact_method("masa", OPTIONS) == "masa" and artifact_method("distill", OPTIONS) == "distill"
 
 
 @pytest.mark.parametrize("method", method_names())
