@@ -51,22 +51,30 @@ def gemm_rate(device: torch.device, dtype: torch.dtype, n: int = 1024, seconds: 
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
+def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds that `steps` calls of `step(i)` take after `warmup` untimed ones."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    t0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync()
+            t0 = time.perf_counter()
+        step(i)
+    sync()
+    return time.perf_counter() - t0
+
+
 def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: int) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     device = next(model.parameters()).device
-    t0 = 0.0
-    for step in range(warmup + steps):
-        if step == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+
+    def step(i):
+        batch = {k: v.to(device) for k, v in batches.batch(i).items()}
         model(**batch).loss.backward()
         opt.step()
         opt.zero_grad()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batches.batch_size * batches.seq_len / (time.perf_counter() - t0)
+
+    return steps * batches.batch_size * batches.seq_len / _timed(step, steps, warmup, device)
 
 
 def _stacked_loop(models: list, batches: list[PretrainBatches], lr: float, steps: int, warmup: int) -> float:
@@ -84,20 +92,15 @@ def _stacked_loop(models: list, batches: list[PretrainBatches], lr: float, steps
     step_losses = vmap(loss, randomness="different")
     opt = torch.optim.AdamW(params.values(), lr=lr)  # elementwise, so one optimiser is K optimisers
     device = next(iter(params.values())).device
-    t0 = 0.0
-    for step in range(warmup + steps):
-        if step == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        parts = [b.batch(step) for b in batches]
+
+    def step(i):
+        parts = [b.batch(i) for b in batches]
         batch = {k: torch.stack([part[k] for part in parts]).to(device) for k in parts[0]}
         step_losses(params, buffers, batch).sum().backward()  # each model's gradient is its own loss's
         opt.step()
         opt.zero_grad()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+
+    seconds = _timed(step, steps, warmup, device)
     with torch.no_grad():
         for k, model in enumerate(models):
             for name, value in params.items():
