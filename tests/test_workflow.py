@@ -263,9 +263,9 @@ def test_paper_grid_is_planned(tmp_path):
     assert counts["eval"] == counts["pretrain"] == rows * shapes * seeds and "init" not in counts
     assert counts["export_task"] == tasks and counts["corpus"] == 1 and counts["source"] == sources
     # knowledge is size-decoupled: one extraction per (method, source), shared by every shape;
-    # MASA from 3 sources and EEP's search on OLMoE extract (once more for prune-then-distill, whose
-    # extract is EEP's), Distillation and Weight Selection read their source directly
-    assert counts["extract"] == 3 + 1 + 1
+    # MASA from 3 sources and EEP's search on OLMoE extract (prune-then-distill builds its students
+    # from that same search), Distillation and Weight Selection read their source directly
+    assert counts["extract"] == 3 + 1
     # DeepSeekMoE reads text with its own tokenizer: its extraction aligns on a stream of its own ids
     assert counts["tokens"] == counts["source_tokens"] == 1
     jobs = proc.stdout.split("\nrule ")
