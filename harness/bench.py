@@ -151,11 +151,10 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
     best = {"harness": 0.0, "plain": 0.0} | ({"stacked": 0.0} if seeds > 1 else {})
     for _ in range(ROUNDS):
         for name in best:
-            model = build_model(mcfg, seed=0).to(device)
             if name == "harness":
-                tps = _harness_loop(model, batches, settings, steps, warmup)
+                tps = _harness_loop(build_model(mcfg, seed=0).to(device), batches, settings, steps, warmup)
             elif name == "plain":
-                tps = _plain_loop(model, batches, optim.lr, steps, warmup)
+                tps = _plain_loop(build_model(mcfg, seed=0).to(device), batches, optim.lr, steps, warmup)
             else:
                 models = [build_model(mcfg, seed=k).to(device) for k in range(seeds)]
                 tps = _stacked_loop(models, seed_batches, optim.lr, steps, warmup)
