@@ -84,16 +84,19 @@ def _check_answers_fit(lm, task: Task, records: list[dict], partial: bool) -> No
 def _without_environment_report():
     """lm-eval attaches torch's environment report to every `simple_evaluate` result (it runs
     `pip list`, `nvidia-smi` and friends: 3.1 s a call here against 0.4 s for a micro task's
-    whole evaluation). Nothing here reads it, a student's evaluation makes one call per task and
-    stage, and the result records the versions that matter (`versions`), so it is skipped."""
+    whole evaluation), and the `git describe` of the working folder, which outside a checkout
+    prints "fatal: not a git repository" into the job's log on every call. Nothing here reads
+    either, a student's evaluation makes one call per task and stage, and the result records the
+    versions that matter (`versions`; the run record has the code's), so both are skipped."""
     import lm_eval.evaluator
 
-    collect = lm_eval.evaluator.add_env_info
+    saved = lm_eval.evaluator.add_env_info, lm_eval.evaluator.get_git_commit_hash
     lm_eval.evaluator.add_env_info = lambda storage: None
+    lm_eval.evaluator.get_git_commit_hash = lambda: None
     try:
         yield
     finally:
-        lm_eval.evaluator.add_env_info = collect
+        lm_eval.evaluator.add_env_info, lm_eval.evaluator.get_git_commit_hash = saved
 
 
 def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:

@@ -206,9 +206,11 @@ def test_a_multi_device_stage_is_not_chained(capsys):
     assert "sft :: eval: a stage on 2 devices runs alone" in capsys.readouterr().err
 
 
-def test_an_evaluation_does_not_collect_torchs_environment_report(world_dir, tokenizer_dir, tmp_path, monkeypatch):
-    """lm-eval runs torch's environment report (pip list, nvidia-smi: ~3 s) on every call; a
-    micro student makes one call per task and stage. The evaluation records versions instead."""
+def test_an_evaluation_does_not_collect_torchs_environment_report(world_dir, tokenizer_dir, tmp_path, monkeypatch,
+                                                                  capfd):
+    """lm-eval runs torch's environment report (pip list, nvidia-smi: ~3 s) on every call, and
+    `git describe` in the working folder; a micro student makes one call per task and stage. The
+    evaluation records versions instead, and a run outside a checkout logs no git error."""
     import torch.utils.collect_env
 
     from evals.multiple_choice import evaluate_multiple_choice
@@ -220,8 +222,12 @@ def test_an_evaluation_does_not_collect_torchs_environment_report(world_dir, tok
                                {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
                                 "pad_token_id": tok.pad_token_id}), seed=0).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
+    monkeypatch.chdir(tmp_path)  # not a git checkout
+    capfd.readouterr()
     result = evaluate_multiple_choice(tmp_path, Task("boolq", world_dir / "tasks" / "boolq"), {"batch_size": 8})
     assert calls == [] and set(result["versions"]) == {"lm_eval", "torch", "transformers"}
+    assert "not a git repository" not in capfd.readouterr().err
     import lm_eval.evaluator
 
     assert lm_eval.evaluator.add_env_info.__module__ == "lm_eval.loggers.utils"  # restored afterwards
+    assert lm_eval.evaluator.get_git_commit_hash.__module__ == "lm_eval.loggers.utils"
