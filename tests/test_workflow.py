@@ -23,7 +23,7 @@ def snakemake(workdir, *args, timeout=2400):
 def parse_table(text, index=0):
     """{(shape, row): [cells]} from the `index`-th Markdown table of the text (0: the plain grid,
     then its paired differences, ...), carrying the shape down its block."""
-    tables, current = [], None
+    tables, current, shape = [], None, None
     for line in text.splitlines():
         if line.startswith("| Shape"):
             current = {}
