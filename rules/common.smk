@@ -1,5 +1,6 @@
 # The resolved config and the grid every rule is declared over (harness/grid.py: paths, config
 # slices, shared work, all unit-tested without Snakemake). Rules contain no logic of their own.
+import os
 import re
 import sys
 
@@ -7,7 +8,7 @@ from harness import forkserver
 from harness.config import resolve
 from harness.errors import HarnessError
 from harness.grid import NO_SOURCE, Grid, as_json, pkt_extra_reference_rows, pkt_reference_row
-from harness.workflow import stage_command
+from harness.workflow import PYTHON_ENV, stage_command
 
 try:
     C = resolve(config)
@@ -17,7 +18,7 @@ except HarnessError as e:
 G = Grid(C)
 R, L, STUDENT = G.R, G.L, G.STUDENT
 MC_TASKS, GEN_TASKS = G.mc_tasks, G.gen_tasks
-PY = sys.executable  # the interpreter running Snakemake, so jobs see the same environment
+os.environ[PYTHON_ENV] = sys.executable  # jobs run the interpreter running Snakemake (harness/workflow.py)
 STUDENT_LOG = L + "/students/{method}/{source}/{shape}/seed{seed}"
 
 
@@ -35,7 +36,7 @@ wildcard_constraints:
 
 
 def harness(stage, *args, then=()):
-    return stage_command(PY, stage, *args, then=then)
+    return stage_command(stage, *args, then=then)
 
 
 def source_input(w):

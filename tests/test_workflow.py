@@ -185,6 +185,27 @@ def test_second_run_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def second_venv(folder):
+    """Another venv that sees this interpreter's packages (a `.pth` line that adds its site
+    folders): the same installation reached through another `sys.executable`."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
+    site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (pth,) = folder.glob("lib/python3*/site-packages")
+    (pth / "parent-env.pth").write_text(f"import site; list(map(site.addsitedir, {site_dirs!r}))\n")
+    return folder / "bin" / "python"
+
+
+@smoke_dag
+def test_a_run_from_another_venv_has_nothing_to_do(smoke_run, tmp_path):
+    """Snakemake reruns a job whose rule's command text changed: the interpreter's path must not be in it."""
+    python = second_venv(tmp_path / "venv")
+    proc = subprocess.run([str(python), *SNAKEMAKE[1:], "--directory", str(smoke_run), "-n",
+                           *(f"reports/{r}" for r in SMOKE_REPORTS), "--configfile", str(REPO / "config/smoke.yaml")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+
+
 @smoke_dag
 def test_one_html_page_holds_every_table_and_figure(smoke_run):
     """`snakemake --report`: Snakemake's self-contained HTML page of the run (every output marked
