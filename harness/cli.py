@@ -193,6 +193,7 @@ def _run(args) -> None:
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
 LIGHT_STAGES = ("validate", "report", "timings", "serve")  # no torch threads, no GPU claim
+METHOD_STAGES = ("extract", "init", "pretrain", "sft", "eval-untrained")  # their cfg's `method` is a registry name
 
 
 def training_devices(cfg: dict) -> int:
@@ -219,10 +220,19 @@ def parse_chain(argv: list[str]) -> list[argparse.Namespace]:
     return [first, *rest]
 
 
-def _prepare(chain: list[argparse.Namespace]) -> None:
+def _check(chain: list[argparse.Namespace]) -> None:
+    """Each stage's --cfg parsed, and the method it names looked up in the registry (data, no
+    plugin import): a mistyped name fails in a fraction of a second, before torch is imported."""
+    from harness.registry import method_spec
+
     for args in chain:
         if getattr(args, "cfg", None) is not None:
             args.cfg = parse_cfg(args.cfg)
+            if args.stage in METHOD_STAGES and "method" in args.cfg:
+                method_spec(args.cfg["method"])
+
+
+def _prepare(chain: list[argparse.Namespace]) -> None:
     training = [a for a in chain if a.stage in TRAINING_STAGES]
     if training:  # `devices: N` re-runs this command as N processes
         from harness import distributed
@@ -244,11 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     threads = chain[0].threads
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if any(a.stage not in LIGHT_STAGES for a in chain):
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        _check(chain)
+        if any(a.stage not in LIGHT_STAGES for a in chain):
+            import torch
+
+            torch.set_num_threads(threads)
         _prepare(chain)
         for args in chain:
             _run(args)

@@ -1,6 +1,8 @@
 """Bad input stops with one line naming the problem, exit status 2, and no output left behind."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +19,23 @@ def test_unknown_method(tmp_path, tokenizer_dir):
                       "--out", str(tmp_path / "init"))
     assert_one_line_error(rc, err, "unknown method 'scrath'", "did you mean 'scratch'")
     assert not (tmp_path / "init").exists()
+
+
+@pytest.mark.parametrize("stage, args", [
+    ("extract", ["--source", "src", "--out", "out"]),
+    ("init", ["--tokenizer", "tok", "--seed", "0", "--out", "out"]),
+    ("pretrain", ["--tokens", "tokens.npy", "--seed", "0", "--out", "out"]),
+    ("sft", ["--pretrained", "pt", "--seed", "0", "--task", "task", "--out", "out"]),
+    ("eval-untrained", ["--tokenizer", "tok", "--seed", "0", "--tasks", "task", "--outs", "out"]),
+])
+def test_an_unknown_method_stops_every_method_stage_before_torch_is_imported(tmp_path, stage, args):
+    """The registry is data: a typo costs a fraction of a second, not torch's and the tokenizer's load."""
+    probe = ("import sys; from harness.cli import main; "
+             f"rc = main([{stage!r}, '--cfg', {_init_cfg('scrath')!r}, *{args!r}]); print(rc, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
+    assert "error: unknown method 'scrath'" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_source_checkpoint(tmp_path):
