@@ -35,8 +35,7 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def harness(stage, *args, then=()):
-    return stage_command(stage, *args, then=then)
+harness = stage_command  # a rule's `shell:`: harness("pretrain", "--out {output}", ...)
 
 
 def source_input(w):
