@@ -12,12 +12,12 @@ from scipy.stats import t as student_t
 
 from tests.conftest import REPO
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+SNAKEMAKE = ["-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
-def snakemake(workdir, *args, timeout=2400):
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
-                          timeout=timeout)
+def snakemake(workdir, *args, timeout=2400, python=sys.executable):
+    return subprocess.run([str(python), *SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def parse_table(text, index=0):
@@ -198,10 +198,9 @@ def second_venv(folder):
 @smoke_dag
 def test_a_run_from_another_venv_has_nothing_to_do(smoke_run, tmp_path):
     """Snakemake reruns a job whose rule's command text changed: the interpreter's path must not be in it."""
-    python = second_venv(tmp_path / "venv")
-    proc = subprocess.run([str(python), *SNAKEMAKE[1:], "--directory", str(smoke_run), "-n",
-                           *(f"reports/{r}" for r in SMOKE_REPORTS), "--configfile", str(REPO / "config/smoke.yaml")],
-                          capture_output=True, text=True, timeout=600)
+    proc = snakemake(smoke_run, "-n", *(f"reports/{r}" for r in SMOKE_REPORTS),
+                     "--configfile", str(REPO / "config/smoke.yaml"), timeout=600,
+                     python=second_venv(tmp_path / "venv"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
 
