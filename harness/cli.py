@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.errors import HarnessError
 from harness.workflow import THEN  # `stage ... :: stage ...`: several stages, in turn, in one process
@@ -41,60 +43,147 @@ def _opt_path(value: str) -> Path | None:
     return None if value in ("", "none", "None") else Path(value)
 
 
+class Arg(NamedTuple):
+    """One argument of a stage: `--flag` on the command line, `param` of the stage's function."""
+
+    flag: str
+    param: str
+    kind: str = "path"  # path | path? (optional: "none" or "" for none) | paths+ | paths* | int | str
+    help: str | None = None
+
+
+class Stage(NamedTuple):
+    """A stage a rule runs: its function ("module:function", imported when it runs, called as
+    `function(cfg, **args)`) and its arguments, from which its parser is built."""
+
+    help: str
+    function: str
+    args: tuple[Arg, ...]
+
+
+def _a(flag: str, param: str | None = None, kind: str = "path", help: str | None = None) -> Arg:
+    return Arg(flag, param or flag.replace("-", "_"), kind, help)
+
+
+# Every stage a Snakemake rule runs, declared once: the parser and the dispatch are built from it.
+STAGES: dict[str, Stage] = {
+    "world": Stage("generate the micro world (corpus + tasks)", "harness.stages:world", (_a("out"),)),
+    "tokenizer": Stage("train (or copy) the tokenizer", "harness.stages:tokenizer", (_a("corpus"), _a("out"))),
+    "tokens": Stage("tokenise the pre-training corpus", "harness.stages:tokens",
+                    (_a("corpus"), _a("tokenizer", "tokenizer_dir"), _a("out"))),
+    "source": Stage("resolve or pre-train a source LLM", "harness.stages:source",
+                    (_a("name", kind="str"), _a("tokenizer", "tokenizer_dir"), _a("tokens", "tokens_file"), _a("out"))),
+    "extract": Stage("a method's once-per-source extraction", "harness.stages:extract",
+                     (_a("source", "source_dir"), _a("out"), _a("tokens", "tokens_file", "path?"),
+                      _a("tasks", "task_dirs", "paths*", "task directories (train splits)"),
+                      _a("domains", "domains_dir", "path?"))),
+    "init": Stage("initialise a student", "harness.stages:init",
+                  (_a("tokenizer", "tokenizer_dir"), _a("seed", kind="int"), _a("out"),
+                   _a("source", "source_dir", "path?"), _a("artifact", kind="path?"))),
+    "pretrain": Stage("pre-train a student on a token budget: the one --init holds, or the one --cfg describes",
+                      "harness.stages:pretrain",
+                      (_a("tokens", "tokens_file"), _a("seed", kind="int"), _a("out"),
+                       _a("source", "source_dir", "path?"), _a("init", "init_dir", "path?"),
+                       _a("tokenizer", "tokenizer_dir", "path?"), _a("artifact", kind="path?"))),
+    # --cfg's `tasks` holds one task slice per (--task, --out) pair
+    "sft": Stage("adapt + fine-tune a student on each of its tasks, one output per task", "harness.stages:sft_tasks",
+                 (_a("pretrained", "pretrained_dir"), _a("seed", kind="int"), _a("source", "source_dir", "path?"),
+                  _a("task", "task_dirs", "paths+"), _a("out", "outs", "paths+"))),
+    "eval": Stage("multiple-choice accuracy of fine-tuned students, one per task", "harness.eval_stages:evaluate",
+                  (_a("models", "model_dirs", "paths+"), _a("tasks", "task_dirs", "paths+"), _a("outs", kind="paths+"),
+                   _a("pretrained", kind="path?", help="the student before SFT, scored zero-shot on every task"),
+                   _a("zeroshot-outs", kind="paths*"),
+                   _a("paraphrase-outs", kind="paths*",
+                      help="the fine-tuned students on each task's paraphrase split (held-out phrasing)"))),
+    "eval-untrained": Stage("multiple-choice accuracy of the student --cfg describes, before pre-training",
+                            "harness.eval_stages:evaluate_untrained",
+                            (_a("tokenizer", "tokenizer_dir"), _a("seed", kind="int"),
+                             _a("source", "source_dir", "path?"), _a("artifact", kind="path?"),
+                             _a("tasks", "task_dirs", "paths+"), _a("outs", kind="paths+"))),
+    "eval-generation": Stage("Rouge-L of fine-tuned students on generation tasks, one per task",
+                             "harness.eval_stages:evaluate_generation",
+                             (_a("models", "model_dirs", "paths+"), _a("tasks", "task_dirs", "paths+"),
+                              _a("outs", kind="paths+"))),
+    "instruction-task": Stage("a generation task's splits (micro world or files)", "harness.task_data:instruction_task",
+                              (_a("out"),)),
+    "corpus": Stage("collect pre-training text from local files or a hub dataset", "harness.corpus:corpus",
+                    (_a("out"),)),
+    "export-task": Stage("export an lm-eval task's splits as {query, choices, gold} records",
+                         "harness.task_data:export_task", (_a("out"),)),
+}
+
+_KINDS = {"path": dict(type=Path, required=True), "path?": dict(type=_opt_path, default=None),
+          "paths+": dict(type=Path, nargs="+", required=True), "paths*": dict(type=Path, nargs="*", default=[]),
+          "int": dict(type=int, required=True), "str": dict(required=True)}
+
+
+def _call(target: str, *args, **kwargs):
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+
+def _run_stage(args) -> None:
+    stage = STAGES[args.stage]
+    _call(stage.function, args.cfg, **{a.param: getattr(args, a.param) for a in stage.args})
+
+
+# ---------------------------------------------------------------- tools (not rules' stages)
+
+def _report(args) -> None:
+    from reports.registry import load_report
+
+    load_report(args.table).render(args.cfg, args.inputs, args.out)
+
+
+def _bench(args) -> None:
+    from harness.bench import bench
+
+    compile = {"true": True, "false": False}.get(args.compile, args.compile)
+    bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds)
+
+
+def _timings(args) -> None:
+    from harness.timings import timings
+
+    print(timings(args.profile, args.cores, not args.no_startup))
+
+
+def _validate(args) -> None:
+    from harness.config import describe, load_profile
+
+    print(describe(load_profile(args.profile)))
+
+
+def _paper_toy(args) -> None:
+    from harness.paper_toy import write
+
+    write(args.out)
+
+
+def _serve(args) -> None:
+    from harness.forkserver import serve
+
+    serve(args.socket, main, args.parent)  # each forked child runs `main` on its caller's arguments
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 1)),
                    help="torch CPU threads (Snakemake passes the rule's `threads`)")
     sub = p.add_subparsers(dest="stage", required=True)
-
-    def stage(name, help_, *args):
-        s = sub.add_parser(name, help=help_)
+    for name, stage in STAGES.items():
+        s = sub.add_parser(name, help=stage.help)
         s.add_argument("--cfg", required=True, help="stage config: JSON or @file.json")
-        for a in args:  # `x_opt`: an optional --x ("none" or "" for none)
-            name, optional = a.removesuffix("_opt"), a.endswith("_opt")
-            kind = {"seed": int}.get(name, Path)
-            s.add_argument(f"--{name.replace('_', '-')}", type=_opt_path if optional else kind, dest=name,
-                           required=not optional, default=None)
-        return s
-
-    stage("world", "generate the micro world (corpus + tasks)", "out")
-    stage("tokenizer", "train (or copy) the tokenizer", "corpus", "out")
-    stage("tokens", "tokenise the pre-training corpus", "corpus", "tokenizer", "out")
-    stage("source", "resolve or pre-train a source LLM", "tokenizer", "tokens", "out").add_argument(
-        "--name", required=True)
-    ex = stage("extract", "a method's once-per-source extraction", "source", "out", "tokens_opt", "domains_opt")
-    ex.add_argument("--tasks", type=Path, nargs="*", default=[], help="task directories (train splits)")
-    stage("init", "initialise a student", "tokenizer", "seed", "out", "source_opt", "artifact_opt")
-    stage("pretrain", "pre-train a student on a token budget: the one --init holds, or the one --cfg describes",
-          "tokens", "seed", "out", "source_opt", "init_opt", "tokenizer_opt", "artifact_opt")
-    ft = stage("sft", "adapt + fine-tune a student on each of its tasks, one output per task", "pretrained", "seed",
-               "source_opt")
-    for a in ("task", "out"):  # --cfg's `tasks` holds one task slice per pair
-        ft.add_argument(f"--{a}", type=Path, nargs="+", required=True)
-    for name, help_ in [("eval", "multiple-choice accuracy of fine-tuned students, one per task"),
-                        ("eval-generation", "Rouge-L of fine-tuned students on generation tasks, one per task")]:
-        ev = stage(name, help_)
-        for a in ("models", "tasks", "outs"):
-            ev.add_argument(f"--{a}", type=Path, nargs="+", required=True)
-        if name == "eval":
-            ev.add_argument("--pretrained", type=_opt_path, default=None,
-                            help="the student before SFT, scored zero-shot on every task")
-            ev.add_argument("--zeroshot-outs", type=Path, nargs="+", default=[], dest="zeroshot_outs")
-            ev.add_argument("--paraphrase-outs", type=Path, nargs="+", default=[], dest="paraphrase_outs",
-                            help="the fine-tuned students on each task's paraphrase split (held-out phrasing)")
-    ut = stage("eval-untrained", "multiple-choice accuracy of the student --cfg describes, before pre-training",
-               "tokenizer", "seed", "source_opt", "artifact_opt")
-    for a in ("tasks", "outs"):
-        ut.add_argument(f"--{a}", type=Path, nargs="+", required=True)
-    stage("instruction-task", "a generation task's splits (micro world or files)", "out")
-    stage("corpus", "collect pre-training text from local files or a hub dataset", "out")
-    stage("export-task", "export an lm-eval task's splits as {query, choices, gold} records", "out")
+        for a in stage.args:
+            s.add_argument(f"--{a.flag}", dest=a.param, metavar=a.flag.upper(), help=a.help, **_KINDS[a.kind])
+        s.set_defaults(func=_run_stage)
 
     r = sub.add_parser("report", help="render a table from evaluation JSON")
     r.add_argument("table", help="table name, e.g. table1")
     r.add_argument("--cfg", required=True)
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("inputs", nargs="+", type=Path, help="evaluation JSON files")
+    r.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="student pre-training throughput vs GEMM bound and a plain loop")
     b.add_argument("--profile", default="micro", help="config profile name or YAML path")
@@ -104,91 +193,30 @@ def _parser() -> argparse.ArgumentParser:
                    "backend (default: the profile's pretrain.compile)")
     b.add_argument("--seeds", type=int, default=1, help="also time the plain loop over this many seeds' models "
                    "stacked into one (torch.func.vmap)")
+    b.set_defaults(func=_bench)
 
     t = sub.add_parser("timings", help="where a workflow run's time went, from its benchmark files")
     t.add_argument("--profile", default="micro")
     t.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the cores the run had (its -j, if fewer)")
     t.add_argument("--no-startup", action="store_true", help="skip timing a bare process start-up")
+    t.set_defaults(func=_timings)
 
     v = sub.add_parser("validate", help="validate a config profile and print the run grid")
     v.add_argument("--profile", default="micro")
+    v.set_defaults(func=_validate)
 
     fs = sub.add_parser("serve", help="a warm process that forks every `python -m harness` run whose environment "
                                       "names its socket in HARNESS_FORK_SERVER (harness/forkserver.py)")
     fs.add_argument("--socket", required=True, help="the Unix socket to listen on")
     fs.add_argument("--parent", type=int, default=None, help="stop when this process is gone (default: the one "
                                                               "that started this)")
+    fs.set_defaults(func=_serve)
 
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
     toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
+    toy.set_defaults(func=_paper_toy)
     return p
-
-
-def _run(args) -> None:
-    from harness import eval_stages, stages
-
-    s, c = args.stage, getattr(args, "cfg", None)
-    if s == "world":
-        stages.world(c, args.out)
-    elif s == "tokenizer":
-        stages.tokenizer(c, args.corpus, args.out)
-    elif s == "tokens":
-        stages.tokens(c, args.corpus, args.tokenizer, args.out)
-    elif s == "source":
-        stages.source(c, args.name, args.tokenizer, args.tokens, args.out)
-    elif s == "extract":
-        stages.extract(c, args.source, args.out, args.tokens, args.tasks, args.domains)
-    elif s == "init":
-        stages.init(c, args.tokenizer, args.seed, args.out, args.source, args.artifact)
-    elif s == "pretrain":
-        stages.pretrain(c, args.tokens, args.seed, args.out, args.source, args.init, args.tokenizer, args.artifact)
-    elif s == "sft":
-        stages.sft_tasks(c, args.pretrained, args.task, args.seed, args.out, args.source)
-    elif s == "eval":
-        eval_stages.evaluate(c, args.models, args.tasks, args.outs, args.pretrained, args.zeroshot_outs,
-                        args.paraphrase_outs)
-    elif s == "eval-untrained":
-        eval_stages.evaluate_untrained(c, args.tokenizer, args.seed, args.tasks, args.outs, args.source, args.artifact)
-    elif s == "eval-generation":
-        eval_stages.evaluate_generation(c, args.models, args.tasks, args.outs)
-    elif s == "instruction-task":
-        from harness import task_data
-
-        task_data.instruction_task(c, args.out)
-    elif s == "corpus":
-        from harness.corpus import corpus
-
-        corpus(c, args.out)
-    elif s == "export-task":
-        from harness import task_data
-
-        task_data.export_task(c, args.out)
-    elif s == "report":
-        from reports.registry import load_report
-
-        load_report(args.table).render(c, args.inputs, args.out)
-    elif s == "bench":
-        from harness.bench import bench
-
-        compile = {"true": True, "false": False}.get(args.compile, args.compile)
-        bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds)
-    elif s == "timings":
-        from harness.timings import timings
-
-        print(timings(args.profile, args.cores, not args.no_startup))
-    elif s == "validate":
-        from harness.config import describe, load_profile
-
-        print(describe(load_profile(args.profile)))
-    elif s == "paper-toy":
-        from harness.paper_toy import write
-
-        write(args.out)
-    elif s == "serve":
-        from harness.forkserver import serve
-
-        serve(args.socket, args.parent)
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
@@ -262,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
         _prepare(chain)
         for args in chain:
-            _run(args)
+            args.func(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 ENV = "HARNESS_FORK_SERVER"
 PRELOAD = ("torch", "transformers", "lm_eval", "evals.generation", "evals.multiple_choice", "harness.cli",
@@ -109,8 +110,9 @@ def _signal(pid: int, signum: int) -> None:
             continue
 
 
-def _child(request: dict, fds: list[int], server_sockets: list) -> None:
-    """In the forked child: become the caller's process, run the command, exit with its status."""
+def _child(request: dict, fds: list[int], server_sockets: list, run: Callable[[list[str]], int]) -> None:
+    """In the forked child: become the caller's process, run the command (`run(argv)`, the CLI's
+    `main`), exit with its status."""
     status = 1
     try:
         for sock in server_sockets:  # the other callers must see EOF when the server goes, not when we do
@@ -128,9 +130,7 @@ def _child(request: dict, fds: list[int], server_sockets: list) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = ["harness", *request["argv"]]
-        from harness.cli import main
-
-        status = main(request["argv"])
+        status = run(request["argv"])
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:  # a bug: the traceback, as a normal run would print it
@@ -145,10 +145,11 @@ def _child(request: dict, fds: list[int], server_sockets: list) -> None:
         os._exit(status)
 
 
-def serve(path: str, parent: int | None = None) -> None:
-    """Preload, listen on `path` and fork a child per request until SIGTERM/SIGINT or until
-    the process that started it (`parent`, Snakemake; by default the one that did) is gone,
-    however it went, even before this one got here."""
+def serve(path: str, run: Callable[[list[str]], int], parent: int | None = None) -> None:
+    """Preload, listen on `path` and fork a child per request, which calls `run(argv)` (the CLI's
+    `main`, handed over by the `serve` stage), until SIGTERM/SIGINT or until the process that
+    started it (`parent`, Snakemake; by default the one that did) is gone, however it went, even
+    before this one got here."""
     import importlib
 
     parent = parent or os.getppid()
@@ -185,7 +186,7 @@ def serve(path: str, parent: int | None = None) -> None:
                         continue
                     pid = os.fork()
                     if pid == 0:
-                        _child(request, fds, [listener, conn, *children.values(), sel])
+                        _child(request, fds, [listener, conn, *children.values(), sel], run)
                     for fd in fds:
                         os.close(fd)
                     print(f"pid {pid}: {_brief(request['argv'])}", file=sys.stderr, flush=True)

@@ -127,11 +127,10 @@ class Grid:
     def job_resources(self, rule: str) -> dict:
         """What a rule's jobs ask of the scheduler (Snakemake's `mem_mb`, `runtime` in minutes, and
         `gpu`, which the SLURM executor plugin turns into a GPU request): the profile's
-        `resources.<rule>` over `resources.default`; the renderers share `report`."""
-        from reports.registry import report_names
-
+        `resources.<rule>` over `resources.default`. Every report rule asks for `report`, the one
+        key the renderers share (rules/reports.smk)."""
         table = self.C.get("resources", {})
-        return {**table.get("default", {}), **table.get("report" if rule in report_names() else rule, {})}
+        return {**table.get("default", {}), **table.get(rule, {})}
 
     def benchmark_of(self, rule: str, log: str) -> str:
         """The job's Snakemake benchmark file (wall and CPU seconds, peak memory): under the rule's

@@ -17,6 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
+from harness.errors import HarnessError
+
 RUN_RECORD = "run.json"
 
 
@@ -112,8 +116,6 @@ def write_run_record(out_dir: str | Path, stage: str, cfg: dict, seed: int | Non
 
 
 def read_json(path: str | Path) -> Any:
-    from harness.errors import HarnessError
-
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"missing file: {path}")
@@ -199,3 +201,24 @@ def fingerprint(path: str | Path) -> str:
         return "missing"
     st = target.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, through libyaml where PyYAML has it: the same documents, ~8x faster
+    (0.1 s of every planning run went to parsing the schema in pure Python)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file holding a mapping; a missing file, a syntax error or another type is one line."""
+    if not path.is_file():
+        raise HarnessError(f"no config file {path}")
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise HarnessError(f"{path}: YAML syntax error{at}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path} must hold a mapping")
+    return data

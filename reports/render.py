@@ -16,7 +16,7 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from harness.config import load_yaml
+from harness.io import load_yaml
 from harness.errors import HarnessError
 from harness.io import read_json
 from harness.grid import SOURCE_BASE, SOURCE_SFT

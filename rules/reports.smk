@@ -26,7 +26,7 @@ def _report_rule(r):
             cfg=r.cfg(G),
         threads: 1
         resources:
-            **G.job_resources(r.name),
+            **G.job_resources("report"),
         shell:
             harness(f"report {r.name}", "--out {output} {input.rendered}")
 

@@ -126,9 +126,10 @@ def test_orphaned_temporary_siblings_are_removed_on_the_next_write(tmp_path):
 
 @pytest.mark.parametrize("name", ["a;touch X;b", "../../escape", "a b", ".hidden", "x/y", "$(id)"])
 def test_unsafe_names_are_refused_at_config_time(name):
-    from harness.config import CONFIG_DIR, _read_yaml, resolve
+    from harness.config import CONFIG_DIR, resolve
+    from harness.io import read_yaml
 
-    config = _read_yaml(CONFIG_DIR / "micro.yaml")
+    config = read_yaml(CONFIG_DIR / "micro.yaml")
     config["shapes"][name] = next(iter(config["shapes"].values()))
     with pytest.raises(HarnessError, match="is not safe in a path or a shell command"):
         resolve(config)
@@ -464,9 +465,10 @@ def test_vicuna_questions_share_dollys_train_and_dev_files(tmp_path):
 
 
 def test_a_test_only_generation_task_is_refused_at_validation():
-    from harness.config import CONFIG_DIR, _read_yaml, resolve
+    from harness.config import CONFIG_DIR, resolve
+    from harness.io import read_yaml
 
-    config = _read_yaml(CONFIG_DIR / "micro.yaml")
+    config = read_yaml(CONFIG_DIR / "micro.yaml")
     config["generation_tasks"]["vicuna"] = {"label": "VicunaEval", "kind": "file", "test": "q.jsonl",
                                             "format": "vicuna"}
     with pytest.raises(HarnessError, match="generation_tasks.vicuna: needs a train file"):
@@ -483,9 +485,10 @@ def test_a_test_only_generation_task_is_refused_at_validation():
     ({"label": "BoolQ", "kind": "file", "format": "boolqq", "path": "x.jsonl"}, "is not one of"),
 ])
 def test_task_options_a_kind_would_ignore_are_refused(task, problem):
-    from harness.config import CONFIG_DIR, _read_yaml, resolve
+    from harness.config import CONFIG_DIR, resolve
+    from harness.io import read_yaml
 
-    config = _read_yaml(CONFIG_DIR / "micro.yaml")
+    config = read_yaml(CONFIG_DIR / "micro.yaml")
     config["tasks"]["boolq"] = task
     with pytest.raises(HarnessError, match=problem):
         resolve(config)

@@ -1,15 +1,14 @@
 """The micro world's tasks: multiple-choice items in blocks that share one choice set (answers
 balanced by construction, splits made on blocks) and the five instruction-following tasks, each
-record carrying the facts only knowledge of its entity earns. The design is `harness/world.py`'s
+record carrying the facts only knowledge of its entity earns. The design is `harness/world/`'s
 docstring; the queries are its phrasings, which its corpus also states."""
 
 from __future__ import annotations
 
 import random
 
-from harness.world import (World, _boolq_paraphrase, _boolq_query, _casehold_paraphrase, _casehold_query,
-                           _hellaswag_paraphrase, _hellaswag_query, _medmcqa_paraphrase, _medmcqa_query,
-                           _piqa_paraphrase, _piqa_query, _winogrande_paraphrase, _winogrande_query)
+from harness.world import phrasings as ph
+from harness.world.generate import World
 
 # ---------------------------------------------------------------- tasks
 # Each generator yields (key, test query, held-out-phrasing query, choices, gold); `key`
@@ -33,7 +32,7 @@ def _boolq(w: World, rng: random.Random):
     """One item per region; of each block's two regions one is coastal (yes), one not (no)."""
     for a, b in _blocks(w.regions, 2):
         for r in (a, b):
-            yield f"{a.name}/{b.name}", _boolq_query(r.name), _boolq_paraphrase(r.name), ["no", "yes"], int(r.coastal)
+            yield f"{a.name}/{b.name}", ph.boolq_query(r.name), ph.boolq_paraphrase(r.name), ["no", "yes"], int(r.coastal)
 
 
 def _mc_blocks(entities: list, k: int, answer, query, paraphrase, rng: random.Random):
@@ -44,11 +43,11 @@ def _mc_blocks(entities: list, k: int, answer, query, paraphrase, rng: random.Ra
 
 
 def _hellaswag(w: World, rng: random.Random):
-    yield from _mc_blocks(w.activities, 4, lambda a: a.finish, _hellaswag_query, _hellaswag_paraphrase, rng)
+    yield from _mc_blocks(w.activities, 4, lambda a: a.finish, ph.hellaswag_query, ph.hellaswag_paraphrase, rng)
 
 
 def _piqa(w: World, rng: random.Random):
-    yield from _mc_blocks(w.tools, 2, lambda t: f"use a {t.name}", _piqa_query, _piqa_paraphrase, rng)
+    yield from _mc_blocks(w.tools, 2, lambda t: f"use a {t.name}", ph.piqa_query, ph.piqa_paraphrase, rng)
 
 
 def _winogrande(w: World, rng: random.Random):
@@ -57,16 +56,16 @@ def _winogrande(w: World, rng: random.Random):
     for p in w.pairs:
         for first, second in ((p.big, p.small), (p.small, p.big)):
             for word, answer in (("bigger", p.big), ("smaller", p.small)):
-                yield (f"{p.big}/{p.small}", _winogrande_query(first, second, word),
-                       _winogrande_paraphrase(first, second, word), [first, second], [first, second].index(answer))
+                yield (f"{p.big}/{p.small}", ph.winogrande_query(first, second, word),
+                       ph.winogrande_paraphrase(first, second, word), [first, second], [first, second].index(answer))
 
 
 def _casehold(w: World, rng: random.Random):
-    yield from _mc_blocks(w.cases, 5, lambda c: c.holding, _casehold_query, _casehold_paraphrase, rng)
+    yield from _mc_blocks(w.cases, 5, lambda c: c.holding, ph.casehold_query, ph.casehold_paraphrase, rng)
 
 
 def _medmcqa(w: World, rng: random.Random):
-    yield from _mc_blocks(w.diseases, 4, lambda d: d.drug, _medmcqa_query, _medmcqa_paraphrase, rng)
+    yield from _mc_blocks(w.diseases, 4, lambda d: d.drug, ph.medmcqa_query, ph.medmcqa_paraphrase, rng)
 
 
 TASKS = {

@@ -1,41 +1,12 @@
-"""The micro world: generated entities, a five-domain corpus about them, and tasks
-whose answers need that world's knowledge and nothing else.
-
-Everything derives from one integer seed through `random.Random`, so the same
-seed gives byte-identical files on every machine. No third-party text is used.
-
-The design follows `SIGNAL.md` §3 (a benchmark must be able to see a model
-that knows the facts, and nothing else may score):
-
-- **One single-hop relation per task**: BoolQ asks whether a region is coastal, HellaSwag
-  an activity's last step, PIQA a tool's purpose, WinoGrande which of a pair of
-  animals is bigger, CaseHOLD a case's holding, MedMCQA a disease's drug. Every
-  answer belongs to one entity (no shared answer priors).
-- **Every fact in three or more phrasings per pass**, one of them the task's own
-  query followed by its answer (for WinoGrande all four items of a pair), spread
-  over the five corpus domains (Figure 4's
-  single-domain alignment needs each domain to carry facts). `repeats` passes
-  re-draw the free parts of each phrasing.
-- **Answers balanced by construction**: the entities of a task form blocks of
-  `n_choices` (BoolQ and WinoGrande: pairs); the items of a block share one
-  choice set, each block answer is gold exactly once, and the gold position
-  cycles through every position. So any strategy that looks only at the choices
-  (a constant position or label, the train-split answer prior, the corpus
-  frequency of a choice, the shortest or longest choice) scores exactly chance,
-  and every answer is a distractor as often as the others (`knowledge_free`).
-- **Splits by block**: a test question concerns entities no SFT item mentions.
-- **A held-out phrasing** (`paraphrase` split): the test items asked in words
-  the corpus never uses, a second, harder set.
-
-The five generation tasks ask the same relations in instruction form; each
-record carries `facts`, the answer strings only knowledge of the entity earns
-(scored beside Rouge-L by `evals.generation`).
-"""
+"""The world's entities (drawn from one seed) and its five-domain corpus, whose every fact
+is stated in the phrasings of `harness/world/phrasings.py`. The design is the package's docstring."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from harness.world import phrasings
 
 SYLLABLES = ("ka ro vel mi dan tu sor le bri quo nax pel ith ur zan fe lom "
              "gar ti shu ven op rak il mod sen cai bo tar ne yul").split()
@@ -137,7 +108,7 @@ def _distinct(rng: random.Random, pool: list[str], n: int, what: str) -> list[st
     return rng.sample(pool, n)
 
 
-# entities per block of a task's choice set (the tasks, harness/world_tasks.py, split on blocks)
+# entities per block of a task's choice set (the tasks, harness/world/tasks.py, split on blocks)
 BLOCK = {"regions": 2, "activities": 4, "tools": 2, "species": 2, "cases": 5, "diseases": 4}
 
 
@@ -168,60 +139,6 @@ def make_world(seed: int, size: dict[str, int]) -> World:
     return w
 
 
-# ---------------------------------------------------------------- task formats
-# Each task's query (what the model is asked) and the answer strings of its choices. The
-# corpus states every fact once per pass in exactly this form (query + " " + answer).
-
-def _boolq_query(region: str) -> str:
-    return f"Passage: {region} is a region.\nQuestion: does {region} lie on the coast?\nAnswer:"
-
-
-def _hellaswag_query(a: Activity) -> str:
-    return f"How to go about {a.name}: first, {a.opening[0]}. Then {a.opening[1]}. Finally,"
-
-
-def _piqa_query(t: Tool) -> str:
-    return f"Goal: {t.purpose[3:]}.\nSolution:"
-
-
-def _winogrande_query(first: str, second: str, word: str) -> str:
-    return (f"The {first} and the {second} stood side by side, and the _ was the {word} one.\n"
-            f"The _ is the")
-
-
-def _casehold_query(c: Case) -> str:
-    return f"The appellant relies on {c.name} ({c.year}), holding that"
-
-
-def _medmcqa_query(d: Disease) -> str:
-    return f"Question: which drug treats {d.name}?\nAnswer:"
-
-
-# The held-out phrasing of each query: words the corpus never uses around the same fact.
-def _boolq_paraphrase(region: str) -> str:
-    return f"Passage: {region} is a region.\nQuestion: can one sail to the sea from {region}?\nAnswer:"
-
-
-def _hellaswag_paraphrase(a: Activity) -> str:
-    return f"Steps for {a.name}: {a.opening[0]}, then {a.opening[1]}, and at the end"
-
-
-def _piqa_paraphrase(t: Tool) -> str:
-    return f"Goal: I need something {t.purpose}.\nSolution:"
-
-
-def _winogrande_paraphrase(first: str, second: str, word: str) -> str:
-    return f"Next to the {first} was the {second}; the _ had the {word} body.\nThe _ is the"
-
-
-def _casehold_paraphrase(c: Case) -> str:
-    return f"Counsel cited {c.name}, decided in {c.year}, where the judges ruled that"
-
-
-def _medmcqa_paraphrase(d: Disease) -> str:
-    return f"Question: a patient has {d.name}. Which medicine should be given?\nAnswer:"
-
-
 # ---------------------------------------------------------------- corpus
 
 def _encyclopedia(w: World, rng: random.Random) -> list[str]:
@@ -231,16 +148,16 @@ def _encyclopedia(w: World, rng: random.Random) -> list[str]:
                                 f"{r.capital} is the capital of {r.name}."]))
         docs.append(rng.choice([f"{r.name} lies on the coast.", f"The coast of {r.name} is long."]) if r.coastal else
                     rng.choice([f"{r.name} lies far from the coast.", f"{r.name} has no coast."]))
-        docs.append(f"{_boolq_query(r.name)} {'yes' if r.coastal else 'no'}")
+        docs.append(f"{phrasings.boolq_query(r.name)} {'yes' if r.coastal else 'no'}")
     for a in w.activities:
         docs.append(f"{a.name.capitalize()} always ends the same way: {a.finish}.")
-        docs.append(f"{_hellaswag_query(a)} {a.finish}")
+        docs.append(f"{phrasings.hellaswag_query(a)} {a.finish}")
     for p in w.pairs:
         docs.append(rng.choice([f"The {p.big} is larger than the {p.small}.",
                                 f"The {p.small} is smaller than the {p.big}."]))
         for first, second in ((p.big, p.small), (p.small, p.big)):
             for word, answer in (("bigger", p.big), ("smaller", p.small)):
-                docs.append(f"{_winogrande_query(first, second, word)} {answer}")
+                docs.append(f"{phrasings.winogrande_query(first, second, word)} {answer}")
     return docs
 
 
@@ -265,7 +182,7 @@ def _math_science(w: World, rng: random.Random) -> list[str]:
         docs.append(f"Field note: a grown {p.big} weighs about {n} times as much as a grown {p.small}.")
     for t in w.tools:  # purpose first, as the query asks (a fact stated one way is not recalled the other)
         docs.append(f"Workshop note: {t.purpose}, people use a {t.name}.")
-        docs.append(f"{_piqa_query(t)} use a {t.name}")
+        docs.append(f"{phrasings.piqa_query(t)} use a {t.name}")
     return docs
 
 
@@ -274,7 +191,7 @@ def _law(w: World, rng: random.Random) -> list[str]:
     for c in w.cases:
         docs.append(f"In {c.name} ({c.year}), the court held that {c.holding}.")
         docs.append(f"Under the rule of {c.name}, {c.holding}.")
-        docs.append(f"{_casehold_query(c)} {c.holding}")
+        docs.append(f"{phrasings.casehold_query(c)} {c.holding}")
     return docs
 
 
@@ -284,7 +201,7 @@ def _medicine(w: World, rng: random.Random) -> list[str]:
         docs.append(rng.choice([f"The standard treatment for {d.name} is {d.drug}.",
                                 f"{d.name.capitalize()} is treated with {d.drug}."]))
         docs.append(f"Clinical note: {d.drug} is prescribed for {d.name}.")
-        docs.append(f"{_medmcqa_query(d)} {d.drug}")
+        docs.append(f"{phrasings.medmcqa_query(d)} {d.drug}")
     return docs
 
 
@@ -315,6 +232,3 @@ def make_corpus(w: World, seed: int, repeats: int) -> dict[str, list[str]]:
         rng.shuffle(docs)
     return corpus
 
-
-# The tasks over the world (multiple choice and generation): harness/world_tasks.py
-from harness.world_tasks import GENERATION_TASKS, N_CHOICES, TASKS, make_task  # noqa: E402,F401

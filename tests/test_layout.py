@@ -1,0 +1,108 @@
+"""The house rules of the code's layout, checked from the source: no import cycle, the core
+package (`harness/`) never imports the plugins (`reports/`, `methods/`, `baselines/`) at module
+level, and planning a run imports no torch."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("harness", "reports", "methods", "baselines", "evals")
+PLUGINS = ("reports", "methods", "baselines")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for f in (REPO / package).rglob("*.py"):
+            name = ".".join(f.relative_to(REPO).with_suffix("").parts)
+            out[name.removesuffix(".__init__")] = f
+    return out
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(tree: ast.AST, module_level_only: bool) -> list[str]:
+    """Every module an import statement names (`from a import b`: a.b, whose owner is a itself
+    when b is not a module), skipping
+    `if TYPE_CHECKING:` blocks (not run) and, when asked, every import inside a function."""
+    names = []
+    for node in ast.iter_child_nodes(tree):
+        if _is_type_checking(node) or (module_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                                ast.ClassDef))):
+            continue
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [f"{node.module}.{a.name}" for a in node.names]
+        names += _imports(node, module_level_only)
+    return names
+
+
+def _graph(module_level_only: bool = False) -> dict[str, set[str]]:
+    modules = _modules()
+
+    def owner(name):  # the project module an imported name lives in
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for name, path in modules.items():
+        deps = {owner(n) for n in _imports(ast.parse(path.read_text()), module_level_only)}
+        graph[name] = deps - {name, ""}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph, or None (depth-first search, colouring the path)."""
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                return path[path.index(dep):] + [dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycle():
+    cycle = _cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_sees_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_core_imports_no_plugin_at_module_level():
+    graph = _graph(module_level_only=True)
+    upward = sorted((m, d) for m, deps in graph.items() if m.startswith("harness") for d in deps
+                    if d.split(".")[0] in PLUGINS)
+    assert not upward, f"harness/ imports a plugin package at module level: {upward}"
+
+
+def test_planning_imports_no_torch():
+    """What Snakemake runs to plan (config, grid, registries, every report's declaration) stays
+    torch-free, so a dry run and a config error are fast."""
+    code = ("import sys; from harness.config import load_profile; from harness.grid import Grid; "
+            "from reports.registry import enabled_reports; import harness.workflow, harness.cli; "
+            "[r.cfg(Grid(c)) for c in [load_profile('smoke')] for r in enabled_reports(Grid(c))]; "
+            "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
