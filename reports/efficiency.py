@@ -16,48 +16,12 @@ understates a row's real saving, never overstates it.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
-from harness.errors import HarnessError
 from harness.stats import direction, t_interval
+from reports.loss_view import Curve, read_curve, tokens_to_reach
 from reports.paired import MARK
-
-Curve = list[tuple[int, float]]  # (tokens seen, held-out loss), ascending in tokens
-
-
-def read_curve(path: Path) -> Curve:
-    """The held-out loss points of a pre-training's `train_log.jsonl`."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise HarnessError(f"efficiency: cannot read pre-training log {path}: {e}") from None
-    points = []
-    for n, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise HarnessError(f"efficiency: {path} line {n} is not JSON") from None
-        if "heldout_loss" in record.get("eval", {}):
-            points.append((record["tokens"], record["eval"]["heldout_loss"]))
-    if not points:
-        raise HarnessError(f"efficiency: {path} logs no held-out loss (pre-trained without a `heldout` section?)")
-    return sorted(points)
-
-
-def tokens_to_reach(curve: Curve, target: float) -> float | None:
-    """The first token count at which the curve, linear between its points, is at or below
-    `target`; None if it never is."""
-    prev = None
-    for tokens, loss in curve:
-        if loss <= target:
-            if prev is None or prev[1] == loss:
-                return float(tokens)
-            t0, l0 = prev
-            return t0 + (l0 - target) / (l0 - loss) * (tokens - t0)
-        prev = (tokens, loss)
-    return None
 
 
 def _curves(cfg: dict) -> dict[tuple, dict[int, Curve]]:

@@ -18,6 +18,7 @@ from harness import floors
 from harness.io import read_jsonl
 from harness.grid import STRONG_CONTROLS
 from harness.stats import t_interval
+from reports import loss_view as lv
 from reports.paired import SFT, ZEROSHOT, differences, stage_of
 
 UNTRAINED = "untrained"  # the `stage` of an initial student's evaluation (rule init_eval)
@@ -29,6 +30,7 @@ SFT_KEEPS = 2.0  # A2: its SFT score >= its zero-shot - 2
 SCRATCH_MARGIN, SCRATCH_BELOW = 8.0, 30.0  # A3: Scratch avg <= chance + 8 and >= 30 below every source
 ORACLE_AVG, ORACLE_TASK = 20.0, 10.0  # A4
 POWER = 1.0  # A6, A7: paired half-width on the average
+LOSS_POWER = 1 / 3  # A9: a transfer row's loss-gap half-width at the budget <= this share of Oracle-FFN's gap
 
 
 def _verdict(ok: bool) -> str:
@@ -225,5 +227,72 @@ def render(cfg: dict, results: list[dict]) -> str:
             f"resolution of ±{POWER:.1f} point when A7 passes. Compare it with the FFN-only ceiling: the most "
             "that copying a knowing twin's exact FFN weights gives.", ""]
 
+    if cfg.get("curves"):
+        lines, loss_verdicts = _loss_section(cfg, ref, roles, transfer)
+        verdicts += loss_verdicts
+        out += lines
+
     summary = ["| | criterion | |", "|---|---|---|"] + [f"| {k} | {text} | {_verdict(ok)} |" for k, text, ok in verdicts]
     return "\n".join(["# Can this benchmark see knowledge transfer?", "", *out[:4], *summary, "", *out[4:]])
+
+
+def _loss_section(cfg: dict, ref: tuple, roles: dict[str, tuple], transfer: list[tuple]
+                  ) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """A8, A9: the held-out loss view, where FFN-only transfer is seen at this scale when the
+    accuracy view cannot see it (docs/signal.md, "The loss view")."""
+    curves: dict[tuple[str, str], dict[int, lv.Curve]] = defaultdict(dict)
+    for method, source, seed, path in cfg["curves"]:
+        curves[(method, source)][seed] = lv.read_curve(Path(path))
+    reference = curves[ref[:2]]
+    rows = [*(r for role, r in roles.items() if role != "aa"), *([roles["aa"]] if "aa" in roles else []), *transfer]
+    rows = [r for r in rows if curves.get(r[:2])]
+    ends = {r[2]: lv.endpoint(curves[r[:2]], reference) for r in rows}
+    gaps = {r[2]: lv.paired_gap(curves[r[:2]], reference) for r in rows}
+    verdicts = []
+    lines = ["## A8 The loss view: the FFN-only ceiling seen", "",
+             f"Held-out LM loss (nats) of each row minus {ref[2]}'s, same seed (same data order, same held-out "
+             f"windows): at the budget with a 95% t interval over seeds (▼ resolved lower), the data factor "
+             f"(budget / tokens the row needs to reach {ref[2]}'s final loss, each seed; t interval), and the "
+             f"head start: the last token count at which the gap's simultaneous band (below) lies under 0, and each "
+             f"seed's own zero crossing.", "",
+             "| Row | seeds | Δ loss at budget | data factor | head start |", "|---|---|---|---|---|"]
+    for label, e in ends.items():
+        gap, factor = lv.fmt_endpoint(e)
+        lines.append(f"| {label} | {len(e.gaps)} | {gap} | {factor} | {lv.fmt_closing(lv.head_start_closes(gaps[label]))} |")
+    ffn = ends.get(roles["ffn"][2]) if "ffn" in roles else None
+    if ffn is not None:
+        factor = ffn.factor_interval()
+        ok_gap = ffn.direction == -1
+        ok_factor = factor is not None and factor[1] is not None and factor[0] - factor[1] > 1
+        verdicts.append(("A8", f"the loss view sees FFN-only transfer: {roles['ffn'][2]}'s loss gap at the budget "
+                               f"resolved below {ref[2]}, its data factor's interval above 1", ok_gap and ok_factor))
+        lines += ["", f"{roles['ffn'][2]}: gap resolved below {_verdict(ok_gap)}; data factor above 1 "
+                      f"{_verdict(ok_factor)}."]
+    points = len(next(iter(gaps.values())).tokens) if gaps else 0
+    lines += ["", f"The gap along pre-training: mean [simultaneous 95% band over the curve's {points} token counts: "
+                  f"Student-t at level 1 − 0.05/{points} per point, Bonferroni], ▼ / ▲ where the band excludes 0.", "",
+              *lv.gap_table(gaps), ""]
+    if ffn is None or not transfer:
+        return lines, verdicts
+    target = abs(ffn.mean) * LOSS_POWER
+    table = [f"| Row | Δ loss at budget | half-width | ≤ ⅓ of {roles['ffn'][2]}'s gap ({target:.3f}) | "
+             "seeds this needs at the measured spread |", "|---|---|---|---|---|"]
+    ok_all = ffn.direction == -1
+    for _, _, label in transfer:
+        e = ends.get(label)
+        if e is None or e.half is None:
+            table.append(f"| {label} | – | – | **FAIL** | – |")
+            ok_all = False
+            continue
+        ok = e.half <= target
+        ok_all &= ok
+        need = lv.seeds_needed(lv.spread(e.gaps), target)
+        table.append(f"| {label} | {lv.fmt_interval(e.mean, e.half)} | {e.half:.3f} | {_verdict(ok)} | "
+                     f"{need if need is not None else '> 10,000'} (now {len(e.gaps)}) |")
+    verdicts.append(("A9", f"loss-view power: each transfer row's loss-gap half-width at the budget ≤ ⅓ of "
+                           f"{roles['ffn'][2]}'s gap (resolved below)", ok_all))
+    lines += ["## A9 Loss-view power", "", *table, "",
+              "A row that captures a third of the FFN-only ceiling is resolved when A9 passes."
+              + ("" if ffn.direction == -1 else " " + f"{roles['ffn'][2]}'s gap is not resolved, so there is no ceiling "
+                                                   "to measure the power against: **FAIL**."), ""]
+    return lines, verdicts

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from harness.errors import HarnessError
-from reports.efficiency import read_curve, table, tokens_to_reach
+from reports.efficiency import table
+from reports.loss_view import read_curve, tokens_to_reach
 
 
 def test_tokens_to_reach_interpolates_linearly():

@@ -144,3 +144,56 @@ def test_power_rows_run_on_more_seeds_than_the_strong_controls(big_world, tmp_pa
     assert "seeds 0–9 (Oracle, Oracle (all but FFN): seeds 0–4)" in text
     a4, a6 = text.split("## A4")[1].split("##")[0], text.split("## A6")[1].split("##")[0]
     assert "; 5 seeds)" in a4 and "; 10 seeds)" in a6
+
+
+def _write_curves(tmp_path, gaps: dict[tuple[str, str], object], seeds=range(5)) -> list[list]:
+    """A `train_log.jsonl` per (method, source) and seed: Scratch's falling curve plus the row's
+    planted gap(tokens) and a little noise."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    curves = []
+    for seed in seeds:
+        offset = rng.normal(0, 0.05)
+        for (method, source), gap in gaps.items():
+            path = tmp_path / f"curve-{method}-{seed}.jsonl"
+            path.write_text("".join(json.dumps({"step": t // 1000, "tokens": t, "eval": {"heldout_loss": 3.0 + 8.0 * math.exp(
+                -t / 30_000) + offset + gap(t) + rng.normal(0, 0.01)}}) + "\n" for t in range(0, 100_001, 10_000)))
+            curves.append([method, source, seed, str(path)])
+    return curves
+
+
+def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
+    """A8/A9 on planted curves: Oracle-FFN a persistent −0.1 nats, MASA a head start that closes
+    at 40k tokens, the A/A row nothing; then an Oracle-FFN with no gap fails A8 and A9."""
+    from reports.render import load_results
+    from reports.signal import render
+
+    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
+    rows = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
+            ("oracle", "twin", "sft"): knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2,
+            ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
+            ("masa", "olmo", "sft"): _swapped(20)}
+    for src in ("olmo", "twin"):
+        rows[("source", src, "zeroshot")] = knows
+        rows[("source-sft", src, "sft")] = knows
+    results = load_results(_records(big_world, tmp_path, rows))
+    head_start = lambda t: -0.5 if t <= 20_000 else (-0.5 * (40_000 - t) / 20_000 if t < 40_000 else 0.0)  # noqa: E731
+    gaps = {("scratch", "none"): lambda t: 0.0, ("scratch-aa", "none"): lambda t: 0.0,
+            ("oracle-ffn", "twin"): lambda t: -0.1, ("masa", "olmo"): head_start,
+            ("oracle", "twin"): lambda t: -1.0, ("oracle-no-ffn", "twin"): lambda t: -0.6}
+    text = render({**_cfg(big_world), "curves": _write_curves(tmp_path, gaps)}, results)
+    v = _verdicts(text)
+    assert v["A8"] == "**PASS**" and v["A9"] == "**PASS**", text
+    band = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
+            if line.startswith("| ") and "[" in line and line.count("|") == 13}
+    assert [("▼" in c) for c in band["MASA-OLMo"]] == [True] * 4 + [False] * 7, band
+    assert all("▼" in c for c in band["Oracle-FFN"]) and not any("▼" in c or "▲" in c for c in band["Scratch (A/A)"])
+    assert "resolved below until 30.0k, closed from 40.0k" in text
+
+    gaps[("oracle-ffn", "twin")] = lambda t: 0.0
+    v = _verdicts(render({**_cfg(big_world), "curves": _write_curves(tmp_path, gaps)}, results))
+    assert v["A8"] == v["A9"] == "**FAIL**"
+    assert all(v[f"A{i}"] == "**PASS**" for i in range(1, 8))  # the accuracy view does not move

@@ -1,5 +1,6 @@
-"""reports/signal.md (`signal:`): SIGNAL.md's acceptance criteria on one shape: the controls,
-the transfer rows named in `signal.transfer`, the sources they come from, the untrained student."""
+"""reports/signal.md (`signal:`): the benchmark's acceptance criteria on one shape
+(docs/signal.md): the controls, the transfer rows named in `signal.transfer`, the sources they
+come from, the untrained student, and every row's held-out loss curve."""
 
 from harness.grid import NO_SOURCE, STRONG_CONTROLS, Grid
 from reports.plugin import Report
@@ -26,6 +27,17 @@ def _seeds(grid: Grid) -> list[int]:
     return grid.C["signal"].get("seeds") or grid.C["seeds"]
 
 
+def _curves(grid: Grid) -> list[tuple[str, str, int, str]]:
+    """(method, source, seed, pre-training dir) of every row's held-out loss curve at the report
+    budget (A8, A9: the loss view), each row on the seeds it runs; none without `heldout`."""
+    if "heldout" not in grid.C:
+        return []
+    sig, _, rows, _ = _plan(grid)
+    power, strong = _power_rows(grid, rows)
+    return [(r.method, r.source, seed, grid.pretrained(r.method, r.source, sig["shape"], seed, grid.budget))
+            for rs, seeds in ((power, _seeds(grid)), (strong, grid.C["seeds"])) for r in rs for seed in seeds]
+
+
 def inputs(grid: Grid) -> list[str]:
     sig, _, rows, sources = _plan(grid)
     ref, seeds = grid.reference, _seeds(grid)
@@ -44,7 +56,8 @@ def cfg(grid: Grid) -> str:
                            shape=[sig["shape"], C["shapes"][sig["shape"]]],
                            controls={role: list(r) for role, r in grid.signal_controls.items()},
                            transfer=[list(r) for r in transfer], sources=grid.source_labels(sources),
-                           world=grid.WORLD,
+                           world=grid.WORLD, heldout=grid.heldout_cfg(),
+                           curves=[[m, s, seed, path + "/train_log.jsonl"] for m, s, seed, path in _curves(grid)],
                            generation=[[t, C["generation_tasks"][t]["label"], grid.task_data(t)] for t in grid.gen_tasks
                                        if C["generation_tasks"][t]["kind"] == "generated"])
 
@@ -53,4 +66,6 @@ SIGNAL = Report(
     name="signal", output="reports/signal.md", category="Benchmark signal", kind="table",
     renderer="reports.signal:render", enabled=lambda grid: "signal" in grid.C, inputs=inputs, cfg=cfg,
     # the world's and the generation tasks' data: the report reads the tasks' records itself
-    needs=lambda grid: [grid.WORLD, *(grid.task_data(t) for t in grid.gen_tasks)])
+    # and the pre-trainings whose held-out loss curves A8/A9 read
+    needs=lambda grid: [grid.WORLD, *(grid.task_data(t) for t in grid.gen_tasks),
+                        *sorted({path for *_, path in _curves(grid)})])
