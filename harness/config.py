@@ -253,12 +253,13 @@ def validate(config: dict[str, Any]) -> None:
         must_name("signal.shape", "shape", sig["shape"], "shapes")
         for s in sig["sources"]:
             must_name("signal.sources", "source", s, "sources")
-        for role, row in sig["controls"].items():
+        named = [*(f"controls.{role}" for role in sig["controls"]), *(f"map[{i}]" for i in range(len(sig.get("map", []))))]
+        for where, row in zip(named, [*sig["controls"].values(), *sig.get("map", [])]):
             if row["name"] not in known:
-                raise HarnessError(f"config error: signal.controls.{role}: " + unknown_name_message(
+                raise HarnessError(f"config error: signal.{where}: " + unknown_name_message(
                     "method", row["name"], known))
             if "source" in row:
-                must_name(f"signal.controls.{role}", "source", row["source"], "sources")
+                must_name(f"signal.{where}", "source", row["source"], "sources")
         for label in sig["transfer"]:
             if label not in labels:
                 raise HarnessError("config error: signal.transfer: " + unknown_name_message("row", label, labels))

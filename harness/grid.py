@@ -85,6 +85,11 @@ def signal_controls(config: dict) -> dict[str, Row]:
     return dict(zip(controls, _labelled(list(controls.values()))))
 
 
+def knowledge_map_rows(config: dict) -> list[Row]:
+    """The knowledge map's rows (`signal.map`): parts of the twin, each on Scratch's init."""
+    return _labelled(config.get("signal", {}).get("map", []))
+
+
 def as_json(**slice_: Any) -> str:
     return json.dumps(slice_, sort_keys=True, separators=(",", ":"))
 
@@ -112,6 +117,7 @@ class Grid:
         self.ablations = ({report: ablation_rows(config, report) for report in ("table4", "table5", "fig4")}
                           if "ablation" in config else {})
         self.signal_controls = signal_controls(config) if "signal" in config else {}
+        self.knowledge_map = knowledge_map_rows(config)
         # the micro world's tasks also hold a `paraphrase` split: the test items in held-out words
         self.paraphrase = bool(self.mc_tasks) and all(config["tasks"][t]["kind"] == "generated"
                                                       for t in self.mc_tasks)
@@ -121,7 +127,7 @@ class Grid:
     def methods(self) -> set[str]:
         """Every method some table runs (the `{method}` wildcard's values)."""
         every = [*self.rows, *self.pkt_rows, *(r for rs in self.ablations.values() for r in rs),
-                 *self.signal_controls.values()]
+                 *self.signal_controls.values(), *self.knowledge_map]
         return {r.method for r in every}
 
     def job_resources(self, rule: str) -> dict:

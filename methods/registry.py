@@ -24,6 +24,11 @@ METHODS = {
                       "label": "Oracle (all but FFN)"},
     "oracle-ffn": {"target": "baselines.oracle:Oracle", "options": {"copy": "ffn"}, "label": "Oracle-FFN"},
     "scratch-aa": {"target": "baselines.scratch:ScratchReinit", "label": "Scratch (A/A)"},
+    # the knowledge map (signal.map): one part of the twin at a time, the rest Scratch's init
+    **{f"oracle-{part}": {"target": "baselines.oracle:Oracle", "options": {"copy": part}, "label": label}
+       for part, label in (("embed", "Twin: embeddings + head"), ("attention", "Twin: attention"),
+                           ("norms", "Twin: norms"), ("ffn-embed", "Twin: FFNs + embeddings + head"),
+                           ("ffn-spectrum", "Twin: FFN spectrum, random vectors"))},
     "pruning-eep": "baselines.eep:PruningEEP",
     "weight-selection": {"target": "baselines.weight_selection:WeightSelection", "label": "Weight Selection"},
     # prune, then distill (Minitron; METHODS.md section 8): EEP's search and dense student, KD pre-training

@@ -37,6 +37,7 @@ REPORTS = {
     "table_efficiency": "reports.tables.efficiency:TABLE_EFFICIENCY",
     "fig_efficiency": "reports.tables.efficiency:FIG_EFFICIENCY",
     "signal": "reports.tables.signal:SIGNAL",
+    "knowledge_map": "reports.tables.knowledge_map:KNOWLEDGE_MAP",
 }
 
 

@@ -1,0 +1,52 @@
+"""reports/knowledge_map.md: each part of a knowing twin copied onto Scratch's init, in both
+views. The accuracy view says which parts carry the world's facts far enough to answer its
+questions; the loss view (reports/loss_view.py) sees the smaller effects, such as the FFNs'
+alone, and says whether they last. `ffn-spectrum` keeps only the FFN weights' singular values:
+a head start it shares with Oracle-FFN is scale and spectrum, not content."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import defaultdict
+from pathlib import Path
+
+from reports import loss_view as lv
+from reports.paired import MARK, SFT, differences
+
+
+def _accuracy(d) -> str:
+    if d is None:
+        return "–"
+    t = f"±{d.t_half:.2f}" if d.t_half is not None else "t –"
+    return f"{d.mean:+.2f} ({t}; bootstrap [{d.boot[0]:+.2f}, {d.boot[1]:+.2f}]) {MARK[d.direction]}".rstrip()
+
+
+def render(cfg: dict, results: list[dict]) -> str:
+    ref_method, ref_source, ref_label = cfg["reference"]
+    curves: dict[tuple[str, str], dict[int, lv.Curve]] = defaultdict(dict)
+    for method, source, seed, path in cfg["curves"]:
+        curves[(method, source)][seed] = lv.read_curve(Path(path))
+    reference = curves[(ref_method, ref_source)]
+    shape = cfg["shapes"][0][0]
+    accuracy = {label: avg for (_, label), (_, avg) in differences(cfg, results, SFT).items()}
+    rows = [(m, s, label) for m, s, label in cfg["rows"] if (m, s) != (ref_method, ref_source)]
+    gaps = {label: lv.paired_gap(curves[(m, s)], reference) for m, s, label in rows}
+    lines = ["| Row | Δ accuracy, average (t; bootstrap) | Δ held-out loss at budget | data factor | head start |",
+             "|---|---|---|---|---|"]
+    for method, source, label in rows:
+        gap, factor = lv.fmt_endpoint(lv.endpoint(curves[(method, source)], reference))
+        lines.append(f"| {label} | {_accuracy(accuracy.get(label))} | {gap} | {factor} | "
+                     f"{lv.fmt_closing(lv.head_start_closes(gaps[label]))} |")
+    points = len(next(iter(gaps.values())).tokens) if gaps else 0
+    return "\n".join([
+        "# Where the transferable knowledge lives", "",
+        f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} tokens "
+        f"· seeds {', '.join(map(str, cfg['seeds']))} · rendered {_dt.date.today().isoformat()}.", "",
+        f"Each row copies one part of the knowing twin into the student and keeps {ref_label}'s initial weights "
+        f"for the rest; every row is then pre-trained, fine-tuned and evaluated like {ref_label}. Differences to "
+        f"{ref_label}, paired by seed (and by test item for accuracy): accuracy in points after SFT, averaged over "
+        f"the tasks (▲ / ▼ resolved); held-out LM loss in nats at the budget (95% t interval, ▼ lower); the data "
+        f"factor (budget / tokens to reach {ref_label}'s final loss); the head start (docs/signal.md, \"The loss "
+        f"view\").", "", *lines, "",
+        f"The loss gap along pre-training: mean [simultaneous 95% band over {points} token counts, Bonferroni].", "",
+        *lv.gap_table(gaps), ""])

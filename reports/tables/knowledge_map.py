@@ -1,0 +1,32 @@
+"""reports/knowledge_map.md (`signal.map`): where the twin's transferable knowledge lives. Each
+part of the twin on Scratch's init (baselines/oracle.py), beside the signal report's controls,
+on the signal shape at the report budget, in the accuracy view and the loss view."""
+
+from harness.grid import Grid
+from reports.plugin import Report
+
+
+def _rows(grid: Grid):
+    return [grid.reference, *grid.signal_controls.values(), *grid.knowledge_map]
+
+
+def _curves(grid: Grid) -> list[tuple[str, str, int, str]]:
+    shape = grid.C["signal"]["shape"]
+    return [(r.method, r.source, seed, grid.pretrained(r.method, r.source, shape, seed, grid.budget))
+            for r in _rows(grid) for seed in grid.C["seeds"]]
+
+
+def inputs(grid: Grid) -> list[str]:
+    return grid.eval_files(_rows(grid), [grid.C["signal"]["shape"]], grid.budget, grid.mc_tasks)
+
+
+def cfg(grid: Grid) -> str:
+    shape = grid.C["signal"]["shape"]
+    return grid.report_cfg(_rows(grid), [shape], grid.budget, heldout=grid.heldout_cfg(),
+                           curves=[[m, s, seed, path + "/train_log.jsonl"] for m, s, seed, path in _curves(grid)])
+
+
+KNOWLEDGE_MAP = Report(
+    name="knowledge_map", output="reports/knowledge_map.md", category="Benchmark signal", kind="table",
+    renderer="reports.knowledge_map:render", enabled=lambda grid: bool(grid.knowledge_map) and "heldout" in grid.C,
+    inputs=inputs, cfg=cfg, needs=lambda grid: sorted({path for *_, path in _curves(grid)}))
