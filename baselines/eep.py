@@ -3,7 +3,7 @@ source, then pruned to the student's dense Llama shape (paper section 4.1, "Prun
 
 `extract` (once per source and k) runs EEP's gradient-free search as the authors'
 code does it (imagination-research/EEP `opencompass/tasks/search.py`; see
-METHODS.md section 3). A candidate is, per layer group g, a merge matrix M_g and a
+docs/methods.md). A candidate is, per layer group g, a merge matrix M_g and a
 router map R_g, both k x E: kept expert i = sum_j M_g[i, j] E_j (gate, up and down
 alike); routing keeps the source's gate, p = softmax(gate logits) over the E
 experts, q = p R_g^T, top-k of q, renormalised only if the source renormalises
@@ -51,7 +51,7 @@ from harness.method import resolve_options
 DEFAULTS = {
     "experts_kept": 2,          # k, EEP's budget per layer (the authors use 2, 4 or 6 of Mixtral's 8)
     "group_layers": 1,          # layers sharing one (M, R)
-    # search (the authors' values; see METHODS.md section 3)
+    # search (the authors' values; see docs/methods.md)
     "population": 31,           # initial random keep-sets
     "prune_archive": 100,       # the pruning stage runs until the archive holds this many
     "merge_archive": 400,       # then the merging stage until this many

@@ -1,6 +1,6 @@
 """LaTen, Locate-Then-Align (Tan et al., ACL 2025, "Neural Incompatibility"): the source's
 most task-relevant neurons, translated by a small hypernetwork into the student's width and
-added to the student's own most relevant neurons before any fine-tuning (METHODS.md section 2).
+added to the student's own most relevant neurons before any fine-tuning (docs/methods.md).
 
 - Locate: static attribution through the logit lens (`harness.neurons.attribute`) on one
   example at a time. Attention and FFN layers are ranked separately; the source keeps its

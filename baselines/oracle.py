@@ -3,7 +3,7 @@
 The twin is a source of architecture `llama` with the student's shape
 (`sources.twin: {arch: llama, shape: <student shape>}`), pre-trained like every
 source. A benchmark that cannot show these rows above Scratch cannot show
-anything (`SIGNAL.md` §2, criteria A4, A5, A7):
+anything (docs/signal.md, criteria A4, A5, A7):
 
 - `oracle`: the twin copied whole (the most a transfer can give);
 - `oracle-no-ffn`: every weight but the FFNs (the graded control, between the two);

@@ -15,7 +15,7 @@ class Scratch:
 class ScratchReinit:
     """The A/A control: Scratch with another stream of initial weights and the same data order
     (pre-training and SFT batches follow the seed). Its difference to Scratch is the noise floor
-    of a paired comparison: its interval must contain 0 (`SIGNAL.md` A6)."""
+    of a paired comparison: its interval must contain 0 (docs/signal.md A6)."""
 
     label = "Scratch (A/A)"
     DEFAULTS = {"init_stream": 1}  # torch seed of the initial weights: seed + 1_000_000 * init_stream

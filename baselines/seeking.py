@@ -1,5 +1,5 @@
 """Seeking Neural Nuggets (Zhong et al., ICLR 2024): LoRA started from the source's most
-task-sensitive sub-matrices (METHODS.md section 1).
+task-sensitive sub-matrices (docs/methods.md).
 
 1. Sensitivity `S += |theta * dL/dtheta|` of the source, summed over `samples` seed examples
    of the task (one forward/backward each, loss on the response only, no normalisation).

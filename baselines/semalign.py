@@ -1,6 +1,6 @@
 """SemAlign (Gu, Aleti, Chen, Zhang; arXiv 2510.24208): knowledge transferred through activations,
 not weights. A teacher layer's output, mapped into the student's space through vocabulary-defined
-semantic bases, is the target of the paired student layer's output (METHODS.md section 6).
+semantic bases, is the target of the paired student layer's output (docs/methods.md).
 
 v1 (the withdrawn ICLR'26 submission, fully described; the default):
 1. Semantic bases: `S = pinv(W_head)` (d x V), columns at unit length, for teacher and student.
@@ -46,7 +46,7 @@ DEFAULTS = {
     **lora.DEFAULTS,
     "modules": ["up_proj", "down_proj", "v_proj", "o_proj"],  # the protocol's LoRA targets
     "version": 1,
-    # METHODS.md 6.6: the text puts alignment "in the training phase" and also gives alignment
+    # docs/methods.md: the text puts alignment "in the training phase" and also gives alignment
     # steps; "joint" adds L_layer + L_out to the task loss during SFT (weight `align_weight`);
     # "before" runs `align_steps` alignment steps first, only the paired layer(s) trainable
     "schedule": "joint",

@@ -1,4 +1,4 @@
-"""Weight Selection (Xu et al., ICLR 2024, "Initializing Models with Larger Ones"; METHODS.md §7).
+"""Weight Selection (Xu et al., ICLR 2024, "Initializing Models with Larger Ones"; docs/methods.md).
 
 Every student tensor is a selection of the source's matching tensor: the same evenly spaced
 indices in every dimension (`indices`), layers by a uniform map (first and last kept) or the
@@ -28,7 +28,7 @@ from harness.models import layer_map
 from harness.vocab import check_rows
 
 DEFAULTS = {
-    # METHODS.md §7: round(i (n-1) / (k-1)), first and last kept ("spread"); the reference's
+    # docs/methods.md: round(i (n-1) / (k-1)), first and last kept ("spread"); the reference's
     # divisible branch takes every (n/k)-th from 0 ("stride": floor(i n / k), last not kept)
     "indices": "spread",
     "layer_map": "uniform",   # the reference's default; "first": the first L layers

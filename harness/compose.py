@@ -1,6 +1,6 @@
 """Composite methods: one table row that takes each hook from one of its parts.
 
-Prune-then-distill (the Minitron recipe, METHODS.md §8) is Pruning-EEP's `extract` and
+Prune-then-distill (the Minitron recipe, docs/methods.md) is Pruning-EEP's `extract` and
 `init_student` followed by Distillation's `pretrain_loss`: registered as
 `{"compose": ["pruning-eep", "distill"]}`, it is those two methods run in turn, not a third
 copy of their code. Each hook belongs to exactly one part; two parts that both implement a

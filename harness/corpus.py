@@ -130,7 +130,7 @@ def _hub_documents(cc: dict) -> Iterator[tuple[str, str | None, dict, str]]:
             raise
         raise HarnessError(f"corpus: the hub dataset {cc['dataset']} is built by a loading script, which datasets "
                            f"{datasets.__version__} no longer runs; download its files and read them with "
-                           f"`kind: local` (README: The corpus)") from None
+                           f"`kind: local` (docs/workflow.md, the corpus)") from None
     domains = cc.get("domains")
     for n, row in enumerate(stream, 1):
         where = f"{cc['dataset']} record {n}"

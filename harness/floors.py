@@ -1,7 +1,7 @@
 """What a test split gives away: the scores of strategies that use no knowledge.
 
 A benchmark of knowledge transfer is only readable if nothing but knowledge
-scores above chance (`SIGNAL.md` A1). These are the strategies a model could
+scores above chance (docs/signal.md A1). These are the strategies a model could
 learn instead of facts, each scored on a task's test split:
 
 - `position`: always the same position (the best one);

@@ -7,7 +7,7 @@ replaced by the residual) or `zero` for factors that `set_factors` fills in.
 
 `set_factors` writes given (B, A) into the adapters and subtracts their product
 from the frozen base weights, so the adapted model computes exactly what the
-student computed before (Seeking's `W0' = W0 - BA`, METHODS.md section 1.6):
+student computed before (Seeking's `W0' = W0 - BA`, docs/methods.md):
 the factors only choose where fine-tuning starts in LoRA space.
 """
 

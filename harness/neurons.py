@@ -10,7 +10,7 @@ concatenated heads writes `s_n * W_o[:, n]`, with `s` the attention-weighted
 value; the sum over n is the attention output exactly (Yu & Ananiadou 2024;
 LaTen's appendix A.2).
 
-Attribution (LaTen, METHODS.md section 2): with the final norm's scale fixed
+Attribution (LaTen, docs/methods.md): with the final norm's scale fixed
 at its value on the last position, the lens `h -> lm_head(norm(h))` is linear,
 and a component v of the residual h scores `log p(y | h + v) - log p(y | h)`.
 """

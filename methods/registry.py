@@ -17,7 +17,7 @@ REDPAJAMA_SUBSETS = {"arxiv": "ArXiv", "book": "Books", "c4": "C4", "common_craw
 METHODS = {
     "scratch": "baselines.scratch:Scratch",
     "distill": "baselines.distill:Distillation",
-    # positive and null controls (SIGNAL.md): the twin copied whole, all but its FFNs, its FFNs only;
+    # positive and null controls (docs/signal.md): the twin copied whole, all but its FFNs, its FFNs only;
     # Scratch with another init stream
     "oracle": {"target": "baselines.oracle:Oracle", "label": "Oracle"},
     "oracle-no-ffn": {"target": "baselines.oracle:Oracle", "options": {"copy": "no-ffn"},
@@ -31,7 +31,7 @@ METHODS = {
                            ("ffn-spectrum", "Twin: FFN spectrum, random vectors"))},
     "pruning-eep": "baselines.eep:PruningEEP",
     "weight-selection": {"target": "baselines.weight_selection:WeightSelection", "label": "Weight Selection"},
-    # prune, then distill (Minitron; METHODS.md section 8): EEP's search and dense student, KD pre-training
+    # prune, then distill (Minitron; docs/methods.md): EEP's search and dense student, KD pre-training
     "prune-distill": {"compose": ["pruning-eep", "distill"], "label": "Pruning-EEP + Distillation"},
     # The parametric-knowledge-transfer table (LaTen paper, Table 1): SFT of the Scratch student
     "scratch-nosft": {"target": "baselines.scratch:Scratch", "finetune": False, "label": "Student (no SFT)"},

@@ -1,5 +1,5 @@
 """reports/signal.md: can this benchmark see knowledge transfer? The acceptance criteria
-A1–A7 of `SIGNAL.md` §4, each with its numbers and PASS / FAIL, from the same evaluation
+A1–A7 of docs/signal.md, each with its numbers and PASS / FAIL, from the same evaluation
 JSON as the tables (and the task files, for the knowledge-free floors).
 
 A null result ("MASA does not beat Scratch") can only be read when the benchmark shows a
@@ -22,7 +22,7 @@ from reports import loss_view as lv
 from reports.paired import SFT, ZEROSHOT, differences, stage_of
 
 UNTRAINED = "untrained"  # the `stage` of an initial student's evaluation (rule init_eval)
-# SIGNAL.md §4, in points
+# docs/signal.md, in points
 FLOOR_MARGIN = 3.0  # A1: knowledge-free strategies and the untrained student <= chance + 3
 TEMPLATE_KNOWLEDGE = 3.0  # A1: the template baseline's knowledge score ("almost nothing")
 SOURCE_MARGIN = 30.0  # A2: every source zero-shot >= chance + 30 on every task
@@ -137,7 +137,7 @@ def render(cfg: dict, results: list[dict]) -> str:
         seeds += f" ({strong}: seeds {_seed_list(control_seeds)})"
     out = [f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} "
            f"tokens · seeds {seeds} · rendered {_dt.date.today().isoformat()}.", "",
-           "Criteria of `SIGNAL.md` §4. Scores are accuracy in points on each task's test split after SFT "
+           "Criteria of docs/signal.md. Scores are accuracy in points on each task's test split after SFT "
            "unless marked zero-shot; differences are paired by seed and by test item "
            "(`reports/paired.py`), 95% intervals.", ""]
 

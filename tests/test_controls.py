@@ -1,4 +1,4 @@
-"""The positive and null controls (SIGNAL.md §2): the twin copied whole, all but its FFNs, its
+"""The positive and null controls (docs/signal.md): the twin copied whole, all but its FFNs, its
 FFNs only, and Scratch with another init stream, checked weight by weight."""
 
 import pytest

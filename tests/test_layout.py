@@ -106,3 +106,24 @@ def test_planning_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_document_the_code_cites_is_in_the_repo():
+    """The code cites its own docs (`docs/<name>.md`), never a document outside the repo, and the
+    README's links lead to files that exist; the README stays a front door."""
+    import re
+
+    cited, outside = set(), []
+    for path in [*(f for p in (*PACKAGES, "rules", "config", "tests") for f in (REPO / p).rglob("*")
+                   if f.suffix in (".py", ".smk", ".yaml")), REPO / "Snakefile"]:
+        text = path.read_text(encoding="utf-8")
+        cited |= set(re.findall(r"docs/[\w.-]+\.md", text))
+        outside += [f"{path.relative_to(REPO)}: {m}" for m in re.findall(r"\b(?:METHODS|SIGNAL|DESIGN)\.md", text)
+                    if path.name != "test_layout.py"]
+    assert not outside, outside
+    assert cited and all((REPO / c).is_file() for c in cited), sorted(c for c in cited if not (REPO / c).is_file())
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(((?:docs|reports|config)/[^)#]+)", readme)
+    assert links and all((REPO / link).exists() for link in links), [link for link in links
+                                                                        if not (REPO / link).exists()]
+    assert len(readme.splitlines()) <= 300

@@ -280,7 +280,7 @@ def test_stage_help_names_the_options_the_rules_pass():
 
 @pytest.mark.slow
 def test_after_snakemake_is_killed_unlock_then_the_same_command_works(tmp_path):
-    """kill -9 leaves Snakemake's lock (it cannot clean up); the README's two commands recover."""
+    """kill -9 leaves Snakemake's lock (it cannot clean up); the commands of docs/reliability.md recover."""
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-j1",
                "results/smoke/data/world", "--configfile", str(REPO / "config/smoke.yaml")]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -495,7 +495,7 @@ def test_task_options_a_kind_would_ignore_are_refused(task, problem):
 
 
 def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
-    """The README's include_path route: lm-eval's HellaSwag YAML over local files gives the records
+    """docs/data.md's include_path route: lm-eval's HellaSwag YAML over local files gives the records
     that `format: hellaswag` reads from the same file."""
     from harness import task_data
     from harness.benchmarks import load_benchmark

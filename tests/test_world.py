@@ -1,6 +1,6 @@
 """The generated world: deterministic, multi-domain, balanced so that only knowledge scores.
 
-These check SIGNAL.md §3's design targets exactly on a smoke-size world (A1's floors
+These check docs/signal.md's design targets exactly on a smoke-size world (A1's floors
 are exact by construction, not approximately chance) and on the micro world's sizes.
 """
 

@@ -4,7 +4,7 @@ whose answers need that world's knowledge and nothing else.
 Everything derives from one integer seed through `random.Random`, so the same
 seed gives byte-identical files on every machine. No third-party text is used.
 
-The design follows `SIGNAL.md` §3 (a benchmark must be able to see a model
+The design follows docs/signal.md (a benchmark must be able to see a model
 that knows the facts, and nothing else may score):
 
 - **One single-hop relation per task**: BoolQ asks whether a region is coastal, HellaSwag

@@ -120,7 +120,7 @@ def make_world(seed: int, size: dict[str, int]) -> World:
     blocks = {k: size[k] - size[k] % BLOCK[k] for k in BLOCK}
     w = World()
     # a unary yes/no fact per region: a yes/no *comparison* ("is C the capital of R?") was still at chance
-    # after 80 passes on the 4L-1.2M twin, while every other relation was learnt (README, the micro world)
+    # after 80 passes on the 4L-1.2M twin, while every other relation was learnt (docs/signal.md, the micro world)
     w.regions = [Region(name(), name(), coastal) for _ in range(blocks["regions"] // 2)
                  for coastal in rng.sample([True, False], 2)]
     finishes = _distinct(rng, [f"{v} {p}" for v in FINISH_VERBS for p in FINISH_PLACES],
