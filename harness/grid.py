@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from harness.io import TRAIN_LOG
+
 NO_SOURCE = "none"  # the `{source}` wildcard of methods run without a source
 # the `method` of a source's own evaluation records (zero-shot, and fine-tuned on each task)
 SOURCE_BASE, SOURCE_SFT = "source", "source-sft"
@@ -88,6 +90,11 @@ def signal_controls(config: dict) -> dict[str, Row]:
 def knowledge_map_rows(config: dict) -> list[Row]:
     """The knowledge map's rows (`signal.map`): parts of the twin, each on Scratch's init."""
     return _labelled(config.get("signal", {}).get("map", []))
+
+
+def curve_dirs(curves: list[list]) -> list[str]:
+    """The pre-training folders whose logs `Grid.curves` names: what a loss-view report needs built."""
+    return sorted({path.rsplit("/", 1)[0] for *_, path in curves})
 
 
 def as_json(**slice_: Any) -> str:
@@ -254,6 +261,15 @@ class Grid:
         from harness.registry import method_options
 
         return {"method": method, "method_options": method_options(self.C.get("method_options", {}), method)}
+
+    def curves(self, table_rows: list[Row], shapes: list[str], budget: str,
+               seeds: list[int] | None = None) -> list[list]:
+        """[method, source, shape, seed, train_log.jsonl] of each row's pre-training: its held-out
+        loss curve (reports/loss_view.py); none without a `heldout` section."""
+        if "heldout" not in self.C:
+            return []
+        return [[m, s, shape, seed, self.pretrained(m, s, shape, seed, budget) + "/" + TRAIN_LOG]
+                for m, s, _ in table_rows for shape in shapes for seed in (seeds or self.C["seeds"])]
 
     def heldout_cfg(self) -> dict:
         """The held-out tail of the token stream (`heldout:`), in the students' windows."""

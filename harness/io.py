@@ -22,6 +22,7 @@ import yaml
 from harness.errors import HarnessError
 
 RUN_RECORD = "run.json"
+TRAIN_LOG = "train_log.jsonl"  # a training run's log (loss, held-out loss), beside its weights
 
 
 def _temp_prefix(path: Path) -> str:

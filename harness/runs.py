@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.devices import compute_device
 from harness.errors import HarnessError
-from harness.io import atomic_dir, atomic_write_json, reading, write_run_record
+from harness.io import TRAIN_LOG, atomic_dir, atomic_write_json, reading, write_run_record
 
 
 def work_dir(out: Path) -> Path:
@@ -72,7 +72,7 @@ def pretrain_run(model, train_cfg: dict, tokens_file: Path, budget: int, seed: i
     every = heldout.get("every_steps", 0) if batches.heldout else 0
     held = batches.heldout_batches() if every else []
     return train(model.to(compute_device()), batches, TrainSettings.from_section(train_cfg),
-                 loss_fn=loss_fn or default_loss, ckpt_dir=work, log_path=work / "train_log.jsonl",
+                 loss_fn=loss_fn or default_loss, ckpt_dir=work, log_path=work / TRAIN_LOG,
                  desc=desc, eval_every=every, eval_at_start=bool(every),
                  eval_fn=(lambda m: {"heldout_loss": heldout_loss(m, held)}) if every else None)
 
@@ -114,7 +114,7 @@ def save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_
         tok.save_pretrained(tmp / model_subdir)
         if manifest:
             atomic_write_json(tmp / manifest[0], manifest[1])
-        if (work / "train_log.jsonl").is_file():
-            shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
+        if (work / TRAIN_LOG).is_file():
+            shutil.copy(work / TRAIN_LOG, tmp / TRAIN_LOG)
         write_run_record(tmp, stage, cfg, seed, **extra)
     shutil.rmtree(work, ignore_errors=True)

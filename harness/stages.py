@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.devices import compute_device
-from harness.io import atomic_dir, atomic_write_json, write_run_record
+from harness.io import TRAIN_LOG, atomic_dir, atomic_write_json, write_run_record
 from harness.method import ExtractData  # torch-free, like this module's other top-level imports
 from harness.runs import load_model, load_student, open_work_dir, pretrain_run, save_trained
 
@@ -326,7 +326,7 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
     work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
-                   loss_fn=loss_fn or default_loss, log_path=work / "train_log.jsonl", desc=f"sft {task.name}",
+                   loss_fn=loss_fn or default_loss, log_path=work / TRAIN_LOG, desc=f"sft {task.name}",
                    eval_every=sc["dev"]["every_epochs"] * batches.per_epoch if selection else 0,
                    eval_fn=selection, stop_when=selection.converged if selection else None)
     extra = {}

@@ -20,16 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.stats import direction, t_interval
-from reports.loss_view import Curve, read_curve, tokens_to_reach
+from reports.loss_view import (fmt_closing, gap_table, head_start_closes, load_curves, paired_gap, saved_table,
+                               tokens_saved, tokens_to_reach)
 from reports.paired import MARK
-
-
-def _curves(cfg: dict) -> dict[tuple, dict[int, Curve]]:
-    """(method, source, shape) -> seed -> curve, for every pre-training the config names."""
-    out: dict[tuple, dict[int, Curve]] = defaultdict(dict)
-    for method, source, shape, seed, path in cfg["curves"]:
-        out[(method, source, shape)][seed] = read_curve(Path(path))
-    return out
 
 
 def _fmt(values: list[float], digits: int = 3, sign: bool = False) -> str:
@@ -49,7 +42,7 @@ def _resolved(gaps: list[float]) -> str:
 
 
 def table(cfg: dict) -> str:
-    curves = _curves(cfg)
+    curves = load_curves(cfg)
     ref_method, ref_source, ref_label = cfg["reference"]
     head = ["Shape", "Method", "held-out loss at budget", f"Δ loss vs {ref_label} (paired)", "resolved",
             f"tokens to {ref_label}'s final loss", "data factor (budget / tokens)", "seeds reaching it"]
@@ -81,7 +74,41 @@ def table(cfg: dict) -> str:
             f"logged points; a mid-run point is a model whose learning-rate decay has not finished, so this "
             f"understates a saving). Cells: mean ± 95% CI over seeds (Student's t); the data factor averages "
             f"the seeds that reach the loss. The paper claims MASA needs 2–5× less pre-training data.\n\n"
-            + "\n".join(lines) + "\n")
+            + "\n".join(lines) + "\n" + _curve_sections(cfg, curves))
+
+
+def _curve_sections(cfg: dict, curves) -> str:
+    """Per shape: each row's gap to the reference at every logged token count (simultaneous band)
+    and the data factor at each of the reference's loss levels (the horizontal distance)."""
+    ref_method, ref_source, ref_label = cfg["reference"]
+    out = []
+    for shape in cfg["shapes"]:
+        reference = curves.get((ref_method, ref_source, shape), {})
+        rows = [(label, curves.get((m, s, shape), {})) for m, s, label in cfg["rows"]
+                if (m, s) != (ref_method, ref_source)]
+        rows = [(label, row) for label, row in rows if row and set(row) & set(reference)]
+        if not rows:
+            continue
+        gaps = {label: paired_gap(row, reference) for label, row in rows}
+        saved = {label: tokens_saved(row, reference) for label, row in rows}
+        points = len(next(iter(gaps.values())).tokens)
+        out += [f"\n## {shape}: the gap along pre-training\n",
+                f"Held-out loss − {ref_label}'s, paired by seed, at every logged token count: mean [simultaneous "
+                f"95% band over the {points} points, Bonferroni], ▼ / ▲ where the band excludes 0. Head start of "
+                "each row: " + "; ".join(f"{label} {fmt_closing(head_start_closes(g))}" for label, g in gaps.items())
+                + ".\n", *gap_table(gaps), "",
+                f"Tokens saved: to reach the loss {ref_label} has at each token count, how many times fewer tokens "
+                f"the row needed (per seed, mean ± 95% t; `–` when a seed never reached it in the budget):\n",
+                *saved_table(saved, ref_label)]
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _band(ax, xs, stats, label: str, colour: str) -> None:
+    means = [m for m, _ in stats]
+    halves = [h or 0.0 for _, h in stats]
+    ax.plot(xs, means, marker="o", markersize=2.5, label=label, color=colour)
+    ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+                    alpha=0.15, color=colour)
 
 
 def figure(cfg: dict, out: Path) -> None:
@@ -89,7 +116,7 @@ def figure(cfg: dict, out: Path) -> None:
     from reports.render import _pyplot, _save_figure
 
     plt = _pyplot()
-    curves = _curves(cfg)
+    curves = load_curves(cfg)
     ref_method, ref_source, ref_label = cfg["reference"]
     fig, axes = plt.subplots(2, len(cfg["shapes"]), figsize=(3.6 * len(cfg["shapes"]) + 1, 6.4), squeeze=False,
                              sharex="col")
@@ -97,32 +124,22 @@ def figure(cfg: dict, out: Path) -> None:
         ref = curves.get((ref_method, ref_source, shape), {})
         for i, (method, source, label) in enumerate(cfg["rows"]):
             row = curves.get((method, source, shape), {})
-            panels = [(axes[0][col], False)] + ([] if (method, source) == (ref_method, ref_source)
-                                                 else [(axes[1][col], True)])
-            for ax, paired in panels:
-                points = defaultdict(list)
-                for seed, curve in row.items():
-                    base = dict(ref.get(seed, [])) if paired else {}
-                    for tokens, loss in curve:
-                        if not paired:
-                            points[tokens].append(loss)
-                        elif tokens in base:
-                            points[tokens].append(loss - base[tokens])
+            colour = f"C{i}"  # one colour per row in both panels (the reference has no gap curve)
+            points = defaultdict(list)
+            for curve in row.values():
+                for tokens, loss in curve:
+                    points[tokens].append(loss)
+            if points:
                 xs = sorted(points)
-                if not xs:
-                    continue
-                stats = [t_interval(points[x]) for x in xs]
-                means = [m for m, _ in stats]
-                halves = [h or 0.0 for _, h in stats]
-                colour = f"C{i}"  # one colour per row in both panels (the reference has no gap curve)
-                ax.plot(xs, means, marker="o", markersize=2.5, label=label, color=colour)
-                ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
-                                alpha=0.15, color=colour)
+                _band(axes[0][col], xs, [t_interval(points[x]) for x in xs], label, colour)
+            if (method, source) != (ref_method, ref_source) and set(row) & set(ref):
+                gap = paired_gap(row, ref)  # the band the table reports: simultaneous over the curve
+                _band(axes[1][col], gap.tokens, list(zip(gap.mean, gap.band)), label, colour)
         axes[0][col].set_title(shape, fontsize=9)
         axes[1][col].axhline(0.0, color="grey", linewidth=0.8)
         axes[1][col].set_xlabel("pre-training tokens")
     axes[0][0].set_ylabel("held-out LM loss (mean ± 95% CI)")
-    axes[1][0].set_ylabel(f"Δ loss vs {ref_label}, paired by seed")
+    axes[1][0].set_ylabel(f"Δ loss vs {ref_label}, paired by seed\n(simultaneous 95% band)")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"Data efficiency · profile {cfg['profile']} · budget {cfg['budget']} · seeds "
                  f"{', '.join(map(str, cfg['seeds']))}", fontsize=9)

@@ -7,34 +7,30 @@ a head start it shares with Oracle-FFN is scale and spectrum, not content."""
 from __future__ import annotations
 
 import datetime as _dt
-from collections import defaultdict
-from pathlib import Path
-
 from reports import loss_view as lv
-from reports.paired import MARK, SFT, differences
+from reports.paired import SFT, differences
 
 
 def _accuracy(d) -> str:
     if d is None:
         return "–"
     t = f"±{d.t_half:.2f}" if d.t_half is not None else "t –"
-    return f"{d.mean:+.2f} ({t}; bootstrap [{d.boot[0]:+.2f}, {d.boot[1]:+.2f}]) {MARK[d.direction]}".rstrip()
+    return f"{d.mean:+.2f} ({t}; bootstrap [{d.boot[0]:+.2f}, {d.boot[1]:+.2f}])" + (f" {lv.MARKS[d.direction]}"
+                                                                                     if d.direction else "")
 
 
 def render(cfg: dict, results: list[dict]) -> str:
     ref_method, ref_source, ref_label = cfg["reference"]
-    curves: dict[tuple[str, str], dict[int, lv.Curve]] = defaultdict(dict)
-    for method, source, seed, path in cfg["curves"]:
-        curves[(method, source)][seed] = lv.read_curve(Path(path))
-    reference = curves[(ref_method, ref_source)]
     shape = cfg["shapes"][0][0]
+    curves = lv.load_curves(cfg)
+    reference = curves[(ref_method, ref_source, shape)]
     accuracy = {label: avg for (_, label), (_, avg) in differences(cfg, results, SFT).items()}
     rows = [(m, s, label) for m, s, label in cfg["rows"] if (m, s) != (ref_method, ref_source)]
-    gaps = {label: lv.paired_gap(curves[(m, s)], reference) for m, s, label in rows}
+    gaps = {label: lv.paired_gap(curves[(m, s, shape)], reference) for m, s, label in rows}
     lines = ["| Row | Δ accuracy, average (t; bootstrap) | Δ held-out loss at budget | data factor | head start |",
              "|---|---|---|---|---|"]
     for method, source, label in rows:
-        gap, factor = lv.fmt_endpoint(lv.endpoint(curves[(method, source)], reference))
+        gap, factor = lv.fmt_endpoint(lv.endpoint(curves[(method, source, shape)], reference))
         lines.append(f"| {label} | {_accuracy(accuracy.get(label))} | {gap} | {factor} | "
                      f"{lv.fmt_closing(lv.head_start_closes(gaps[label]))} |")
     points = len(next(iter(gaps.values())).tokens) if gaps else 0

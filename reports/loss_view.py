@@ -57,6 +57,15 @@ def read_curve(path: Path) -> Curve:
     return sorted(points)
 
 
+def load_curves(cfg: dict) -> dict[tuple[str, str, str], dict[int, Curve]]:
+    """(method, source, shape) -> seed -> curve, for every pre-training a report's config names
+    (`curves`: [method, source, shape, seed, log path], `harness.grid.Grid.curves`)."""
+    out: dict[tuple[str, str, str], dict[int, Curve]] = {}
+    for method, source, shape, seed, path in cfg.get("curves", []):
+        out.setdefault((method, source, shape), {})[seed] = read_curve(Path(path))
+    return out
+
+
 def tokens_to_reach(curve: Curve, target: float) -> float | None:
     """The first token count at which the curve, linear between its points, is at or below
     `target`; None if it never is."""
@@ -219,8 +228,11 @@ def fmt_endpoint(e: Endpoint) -> tuple[str, str]:
     gap = fmt_interval(e.mean, e.half) + (f" {MARKS[e.direction]}" if e.direction else "")
     factor = e.factor_interval()
     if factor is None:
-        reached = sum(f is not None for f in e.factors)
-        return gap, f"– ({reached} of {len(e.factors)} seeds reach the reference's final loss)"
+        never = sum(f is None for f in e.factors)
+        at_start = sum(f is not None and math.isinf(f) for f in e.factors)
+        why = [f"{never} of {len(e.factors)} seeds never reach the reference's final loss"] if never else []
+        why += [f"{at_start} of {len(e.factors)} start at or below it"] if at_start else []
+        return gap, f"– ({'; '.join(why)})"
     mean, half = factor
     return gap, f"{mean:.2f}×" + (f" [{mean - half:.2f}, {mean + half:.2f}]" if half is not None else "")
 
@@ -267,3 +279,33 @@ def saved_table(saved: dict[str, list[tuple[int, list[float | None]]]], ref_labe
                 cells[t] = f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "")
         lines.append(f"| {label} | " + " | ".join(cells.get(t, "–") for t in tokens) + " |")
     return lines
+
+
+def rows_section(cfg: dict, what: str) -> str:
+    """The loss view of a grid table's rows (`cfg`: rows, shapes, reference, curves at the
+    table's budget), one line per (shape, row): the gap at the budget, the data factor and the
+    head start; "" when the config names no curves (a profile without `heldout`)."""
+    curves = load_curves(cfg)
+    if not curves:
+        return ""
+    ref_method, ref_source, ref_label = cfg["reference"]
+    lines = [f"| Shape | Row | Δ held-out loss at budget vs {ref_label} | data factor | head start |",
+             "|---|---|---|---|---|"]
+    for shape, _ in cfg["shapes"]:
+        reference = curves.get((ref_method, ref_source, shape), {})
+        first = True
+        for method, source, label in cfg["rows"]:
+            row = curves.get((method, source, shape), {})
+            if (method, source) == (ref_method, ref_source) or not row or not reference:
+                continue
+            gap, factor = fmt_endpoint(endpoint(row, reference))
+            closing = fmt_closing(head_start_closes(paired_gap(row, reference)))
+            lines.append(f"| {shape if first else ''} | {label} | {gap} | {factor} | {closing} |")
+            first = False
+    return (f"\n## The loss view: held-out LM loss of {what}\n\n"
+            f"The same students' held-out LM loss during pre-training, paired by seed with {ref_label}'s (same data "
+            "order, same held-out windows): the gap at the budget in nats (95% t interval over seeds; ▼ lower, ▲ "
+            f"higher, resolved), the data factor (budget / tokens to reach {ref_label}'s final loss), and where a "
+            "head start closes (a simultaneous band over the logged token counts). The loss sees smaller "
+            "effects than accuracy on a few hundred test items; docs/signal.md, \"The loss view\", says what "
+            "each view can see.\n\n" + "\n".join(lines) + "\n")

@@ -16,11 +16,11 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from harness.io import load_yaml
 from harness.errors import HarnessError
-from harness.io import read_json
+from harness.io import load_yaml, read_json
 from harness.grid import SOURCE_BASE, SOURCE_SFT
 from harness.stats import t_interval
+from reports.loss_view import rows_section
 from reports.paired import PARAPHRASE, SFT, ZEROSHOT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
@@ -176,7 +176,7 @@ def table1(cfg: dict, results: list[dict]) -> str:
                 "a model that recalls a fact only in the words it was stated in scores chance here).\n\n"
                 + grid_table(cfg, results, {}, paper_avg=False, stage=PARAPHRASE)
                 + _paired(cfg, results, PARAPHRASE))
-    return out
+    return out + rows_section(cfg, "the same students")
 
 
 KNOWLEDGE = "knowledge"  # the stage name of Table 3's fact-recall view of the same evaluations
@@ -359,7 +359,7 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
             "(CaseHOLD 82.43 is the 709M MASA-DeepSeek's). Ours are MASA from "
             f"`{source}` alone, at `{cfg['budget']}`.\n\n")
     return (f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
-            + _paired(cfg, results) + _gene_sizes(cfg))
+            + _paired(cfg, results) + _gene_sizes(cfg) + rows_section(cfg, "the same students"))
 
 
 def _gene_sizes(cfg: dict) -> str:

@@ -240,14 +240,13 @@ def _loss_section(cfg: dict, ref: tuple, roles: dict[str, tuple], transfer: list
                   ) -> tuple[list[str], list[tuple[str, str, bool]]]:
     """A8, A9: the held-out loss view, where FFN-only transfer is seen at this scale when the
     accuracy view cannot see it (docs/signal.md, "The loss view")."""
-    curves: dict[tuple[str, str], dict[int, lv.Curve]] = defaultdict(dict)
-    for method, source, seed, path in cfg["curves"]:
-        curves[(method, source)][seed] = lv.read_curve(Path(path))
-    reference = curves[ref[:2]]
-    rows = [*(r for role, r in roles.items() if role != "aa"), *([roles["aa"]] if "aa" in roles else []), *transfer]
-    rows = [r for r in rows if curves.get(r[:2])]
-    ends = {r[2]: lv.endpoint(curves[r[:2]], reference) for r in rows}
-    gaps = {r[2]: lv.paired_gap(curves[r[:2]], reference) for r in rows}
+    shape = cfg["shape"][0]
+    curves = lv.load_curves(cfg)
+    reference = curves[(*ref[:2], shape)]
+    rows = [*(roles[role] for role in ("ffn", "graded", "oracle", "aa") if role in roles), *transfer]
+    rows = [r for r in rows if curves.get((*r[:2], shape))]
+    ends = {r[2]: lv.endpoint(curves[(*r[:2], shape)], reference) for r in rows}
+    gaps = {r[2]: lv.paired_gap(curves[(*r[:2], shape)], reference) for r in rows}
     verdicts = []
     lines = ["## A8 The loss view: the FFN-only ceiling seen", "",
              f"Held-out LM loss (nats) of each row minus {ref[2]}'s, same seed (same data order, same held-out "

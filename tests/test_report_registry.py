@@ -21,12 +21,14 @@ def test_every_registered_report_loads_and_declares_itself(name):
 def test_each_profile_builds_the_reports_its_sections_ask_for():
     names = lambda profile: [r.name for r in registry.enabled_reports(Grid(load_profile(profile)))]  # noqa: E731
     assert names("smoke") == ["table1", "table3", "table2", "fig2", "fig3", "table4", "table5", "fig4",
-                              "table_pkt", "table_efficiency", "fig_efficiency", "signal"]
+                              "table_pkt", "table_efficiency", "fig_efficiency", "signal", "knowledge_map"]
     config = load_profile("smoke")
     for section in ("ablation", "pkt", "generation_tasks"):
         del config[section]
     assert [r.name for r in registry.enabled_reports(Grid(config))] == [
-        "table1", "table_efficiency", "fig_efficiency", "signal"]
+        "table1", "table_efficiency", "fig_efficiency", "signal", "knowledge_map"]
+    del config["signal"]["map"]
+    assert "knowledge_map" not in [r.name for r in registry.enabled_reports(Grid(config))]
 
 
 def test_an_unknown_report_is_one_line():

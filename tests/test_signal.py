@@ -161,7 +161,7 @@ def _write_curves(tmp_path, gaps: dict[tuple[str, str], object], seeds=range(5))
             path = tmp_path / f"curve-{method}-{seed}.jsonl"
             path.write_text("".join(json.dumps({"step": t // 1000, "tokens": t, "eval": {"heldout_loss": 3.0 + 8.0 * math.exp(
                 -t / 30_000) + offset + gap(t) + rng.normal(0, 0.01)}}) + "\n" for t in range(0, 100_001, 10_000)))
-            curves.append([method, source, seed, str(path)])
+            curves.append([method, source, "S", seed, str(path)])
     return curves
 
 

@@ -1,7 +1,7 @@
 """Tables 4 and 5 and Figure 4 (`ablation:`): MASA's variants on one student shape. The tables
 put the reference row (Scratch) first, the base of their paired differences."""
 
-from harness.grid import Grid
+from harness.grid import Grid, curve_dirs
 from reports.plugin import Report
 
 
@@ -27,9 +27,15 @@ def _ablation(name: str, output: str, kind: str, paired: bool = True) -> Report:
         name=name, output=output, category="Figures" if kind == "figure" else "Tables", kind=kind,
         renderer=f"reports.render:{name}", enabled=lambda grid: _enabled(grid, name),
         inputs=lambda grid: grid.eval_files(_rows(grid, name, paired), shapes(grid), grid.budget, grid.mc_tasks),
-        needs=lambda grid: [path for _, path in _artifacts(grid, name)],
+        needs=lambda grid: [*(path for _, path in _artifacts(grid, name)),
+                            *(curve_dirs(_curves(grid, name)) if paired else [])],
         cfg=lambda grid: grid.report_cfg(_rows(grid, name, paired), shapes(grid), grid.budget,
-                                         artifacts=_artifacts(grid, name)))
+                                         artifacts=_artifacts(grid, name),
+                                         **({"curves": _curves(grid, name)} if paired else {})))
+
+
+def _curves(grid: Grid, report: str) -> list[list]:
+    return grid.curves(_rows(grid, report, paired=True), [grid.C["ablation"]["shape"]], grid.budget)
 
 
 TABLE4 = _ablation("table4", "reports/table4.md", "table")

@@ -1,7 +1,7 @@
 """Data efficiency (`efficiency:`), a table and a figure: the held-out loss curves of the
 pre-trainings of the chosen rows and shapes, paired by seed with the reference row."""
 
-from harness.grid import Grid, as_json
+from harness.grid import Grid, as_json, curve_dirs
 from reports.plugin import Report
 
 
@@ -9,21 +9,18 @@ def _runs(grid: Grid):
     eff = {"shapes": grid.shapes, **grid.C["efficiency"]}
     wanted = eff.get("rows")  # labels; all rows when absent
     rows = [grid.reference, *(r for r in grid.rows if r != grid.reference and (wanted is None or r.label in wanted))]
-    runs = [(m, s, shape, seed, grid.pretrained(m, s, shape, seed, eff["budget"]))
-            for m, s, _ in rows for shape in eff["shapes"] for seed in grid.C["seeds"]]
-    return eff, rows, runs
+    return eff, rows, grid.curves(rows, eff["shapes"], eff["budget"])
 
 
 def cfg(grid: Grid) -> str:
-    eff, rows, runs = _runs(grid)
+    eff, rows, curves = _runs(grid)
     return as_json(profile=grid.profile, seeds=grid.C["seeds"], budget=eff["budget"],
                    budget_tokens=grid.C["budgets"][eff["budget"]]["tokens"], rows=[list(r) for r in rows],
-                   shapes=eff["shapes"], reference=list(grid.reference), heldout=grid.heldout_cfg(),
-                   curves=[[m, s, shape, seed, path + "/train_log.jsonl"] for m, s, shape, seed, path in runs])
+                   shapes=eff["shapes"], reference=list(grid.reference), heldout=grid.heldout_cfg(), curves=curves)
 
 
 def inputs(grid: Grid) -> list[str]:
-    return sorted({path for *_, path in _runs(grid)[2]})
+    return curve_dirs(_runs(grid)[2])
 
 
 def enabled(grid: Grid) -> bool:

@@ -2,7 +2,7 @@
 part of the twin on Scratch's init (baselines/oracle.py), beside the signal report's controls,
 on the signal shape at the report budget, in the accuracy view and the loss view."""
 
-from harness.grid import Grid
+from harness.grid import Grid, curve_dirs
 from reports.plugin import Report
 
 
@@ -10,10 +10,8 @@ def _rows(grid: Grid):
     return [grid.reference, *grid.signal_controls.values(), *grid.knowledge_map]
 
 
-def _curves(grid: Grid) -> list[tuple[str, str, int, str]]:
-    shape = grid.C["signal"]["shape"]
-    return [(r.method, r.source, seed, grid.pretrained(r.method, r.source, shape, seed, grid.budget))
-            for r in _rows(grid) for seed in grid.C["seeds"]]
+def _curves(grid: Grid) -> list[list]:
+    return grid.curves(_rows(grid), [grid.C["signal"]["shape"]], grid.budget)
 
 
 def inputs(grid: Grid) -> list[str]:
@@ -23,10 +21,10 @@ def inputs(grid: Grid) -> list[str]:
 def cfg(grid: Grid) -> str:
     shape = grid.C["signal"]["shape"]
     return grid.report_cfg(_rows(grid), [shape], grid.budget, heldout=grid.heldout_cfg(),
-                           curves=[[m, s, seed, path + "/train_log.jsonl"] for m, s, seed, path in _curves(grid)])
+                           curves=_curves(grid))
 
 
 KNOWLEDGE_MAP = Report(
     name="knowledge_map", output="reports/knowledge_map.md", category="Benchmark signal", kind="table",
     renderer="reports.knowledge_map:render", enabled=lambda grid: bool(grid.knowledge_map) and "heldout" in grid.C,
-    inputs=inputs, cfg=cfg, needs=lambda grid: sorted({path for *_, path in _curves(grid)}))
+    inputs=inputs, cfg=cfg, needs=lambda grid: curve_dirs(_curves(grid)))

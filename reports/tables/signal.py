@@ -2,7 +2,7 @@
 (docs/signal.md): the controls, the transfer rows named in `signal.transfer`, the sources they
 come from, the untrained student, and every row's held-out loss curve."""
 
-from harness.grid import NO_SOURCE, STRONG_CONTROLS, Grid
+from harness.grid import NO_SOURCE, STRONG_CONTROLS, Grid, curve_dirs
 from reports.plugin import Report
 
 
@@ -27,15 +27,13 @@ def _seeds(grid: Grid) -> list[int]:
     return grid.C["signal"].get("seeds") or grid.C["seeds"]
 
 
-def _curves(grid: Grid) -> list[tuple[str, str, int, str]]:
-    """(method, source, seed, pre-training dir) of every row's held-out loss curve at the report
-    budget (A8, A9: the loss view), each row on the seeds it runs; none without `heldout`."""
-    if "heldout" not in grid.C:
-        return []
+def _curves(grid: Grid) -> list[list]:
+    """Every row's held-out loss curve at the report budget (A8, A9: the loss view), each row on
+    the seeds it runs."""
     sig, _, rows, _ = _plan(grid)
     power, strong = _power_rows(grid, rows)
-    return [(r.method, r.source, seed, grid.pretrained(r.method, r.source, sig["shape"], seed, grid.budget))
-            for rs, seeds in ((power, _seeds(grid)), (strong, grid.C["seeds"])) for r in rs for seed in seeds]
+    return [*grid.curves(power, [sig["shape"]], grid.budget, _seeds(grid)),
+            *grid.curves(strong, [sig["shape"]], grid.budget, grid.C["seeds"])]
 
 
 def inputs(grid: Grid) -> list[str]:
@@ -57,7 +55,7 @@ def cfg(grid: Grid) -> str:
                            controls={role: list(r) for role, r in grid.signal_controls.items()},
                            transfer=[list(r) for r in transfer], sources=grid.source_labels(sources),
                            world=grid.WORLD, heldout=grid.heldout_cfg(),
-                           curves=[[m, s, seed, path + "/train_log.jsonl"] for m, s, seed, path in _curves(grid)],
+                           curves=_curves(grid),
                            generation=[[t, C["generation_tasks"][t]["label"], grid.task_data(t)] for t in grid.gen_tasks
                                        if C["generation_tasks"][t]["kind"] == "generated"])
 
@@ -68,4 +66,4 @@ SIGNAL = Report(
     # the world's and the generation tasks' data: the report reads the tasks' records itself
     # and the pre-trainings whose held-out loss curves A8/A9 read
     needs=lambda grid: [grid.WORLD, *(grid.task_data(t) for t in grid.gen_tasks),
-                        *sorted({path for *_, path in _curves(grid)})])
+                        *curve_dirs(_curves(grid))])

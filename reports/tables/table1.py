@@ -5,7 +5,7 @@ paper's appendix, is the same grid at another budget (`appendix.table6`)."""
 
 from typing import Callable
 
-from harness.grid import NO_SOURCE, Grid
+from harness.grid import NO_SOURCE, Grid, curve_dirs
 from reports.plugin import Report
 
 Budget = Callable[[Grid], str]
@@ -37,8 +37,10 @@ def understanding(name: str, title: str, budget: Budget, enabled: Callable[[Grid
     return Report(
         name=name, output=f"reports/{name}.md", category="Tables", kind="table", renderer="reports.render:table1",
         enabled=enabled, inputs=lambda grid: inputs(grid, budget(grid)),
+        needs=lambda grid: curve_dirs(grid.curves(grid.rows, grid.shapes, budget(grid))),
         cfg=lambda grid: grid.report_cfg(grid.rows, grid.shapes, budget(grid), title=title,
-                                         sources=grid.source_labels(sources(grid))))
+                                         sources=grid.source_labels(sources(grid)),
+                                         curves=grid.curves(grid.rows, grid.shapes, budget(grid))))
 
 
 TABLE1 = understanding("table1", "Table 1", lambda grid: grid.budget, lambda grid: True)
