@@ -247,9 +247,6 @@ def validate(config: dict[str, Any]) -> None:
                     raise HarnessError(f"config error: pkt.{key}: " + unknown_name_message("row", label, pkt_labels))
     if "signal" in config:
         sig = config["signal"]
-        if config["corpus"]["kind"] != "world":
-            raise HarnessError("config error: signal: the signal report's floors and controls need the generated "
-                               "world (`corpus: {kind: world}`)")
         must_name("signal.shape", "shape", sig["shape"], "shapes")
         for s in sig["sources"]:
             must_name("signal.sources", "source", s, "sources")

@@ -147,10 +147,13 @@ def test_twin_source_budget_in_passes_and_signal_section_are_checked():
              "signal.controls.oracle: unknown method 'orcale'; did you mean 'oracle'"),
             ({"signal": {"sources": ["olmo2"]}}, "signal.sources: unknown source 'olmo2'"),
             ({"signal": {"seeds": [0, 1, 2, 3, 9]}}, r"signal.seeds must include every seed of `seeds`; missing \[4\]"),
-            ({"corpus": {"kind": "local", "path": "x.txt"}, "source_training": {"passes": None, "budget": 9},
-              "signal": {"shape": "4L-1.2M"}}, "signal: the signal report's floors and controls need the generated")]:
+            ({"signal": {"map": [{"name": "oracle-embed", "source": "twin2"}]}}, r"signal.map\[0\]: unknown source")]:
         with pytest.raises(HarnessError, match=message):
             resolve(merge(base, diff))
+    # on real text the report runs without A1 (tests/test_signal.py), the twin trained on that text
+    real = load_profile("micro-real")
+    assert real["signal"]["controls"] == base["signal"]["controls"] and "map" not in real["signal"]
+    assert real["sources"]["twin"]["shape"] == "4L-1.2M" and real["corpus"]["kind"] == "local"
 
 
 def test_a_budget_below_one_batch_and_heads_that_do_not_divide_hidden_fail_before_any_job():

@@ -193,6 +193,11 @@ def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
     assert all("▼" in c for c in band["Oracle-FFN"]) and not any("▼" in c or "▲" in c for c in band["Scratch (A/A)"])
     assert "resolved below until 30.0k, closed from 40.0k" in text
 
+    # on real text (no generated world, as micro-real): A1 does not apply, the rest is computed
+    text = render({**_cfg(big_world), "world": None, "curves": _write_curves(tmp_path, gaps)}, results)
+    v = _verdicts(text)
+    assert v["A1"] == "n/a" and "## A1" not in text and all(v[f"A{i}"] == "**PASS**" for i in range(2, 10))
+
     gaps[("oracle-ffn", "twin")] = lambda t: 0.0
     v = _verdicts(render({**_cfg(big_world), "curves": _write_curves(tmp_path, gaps)}, results))
     assert v["A8"] == v["A9"] == "**FAIL**"

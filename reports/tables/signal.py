@@ -47,6 +47,12 @@ def inputs(grid: Grid) -> list[str]:
     return [*evals, *untrained, *grid.source_evals(sources, grid.mc_tasks)]
 
 
+def _world(grid: Grid) -> str | None:
+    """The generated world A1's floors are computed on; None on real text and tasks (A1 then
+    does not apply: the floors need a world whose answers are balanced by construction)."""
+    return grid.WORLD if grid.C["corpus"]["kind"] == "world" else None
+
+
 def cfg(grid: Grid) -> str:
     sig, transfer, rows, sources = _plan(grid)
     C = grid.C
@@ -54,7 +60,7 @@ def cfg(grid: Grid) -> str:
                            shape=[sig["shape"], C["shapes"][sig["shape"]]],
                            controls={role: list(r) for role, r in grid.signal_controls.items()},
                            transfer=[list(r) for r in transfer], sources=grid.source_labels(sources),
-                           world=grid.WORLD, heldout=grid.heldout_cfg(),
+                           world=_world(grid), heldout=grid.heldout_cfg(),
                            curves=_curves(grid),
                            generation=[[t, C["generation_tasks"][t]["label"], grid.task_data(t)] for t in grid.gen_tasks
                                        if C["generation_tasks"][t]["kind"] == "generated"])
@@ -65,5 +71,5 @@ SIGNAL = Report(
     renderer="reports.signal:render", enabled=lambda grid: "signal" in grid.C, inputs=inputs, cfg=cfg,
     # the world's and the generation tasks' data: the report reads the tasks' records itself
     # and the pre-trainings whose held-out loss curves A8/A9 read
-    needs=lambda grid: [grid.WORLD, *(grid.task_data(t) for t in grid.gen_tasks),
+    needs=lambda grid: [*filter(None, [_world(grid)]), *(grid.task_data(t) for t in grid.gen_tasks),
                         *curve_dirs(_curves(grid))])
