@@ -47,7 +47,7 @@ _fork_server = []
 
 onstart:
     if C.get("fork_server", sys.platform == "linux") and workflow.local_exec and workflow.is_main_process:
-        _fork_server.append(forkserver.start(L + "/fork-server.log"))
+        _fork_server.append(forkserver.start(G.log("fork_server")))
 
 
 onsuccess:

@@ -97,6 +97,55 @@ def curve_dirs(curves: list[list]) -> list[str]:
     return sorted({path.rsplit("/", 1)[0] for *_, path in curves})
 
 
+class _Wildcards(dict):
+    """`str.format_map` over these leaves every wildcard it is not given as Snakemake's `{name}`."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+_STUDENT = "students/{method}/{source}/{shape}/seed{seed}"
+# Every path the workflow writes, named once, relative to results/<profile>; the rules and the
+# reports take theirs from here (`Grid.path`), with the wildcards they do not give left for Snakemake.
+PATHS = {
+    "world": "data/world",
+    "world_task": "data/world/tasks/{task}",  # a generated task's splits, inside the world
+    "corpus": "data/corpus",
+    "tokenizer": "data/tokenizer",
+    "tokens": "data/tokens.npy",
+    "source_tokens": "data/tokens-{source}.npy",  # the corpus in a source's own tokenizer's ids
+    "task_export": "data/tasks/{task}",
+    "instructions": "data/instructions/{task}",
+    "source": "sources/{source}",
+    "artifact": "artifacts/{method}/{source}",
+    "source_sft": "sources-sft/{source}/{task}",
+    "source_eval": "sources-eval/{source}/{variant}/{task}.json",
+    "student": _STUDENT,
+    "pretrain": _STUDENT + "/{budget}/pretrain",
+    "sft": _STUDENT + "/{budget}/sft/{task}",
+    "eval": _STUDENT + "/{budget}/eval/{task}.json",  # after SFT
+    "eval_zeroshot": _STUDENT + "/{budget}/eval/zeroshot/{task}.json",  # the pre-trained student
+    "eval_paraphrase": _STUDENT + "/{budget}/eval/paraphrase/{task}.json",  # after SFT, held-out phrasing
+    "init_eval": _STUDENT + "/init-eval/{task}.json",  # the untrained student
+}
+# Each job's log, relative to logs/<profile> and without `.log`; its benchmark file follows it
+# (`Grid.benchmark_of`).
+LOGS = {
+    **{name: PATHS[name] for name in ("world", "corpus", "tokenizer", "task_export", "instructions", "source",
+                                      "artifact", "source_sft", "pretrain", "sft")},
+    "tokens": "data/tokens",
+    "source_tokens": "data/tokens-{source}",
+    "source_eval": "sources-eval/{source}/{variant}-multiple-choice",
+    "source_eval_generation": "sources-eval/{source}/{variant}",
+    "sft_group": _STUDENT + "/{budget}/sft/{kind}",  # one job fine-tunes (and evaluates) a kind of task
+    "eval": _STUDENT + "/{budget}/eval",
+    "eval_generation": _STUDENT + "/{budget}/eval_generation",
+    "init_eval": _STUDENT + "/init-eval",
+    "report": "reports/{report}",
+    "fork_server": "fork-server",  # the run's warm process (harness/forkserver.py)
+}
+
+
 def as_json(**slice_: Any) -> str:
     return json.dumps(slice_, sort_keys=True, separators=(",", ":"))
 
@@ -110,10 +159,10 @@ class Grid:
         self.R = f"results/{self.profile}"
         self.L = f"logs/{self.profile}"
         self.B = f"benchmarks/{self.profile}"  # Snakemake's per-job timings (`python -m harness timings`)
-        self.STUDENT = self.R + "/students/{method}/{source}/{shape}/seed{seed}"
-        self.WORLD = self.R + "/data/world"
-        self.TOKENIZER = self.R + "/data/tokenizer"
-        self.TOKENS = self.R + "/data/tokens.npy"
+        self.STUDENT = self.path("student")
+        self.WORLD = self.path("world")
+        self.TOKENIZER = self.path("tokenizer")
+        self.TOKENS = self.path("tokens")
         self.budget = config["report_budget"]  # the budget the tables report
         self.shapes = list(config["shapes"])
         self.mc_tasks = list(config["tasks"])
@@ -145,6 +194,14 @@ class Grid:
         table = self.C.get("resources", {})
         return {**table.get("default", {}), **table.get(rule, {})}
 
+    def path(self, name: str, **wildcards: Any) -> str:
+        """The path `PATHS[name]` names, under results/<profile>, with `wildcards` filled in."""
+        return f"{self.R}/" + PATHS[name].format_map(_Wildcards(wildcards))
+
+    def log(self, name: str, **wildcards: Any) -> str:
+        """The log `LOGS[name]` names, under logs/<profile>."""
+        return f"{self.L}/" + LOGS[name].format_map(_Wildcards(wildcards)) + ".log"
+
     def benchmark_of(self, rule: str, log: str) -> str:
         """The job's Snakemake benchmark file (wall and CPU seconds, peak memory): under the rule's
         name, then its log's path (`python -m harness timings` groups by rule)."""
@@ -153,7 +210,7 @@ class Grid:
     # ------------------------------------------------------------ paths
 
     def corpus_input(self) -> str:
-        return self.WORLD if self.C["corpus"]["kind"] == "world" else self.R + "/data/corpus"
+        return self.WORLD if self.C["corpus"]["kind"] == "world" else self.path("corpus")
 
     def corpus_file(self) -> str:
         return self.corpus_input() + "/corpus.txt"
@@ -167,24 +224,24 @@ class Grid:
         """The output that holds `task`'s splits: the world (generated multiple-choice tasks), an
         lm-eval export, or a generation task's own directory (generated or read from files)."""
         if task in self.gen_tasks:
-            return self.R + f"/data/instructions/{task}"
-        return self.WORLD if self.C["tasks"][task]["kind"] == "generated" else self.R + f"/data/tasks/{task}"
+            return self.path("instructions", task=task)
+        return self.WORLD if self.C["tasks"][task]["kind"] == "generated" else self.path("task_export", task=task)
 
     def task_path(self, task: str) -> str:
         """The directory of `task`'s split files (inside the world, for a generated task)."""
-        return self.WORLD + f"/tasks/{task}" if self.task_data(task) == self.WORLD else self.task_data(task)
+        return self.path("world_task", task=task) if self.task_data(task) == self.WORLD else self.task_data(task)
 
     def source_dir(self, source: str) -> str:
-        return self.R + f"/sources/{source}"
+        return self.path("source", source=source)
 
     def tokens_for(self, source: str) -> str:
         """The token stream a source reads (extraction): the students', or, for a checkpoint with
         `tokenizer: own`, the corpus in its own tokenizer's ids."""
         own = self.C["sources"][source].get("tokenizer") == "own"
-        return self.R + f"/data/tokens-{source}.npy" if own else self.TOKENS
+        return self.path("source_tokens", source=source) if own else self.TOKENS
 
     def student(self, method: str, source: str, shape: str, seed) -> str:
-        return self.STUDENT.format(method=method, source=source, shape=shape, seed=seed)
+        return self.path("student", method=method, source=source, shape=shape, seed=seed)
 
     def pretrained(self, method: str, source: str, shape: str, seed, budget: str) -> str:
         """The checkpoint SFT starts from: the method's own, or the plain student's (Scratch's) when
@@ -193,7 +250,7 @@ class Grid:
 
         if shares_pretraining(method):
             method, source = plain_method(), NO_SOURCE
-        return self.student(method, source, shape, seed) + f"/{budget}/pretrain"
+        return self.path("pretrain", method=method, source=source, shape=shape, seed=seed, budget=budget)
 
     def init_inputs(self, method: str, source: str) -> dict[str, str]:
         """What building a student reads: the tokenizer, the source, and the artifact of a method
@@ -206,7 +263,7 @@ class Grid:
             inputs["source"] = self.source_dir(source)
             if implements(method, "extract"):
                 owner = artifact_method(method, self.C.get("method_options", {}))
-                inputs["artifact"] = self.R + f"/artifacts/{owner}/{source}"
+                inputs["artifact"] = self.path("artifact", method=owner, source=source)
         return inputs
 
     def eval_files(self, table_rows: list[Row], shapes: list[str], budget: str, tasks: list[str],
@@ -214,21 +271,21 @@ class Grid:
         """Evaluation JSON of rows x shapes x seeds (the profile's unless given) x tasks; `stage`
         "zeroshot": the students before SFT, "paraphrase": the fine-tuned students on the held-out
         phrasing."""
-        folder = "eval" if stage == "sft" else f"eval/{stage}"
-        return [self.student(m, s, shape, seed) + f"/{budget}/{folder}/{t}.json"
+        name = "eval" if stage == "sft" else f"eval_{stage}"
+        return [self.path(name, method=m, source=s, shape=shape, seed=seed, budget=budget, task=t)
                 for m, s, _ in table_rows for shape in shapes for seed in (seeds or self.C["seeds"]) for t in tasks]
 
     def source_evals(self, sources: list[str], tasks: list[str], variants=("base", "sft")) -> list[str]:
         """Evaluation JSON of sources: `base` zero-shot, `sft` fine-tuned on each task."""
-        return [self.R + f"/sources-eval/{s}/{v}/{t}.json" for s in sources for v in variants for t in tasks]
+        return [self.path("source_eval", source=s, variant=v, task=t) for s in sources for v in variants for t in tasks]
 
     def source_labels(self, sources: list[str]) -> list[list[str]]:
         return [[s, self.C["sources"][s].get("label", s)] for s in sources]
 
     def generation_models(self, method: str, source: str, shape: str, seed, budget: str) -> list[str]:
         """The fine-tuned model that scores each generation task (tasks may share one: `sft_task`)."""
-        student = self.student(method, source, shape, seed) + f"/{budget}"
-        return [f"{student}/sft/{self.sft_task(t)}" for t in self.gen_tasks]
+        return [self.path("sft", method=method, source=source, shape=shape, seed=seed, budget=budget,
+                          task=self.sft_task(t)) for t in self.gen_tasks]
 
     # ------------------------------------------------------------ shared work
 

@@ -16,10 +16,8 @@ except HarnessError as e:
     sys.exit(f"error: {e}")
 
 G = Grid(C)
-R, L, STUDENT = G.R, G.L, G.STUDENT
 MC_TASKS, GEN_TASKS = G.mc_tasks, G.gen_tasks
 os.environ[PYTHON_ENV] = sys.executable  # jobs run the interpreter running Snakemake (harness/workflow.py)
-STUDENT_LOG = L + "/students/{method}/{source}/{shape}/seed{seed}"
 
 
 def _alternatives(names):

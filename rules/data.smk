@@ -5,9 +5,9 @@ rule world:
     output:
         directory(G.WORLD),
     log:
-        L + "/data/world.log",
+        G.log("world"),
     benchmark:
-        G.benchmark_of("world", L + "/data/world.log"),
+        G.benchmark_of("world", G.log("world")),
     params:
         cfg=as_json(world=C.get("world"), tasks=[t for t, v in C["tasks"].items() if v["kind"] == "generated"]),
     threads: 1
@@ -19,11 +19,11 @@ rule world:
 
 rule corpus:
     output:
-        directory(R + "/data/corpus"),
+        directory(G.path("corpus")),
     log:
-        L + "/data/corpus.log",
+        G.log("corpus"),
     benchmark:
-        G.benchmark_of("corpus", L + "/data/corpus.log"),
+        G.benchmark_of("corpus", G.log("corpus")),
     params:
         cfg=as_json(corpus=C["corpus"]),
     threads: 1
@@ -39,9 +39,9 @@ rule tokenizer:
     output:
         directory(G.TOKENIZER),
     log:
-        L + "/data/tokenizer.log",
+        G.log("tokenizer"),
     benchmark:
-        G.benchmark_of("tokenizer", L + "/data/tokenizer.log"),
+        G.benchmark_of("tokenizer", G.log("tokenizer")),
     params:
         cfg=as_json(tokenizer=C["tokenizer"]),
         corpus=G.corpus_file(),
@@ -59,9 +59,9 @@ rule tokens:
     output:
         G.TOKENS,
     log:
-        L + "/data/tokens.log",
+        G.log("tokens"),
     benchmark:
-        G.benchmark_of("tokens", L + "/data/tokens.log"),
+        G.benchmark_of("tokens", G.log("tokens")),
     params:
         cfg=as_json(),
         corpus=G.corpus_file(),
@@ -74,11 +74,11 @@ rule tokens:
 
 rule export_task:
     output:
-        directory(R + "/data/tasks/{task}"),
+        directory(G.path("task_export")),
     log:
-        L + "/data/tasks/{task}.log",
+        G.log("task_export"),
     benchmark:
-        G.benchmark_of("export_task", L + "/data/tasks/{task}.log"),
+        G.benchmark_of("export_task", G.log("task_export")),
     params:
         cfg=lambda w: G.export_task_cfg(w.task),
     threads: 1
@@ -91,11 +91,11 @@ rule export_task:
 if GEN_TASKS:
     rule instruction_task:
         output:
-            directory(R + "/data/instructions/{task}"),
+            directory(G.path("instructions")),
         log:
-            L + "/data/instructions/{task}.log",
+            G.log("instructions"),
         benchmark:
-            G.benchmark_of("instruction_task", L + "/data/instructions/{task}.log"),
+            G.benchmark_of("instruction_task", G.log("instructions")),
         params:
             cfg=lambda w: G.instruction_task_cfg(w.task),
         wildcard_constraints:

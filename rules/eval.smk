@@ -4,11 +4,11 @@
 # `sft_jobs: student` that process is the fine-tuning job's own (rules/students.smk).
 
 EVAL_OUTPUTS = {
-    "sft": [STUDENT + f"/{{budget}}/eval/{task}.json" for task in MC_TASKS],
-    "zeroshot": [STUDENT + f"/{{budget}}/eval/zeroshot/{task}.json" for task in MC_TASKS],
-    "paraphrase": [STUDENT + f"/{{budget}}/eval/paraphrase/{task}.json" for task in MC_TASKS] if G.paraphrase else [],
+    "sft": [G.path("eval", task=task) for task in MC_TASKS],
+    "zeroshot": [G.path("eval_zeroshot", task=task) for task in MC_TASKS],
+    "paraphrase": [G.path("eval_paraphrase", task=task) for task in MC_TASKS] if G.paraphrase else [],
 }
-EVAL_GENERATION_OUTPUTS = {"evals": [STUDENT + f"/{{budget}}/eval/{task}.json" for task in GEN_TASKS]}
+EVAL_GENERATION_OUTPUTS = {"evals": [G.path("eval", task=task) for task in GEN_TASKS]}
 
 
 def eval_args(models):
@@ -38,16 +38,15 @@ def generation_models(w):
 if G.sft_groups() is None:  # one job per task fine-tunes: evaluation is a job of its own
     rule eval:
         input:
-            models=lambda w: [G.student(w.method, w.source, w.shape, w.seed) + f"/{w.budget}/sft/{t}"
-                              for t in MC_TASKS],
+            models=lambda w: [G.path("sft", **dict(w.items()), task=t) for t in MC_TASKS],
             tasks=sorted({G.task_data(t) for t in MC_TASKS}),
             pretrained=pretrained,
         output:
             **EVAL_OUTPUTS,
         log:
-            STUDENT_LOG + "/{budget}/eval.log",
+            G.log("eval"),
         benchmark:
-            G.benchmark_of("eval", STUDENT_LOG + "/{budget}/eval.log"),
+            G.benchmark_of("eval", G.log("eval")),
         params:
             cfg=eval_cfg,
             scored=[G.task_path(t) for t in MC_TASKS],
@@ -65,9 +64,9 @@ if G.sft_groups() is None:  # one job per task fine-tunes: evaluation is a job o
             output:
                 **EVAL_GENERATION_OUTPUTS,
             log:
-                STUDENT_LOG + "/{budget}/eval_generation.log",
+                G.log("eval_generation"),
             benchmark:
-                G.benchmark_of("eval_generation", STUDENT_LOG + "/{budget}/eval_generation.log"),
+                G.benchmark_of("eval_generation", G.log("eval_generation")),
             params:
                 cfg=eval_generation_cfg,
                 scored=[G.task_data(t) for t in GEN_TASKS],

@@ -9,7 +9,7 @@ REPORTS = enabled_reports(G)
 def _report_rule(r):
     """A function, not a loop body: Snakemake evaluates a rule's `shell:` when the job runs, so
     a loop variable there would be the last report's for every rule."""
-    log = L + f"/reports/{r.name}.log"
+    log = G.log("report", report=r.name)
 
     rule:
         name: r.name

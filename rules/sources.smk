@@ -10,11 +10,11 @@ rule source:
     input:
         unpack(_source_build_inputs),
     output:
-        directory(R + "/sources/{source}"),
+        directory(G.path("source")),
     log:
-        L + "/sources/{source}.log",
+        G.log("source"),
     benchmark:
-        G.benchmark_of("source", L + "/sources/{source}.log"),
+        G.benchmark_of("source", G.log("source")),
     params:
         cfg=lambda w: G.source_cfg(w.source),
         tokenizer=G.TOKENIZER,
@@ -31,7 +31,7 @@ def _extract_inputs(wildcards):
     """The source, the pre-training token stream, and the data of every task (expert counting)."""
     inputs = {"source": G.source_dir(wildcards.source), "tokens": G.tokens_for(wildcards.source),
               "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
-    if G.domains_dir() and G.domains_dir() != G.WORLD + "/domains":  # the world is a task input already
+    if G.domains_dir() and G.C["corpus"]["kind"] != "world":  # the world is a task input already
         inputs["corpus"] = G.corpus_input()
     return inputs
 
@@ -40,11 +40,11 @@ rule extract:
     input:
         unpack(_extract_inputs),
     output:
-        directory(R + "/artifacts/{method}/{source}"),
+        directory(G.path("artifact")),
     log:
-        L + "/artifacts/{method}/{source}.log",
+        G.log("artifact"),
     benchmark:
-        G.benchmark_of("extract", L + "/artifacts/{method}/{source}.log"),
+        G.benchmark_of("extract", G.log("artifact")),
     params:
         cfg=lambda w: G.extract_cfg(w.method),
         tasks=[G.task_path(t) for t in MC_TASKS],
@@ -63,11 +63,11 @@ rule source_tokens:
     input:
         corpus=G.corpus_input(),
     output:
-        R + "/data/tokens-{source}.npy",
+        G.path("source_tokens"),
     log:
-        L + "/data/tokens-{source}.log",
+        G.log("source_tokens"),
     benchmark:
-        G.benchmark_of("source_tokens", L + "/data/tokens-{source}.log"),
+        G.benchmark_of("source_tokens", G.log("source_tokens")),
     params:
         cfg=as_json(),
         corpus=G.corpus_file(),
@@ -84,14 +84,14 @@ rule source_tokens:
 # Table 2 and the PKT table: each source fine-tuned on a task (the SFT its students get) and scored.
 rule source_sft:
     input:
-        source=R + "/sources/{source}",
+        source=G.path("source"),
         task=lambda w: G.task_data(w.task),
     output:
-        directory(R + "/sources-sft/{source}/{task}"),
+        directory(G.path("source_sft")),
     log:
-        L + "/sources-sft/{source}/{task}.log",
+        G.log("source_sft"),
     benchmark:
-        G.benchmark_of("source_sft", L + "/sources-sft/{source}/{task}.log"),
+        G.benchmark_of("source_sft", G.log("source_sft")),
     params:
         cfg=lambda w: G.source_sft_cfg(w.task),
         task=lambda w: G.task_path(w.task),
@@ -103,8 +103,8 @@ rule source_sft:
 
 
 def _source_eval_mc_inputs(wildcards):
-    models = ([R + f"/sources/{wildcards.source}"] * len(MC_TASKS) if wildcards.variant == "base"
-              else [R + f"/sources-sft/{wildcards.source}/{t}" for t in MC_TASKS])
+    models = ([G.source_dir(wildcards.source)] * len(MC_TASKS) if wildcards.variant == "base"
+              else [G.path("source_sft", source=wildcards.source, task=t) for t in MC_TASKS])
     return {"models": models, "tasks": sorted({G.task_data(t) for t in MC_TASKS})}
 
 
@@ -113,11 +113,11 @@ rule source_eval:
     input:
         unpack(_source_eval_mc_inputs),
     output:
-        [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in MC_TASKS],
+        [G.path("source_eval", task=t) for t in MC_TASKS],
     log:
-        L + "/sources-eval/{source}/{variant}-multiple-choice.log",
+        G.log("source_eval"),
     benchmark:
-        G.benchmark_of("source_eval", L + "/sources-eval/{source}/{variant}-multiple-choice.log"),
+        G.benchmark_of("source_eval", G.log("source_eval")),
     params:
         cfg=lambda w: G.source_eval_cfg(w.source, w.variant),
         tasks=[G.task_path(t) for t in MC_TASKS],
@@ -132,8 +132,8 @@ rule source_eval:
 
 if GEN_TASKS:
     def _source_eval_inputs(wildcards):
-        base = [R + f"/sources/{wildcards.source}"] * len(GEN_TASKS)
-        sft = [R + f"/sources-sft/{wildcards.source}/{G.sft_task(t)}" for t in GEN_TASKS]
+        base = [G.source_dir(wildcards.source)] * len(GEN_TASKS)
+        sft = [G.path("source_sft", source=wildcards.source, task=G.sft_task(t)) for t in GEN_TASKS]
         return {"models": base if wildcards.variant == "base" else sft, "tasks": [G.task_data(t) for t in GEN_TASKS]}
 
 
@@ -141,11 +141,11 @@ if GEN_TASKS:
         input:
             unpack(_source_eval_inputs),
         output:
-            [R + f"/sources-eval/{{source}}/{{variant}}/{t}.json" for t in GEN_TASKS],
+            [G.path("source_eval", task=t) for t in GEN_TASKS],
         log:
-            L + "/sources-eval/{source}/{variant}.log",
+            G.log("source_eval_generation"),
         benchmark:
-            G.benchmark_of("source_eval_generation", L + "/sources-eval/{source}/{variant}.log"),
+            G.benchmark_of("source_eval_generation", G.log("source_eval_generation")),
         params:
             cfg=lambda w: G.source_eval_cfg(w.source, w.variant, generation=True),
         wildcard_constraints:

@@ -7,11 +7,11 @@ rule pretrain:
     input:
         unpack(lambda w: {**G.init_inputs(w.method, w.source), "tokens": G.TOKENS}),
     output:
-        directory(STUDENT + "/{budget}/pretrain"),
+        directory(G.path("pretrain")),
     log:
-        STUDENT_LOG + "/{budget}/pretrain.log",
+        G.log("pretrain"),
     benchmark:
-        G.benchmark_of("pretrain", STUDENT_LOG + "/{budget}/pretrain.log"),
+        G.benchmark_of("pretrain", G.log("pretrain")),
     params:
         cfg=lambda w: G.pretrain_cfg(w.method, w.shape, w.budget),
         source=source_arg,
@@ -67,14 +67,14 @@ def _sft_rule(name, tasks, models, log, evaluation=None):
 
 SFT_GROUPS = G.sft_groups()
 if SFT_GROUPS is None:
-    _sft_rule("sft", lambda w: [w.task], directory(STUDENT + "/{budget}/sft/{task}"),
-              STUDENT_LOG + "/{budget}/sft/{task}.log")
+    _sft_rule("sft", lambda w: [w.task], directory(G.path("sft")),
+              G.log("sft"))
 else:
     # a student's fine-tuning and its evaluation in one process: on micro each takes about a
     # second, and each process would start in about five
     for _kind, _tasks in SFT_GROUPS.items():
-        _student_log = STUDENT_LOG + f"/{{budget}}/sft/{_kind}.log"
-        _models = [directory(STUDENT + f"/{{budget}}/sft/{t}") for t in _tasks]
+        _student_log = G.log("sft_group", kind=_kind)
+        _models = [directory(G.path("sft", task=t)) for t in _tasks]
         if _kind == "multiple_choice":
             _sft_rule("sft", _tasks, _models, _student_log,
                       (("eval", "eval_cfg", *eval_args("{params.scored_models}")), eval_cfg, EVAL_OUTPUTS, MC_TASKS,
@@ -91,11 +91,11 @@ rule init_eval:
     input:
         unpack(lambda w: {**G.init_inputs(w.method, w.source), "tasks": sorted({G.task_data(t) for t in MC_TASKS})}),
     output:
-        [STUDENT + f"/init-eval/{task}.json" for task in MC_TASKS],
+        [G.path("init_eval", task=task) for task in MC_TASKS],
     log:
-        STUDENT_LOG + "/init-eval.log",
+        G.log("init_eval"),
     benchmark:
-        G.benchmark_of("init_eval", STUDENT_LOG + "/init-eval.log"),
+        G.benchmark_of("init_eval", G.log("init_eval")),
     params:
         cfg=lambda w: G.untrained_eval_cfg(w.method, w.source, w.shape, w.seed),
         tasks=[G.task_path(t) for t in MC_TASKS],

@@ -127,3 +127,15 @@ def test_every_document_the_code_cites_is_in_the_repo():
     assert links and all((REPO / link).exists() for link in links), [link for link in links
                                                                         if not (REPO / link).exists()]
     assert len(readme.splitlines()) <= 300
+
+
+def test_the_rules_build_no_path_by_concatenation():
+    """Every path a rule names comes from the grid's named templates (`harness.grid.PATHS`,
+    `LOGS`): none is pieced together in `rules/` or the Snakefile."""
+    import re
+
+    glued = re.compile(r"""\+\s*f?["'][^"']*/|["'][^"']*/["']\s*\+|\b(?:R|L|STUDENT)\s*\+""")
+    found = [f"{path.name}:{n}: {line.strip()}" for path in [*(REPO / "rules").glob("*.smk"), REPO / "Snakefile"]
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if glued.search(line.split("#")[0]) and "workflow.basedir" not in line]
+    assert not found, found
