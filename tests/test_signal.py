@@ -202,3 +202,32 @@ def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
     v = _verdicts(render({**_cfg(big_world), "curves": _write_curves(tmp_path, gaps)}, results))
     assert v["A8"] == v["A9"] == "**FAIL**"
     assert all(v[f"A{i}"] == "**PASS**" for i in range(1, 8))  # the accuracy view does not move
+
+
+def test_the_knowledge_map_puts_each_part_in_both_views(big_world, tmp_path):
+    """Planted: the embeddings carry the facts (accuracy +, loss −), the spectrum control only an
+    early head start in the loss, MASA from the twin nothing."""
+    from reports.knowledge_map import render
+    from reports.render import load_results
+
+    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
+    rows = {("scratch", "none", "sft"): _chance, ("oracle-embed", "twin", "sft"): knows,
+            ("oracle-ffn-spectrum", "twin", "sft"): _swapped(10), ("masa", "twin", "sft"): _swapped(20)}
+    results = load_results(_records(big_world, tmp_path, rows))
+    head_start = lambda t: -0.3 if t <= 20_000 else 0.0  # noqa: E731
+    curves = _write_curves(tmp_path, {("scratch", "none"): lambda t: 0.0, ("oracle-embed", "twin"): lambda t: -0.8,
+                                      ("oracle-ffn-spectrum", "twin"): head_start, ("masa", "twin"): lambda t: 0.0})
+    cfg = {**_cfg(big_world), "shapes": [["S", {}]], "curves": curves,
+           "rows": [["scratch", "none", "Scratch"], ["oracle-embed", "twin", "Twin: embeddings + head"],
+                    ["oracle-ffn-spectrum", "twin", "Twin: FFN spectrum"], ["masa", "twin", "MASA-Twin"]]}
+    text = render(cfg, results)
+    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in text.split("| Row | Δ accuracy")[1].split("\n\n")[0].splitlines()[2:]}
+    assert set(table) == {"Twin: embeddings + head", "Twin: FFN spectrum", "MASA-Twin"}
+    accuracy, loss, factor, head = table["Twin: embeddings + head"]
+    assert accuracy.endswith("▲") and loss.endswith("▼") and "×" in factor
+    accuracy, loss, _, head = table["Twin: FFN spectrum"]
+    assert not accuracy.endswith(("▲", "▼")) and not loss.endswith(("▲", "▼"))
+    assert head.startswith("resolved below until 20.0k, closed from 30.0k")
+    accuracy, loss, _, head = table["MASA-Twin"]
+    assert not loss.endswith(("▲", "▼")) and head.startswith("never resolved below")

@@ -114,6 +114,27 @@ def test_smoke_data_efficiency_table_and_figure(smoke_run):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
+def _final_heldout(smoke_run, method, source, shape, seed):
+    log = smoke_run / f"results/smoke/students/{method}/{source}/{shape}/seed{seed}/250k/pretrain/train_log.jsonl"
+    return [json.loads(line)["eval"]["heldout_loss"] for line in log.read_text().splitlines()
+            if "heldout_loss" in line][-1]
+
+
+@smoke_dag
+def test_smoke_table1_and_table4_loss_views_are_the_training_logs(smoke_run):
+    """The loss view under Table 1 and Table 4: each row's gap at the budget is the seed mean of
+    its final held-out loss minus Scratch's, read here from the pre-training logs themselves."""
+    for report, row, method in (("table1.md", "MASA-OLMoE", "masa"), ("table4.md", "w.o. Adaptive Scaling",
+                                                                       "masa-no-scaling")):
+        text = (smoke_run / "reports" / report).read_text()
+        assert "## The loss view" in text
+        loss = parse_table(text.split("## The loss view")[1])
+        for shape in (("1L-tiny", "2L-tiny") if report == "table1.md" else ("2L-tiny",)):
+            gaps = [_final_heldout(smoke_run, method, "olmoe", shape, s) - _final_heldout(smoke_run, "scratch", "none",
+                                                                                          shape, s) for s in (0, 1)]
+            assert float(loss[(shape, row)][0].split()[0]) == pytest.approx(statistics.fmean(gaps), abs=5e-4)
+
+
 def _check_row(smoke_run, table, row, method, source, tasks):
     evals = [json.loads(p.read_text()) for p in (smoke_run / f"results/smoke/students/{method}/{source}").rglob(
         "eval/*.json")]
