@@ -281,31 +281,36 @@ def saved_table(saved: dict[str, list[tuple[int, list[float | None]]]], ref_labe
     return lines
 
 
-def rows_section(cfg: dict, what: str) -> str:
+def rows_section(cfg: dict, what: str, curves_too: bool = False) -> str:
     """The loss view of a grid table's rows (`cfg`: rows, shapes, reference, curves at the
     table's budget), one line per (shape, row): the gap at the budget, the data factor and the
-    head start; "" when the config names no curves (a profile without `heldout`)."""
+    head start, and with `curves_too` each shape's gap at every logged token count; "" when the
+    config names no curves (a profile without `heldout`)."""
     curves = load_curves(cfg)
     if not curves:
         return ""
     ref_method, ref_source, ref_label = cfg["reference"]
     lines = [f"| Shape | Row | Δ held-out loss at budget vs {ref_label} | data factor | head start |",
              "|---|---|---|---|---|"]
+    along = []
     for shape, _ in cfg["shapes"]:
         reference = curves.get((ref_method, ref_source, shape), {})
-        first = True
+        gaps = {}
         for method, source, label in cfg["rows"]:
             row = curves.get((method, source, shape), {})
             if (method, source) == (ref_method, ref_source) or not row or not reference:
                 continue
+            gaps[label] = paired_gap(row, reference)
             gap, factor = fmt_endpoint(endpoint(row, reference))
-            closing = fmt_closing(head_start_closes(paired_gap(row, reference)))
-            lines.append(f"| {shape if first else ''} | {label} | {gap} | {factor} | {closing} |")
-            first = False
+            lines.append(f"| {'' if len(gaps) > 1 else shape} | {label} | {gap} | {factor} | "
+                         f"{fmt_closing(head_start_closes(gaps[label]))} |")
+        if curves_too and gaps:
+            along += ["", f"{shape}, the gap at every logged token count: mean [simultaneous 95% band, "
+                          "Bonferroni over the points]:", "", *gap_table(gaps)]
     return (f"\n## The loss view: held-out LM loss of {what}\n\n"
             f"The same students' held-out LM loss during pre-training, paired by seed with {ref_label}'s (same data "
             "order, same held-out windows): the gap at the budget in nats (95% t interval over seeds; ▼ lower, ▲ "
             f"higher, resolved), the data factor (budget / tokens to reach {ref_label}'s final loss), and where a "
             "head start closes (a simultaneous band over the logged token counts). The loss sees smaller "
             "effects than accuracy on a few hundred test items; docs/signal.md, \"The loss view\", says what "
-            "each view can see.\n\n" + "\n".join(lines) + "\n")
+            "each view can see.\n\n" + "\n".join(lines + along) + "\n")

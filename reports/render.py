@@ -359,7 +359,7 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
             "(CaseHOLD 82.43 is the 709M MASA-DeepSeek's). Ours are MASA from "
             f"`{source}` alone, at `{cfg['budget']}`.\n\n")
     return (f"# {title}\n\n" + _stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
-            + _paired(cfg, results) + _gene_sizes(cfg) + rows_section(cfg, "the same students"))
+            + _paired(cfg, results) + _gene_sizes(cfg) + rows_section(cfg, "the same students", curves_too=True))
 
 
 def _gene_sizes(cfg: dict) -> str:
