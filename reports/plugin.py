@@ -51,14 +51,14 @@ class Report:
 
     def render(self, cfg: dict, inputs: list[Path], out: Path) -> None:
         from harness.io import atomic_write_text
-        from reports.render import load_results
+        from reports.records import load_results
 
         module, _, function = self.renderer.partition(":")
         draw = getattr(importlib.import_module(module), function)
         if self.kind == "table":
-            atomic_write_text(out, draw(cfg, load_results(inputs)))
+            atomic_write_text(out, draw(cfg, load_results(inputs, cfg.get("profile"))))
         elif self.kind == "figure":
-            draw(cfg, load_results(inputs), out)
+            draw(cfg, load_results(inputs, cfg.get("profile")), out)
         elif self.kind == "log-table":
             atomic_write_text(out, draw(cfg))
         else:

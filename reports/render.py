@@ -24,9 +24,6 @@ from reports.loss_view import rows_section
 from reports.paired import PARAPHRASE, SFT, ZEROSHOT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
-REQUIRED = ("method", "source", "shape_name", "seed", "task", "value")
-
-
 @lru_cache(maxsize=1)
 def paper_numbers() -> dict:
     return load_yaml(PAPER_NUMBERS.read_text())
@@ -54,23 +51,6 @@ def _errata_notes(flags: dict, cfg: dict) -> str:
     notes = [f"- † {shape}, {row}: {note}" for (shape, row, _), note in flags.items()
              if shape in shown and row in labels]
     return "\nThe paper's own errors, beside its numbers as printed:\n\n" + "\n".join(notes) + "\n" if notes else ""
-
-
-def load_results(paths: list[Path]) -> list[dict]:
-    results = []
-    for path in paths:
-        try:
-            record = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise HarnessError(f"cannot read evaluation result {path}: {e}") from None
-        missing = [k for k in REQUIRED if k not in record]
-        if missing:
-            raise HarnessError(f"evaluation result {path} lacks {', '.join(missing)}")
-        record["_path"] = str(path)  # named by the pairing's errors
-        results.append(record)
-    if not results:
-        raise HarnessError("no evaluation results to report")
-    return results
 
 
 def _stamp(cfg: dict, what: str, paper_in_cells: bool = True) -> str:
