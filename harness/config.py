@@ -22,7 +22,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_PROFILE = "micro"
 # Names become path components and command-line words: no separators, no spaces, no shell
 # syntax, no leading dot (so neither `..` nor a hidden file).
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # a path component, well under any filesystem's limit
 NAMED_SECTIONS = ("shapes", "sources", "budgets", "tasks", "generation_tasks")
 
 
@@ -33,7 +33,8 @@ def check_names(config: dict) -> None:
         for name in section_value if isinstance(section_value, dict) else ():
             if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
                 raise HarnessError(f"config error: {section}: the name {name!r} is not safe in a path or a shell "
-                                   f"command; use letters, digits and . _ + - (starting with a letter or digit)")
+                                   f"command; use up to 64 letters, digits and . _ + - (starting with a letter or "
+                                   f"digit)")
 
 
 def merge(base: dict, diff: dict) -> dict:
@@ -137,15 +138,26 @@ def _one_line(error) -> str:
     return f"{where}: {error.message}"
 
 
+@lru_cache(maxsize=1)
+def _validator():
+    """The schema's validator, where `integer` means an int: JSON Schema counts 5120.0 as an
+    integer, which would pass validation and then fail a job (a token count, a seed in a path)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)(_schema())
+
+
 def validate(config: dict[str, Any]) -> None:
     """Raise HarnessError (one line) unless `config` is a valid resolved profile."""
     import jsonschema
 
-    from harness.registry import check_composition, check_options, method_names, unknown_name_message
+    from harness.registry import check_composition, check_options, implements, method_names, unknown_name_message
 
     check_names(config)
-    validator = jsonschema.Draft202012Validator(_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
     if error is not None:
         raise HarnessError(f"config error: {_one_line(error)}")
     known = method_names()
@@ -155,6 +167,15 @@ def validate(config: dict[str, Any]) -> None:
         if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
             raise HarnessError(f"config error: methods[{i}]: "
                                + unknown_name_message("source", row["source"], list(config["sources"])))
+        if implements(row["name"], "extract") and row.get("source", NO_SOURCE) == NO_SOURCE:
+            raise HarnessError(f"config error: methods[{i}]: {row['name']} extracts from a source; give it one "
+                               f"(`source:`, one of {', '.join(config['sources'])})")
+    seen = {}
+    for i, row in enumerate(rows(config)):  # a table cell is keyed by its row's method and source
+        if row[:2] in seen:
+            raise HarnessError(f"config error: methods[{i}] repeats methods[{seen[row[:2]]}] ({row.method} from "
+                               f"{row.source}): two rows of one student would render as one")
+        seen[row[:2]] = i
     def must_name(where: str, kind: str, value: str, section: str) -> None:
         if value not in config.get(section, {}):
             raise HarnessError(f"config error: {where}: " + unknown_name_message(

@@ -219,3 +219,21 @@ def test_sources_until_convergence_reaches_every_source_sft_job():
     no_dev = merge(load_profile("paper"), {"generation_tasks": {"dolly": {"dev": None}}})
     with pytest.raises(HarnessError, match="generation_tasks.dolly: no dev file for sft_generation.dev"):
         validate(resolve(no_dev))
+
+
+@pytest.mark.parametrize("diff,message", [
+    ({"budgets": {"250k": {"tokens": 256000.0}}}, r"budgets.250k.tokens: 256000.0 is not of type 'integer'"),
+    ({"seeds": [0, 1.0]}, r"seeds\[1\]: 1.0 is not of type 'integer'"),
+    ({"shapes": {"x" * 65: {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}}}, "use up to 64 letters"),
+    ({"methods": [{"name": "scratch"}, {"name": "masa", "label": "M"}]}, r"methods\[1\]: masa extracts from a source"),
+    ({"methods": [{"name": "scratch"}, {"name": "masa", "source": "olmo", "label": "A"},
+                  {"name": "masa", "source": "olmo", "label": "B"}]}, r"methods\[2\] repeats methods\[1\]"),
+])
+def test_config_values_that_would_fail_late_fail_at_validation(diff, message):
+    """A float where an integer goes, an over-long name, a source-less extraction and a repeated
+    row pass JSON Schema (or its default types) and fail mid-run or render wrongly: refused here."""
+    from harness.config import CONFIG_DIR
+    from harness.io import read_yaml
+
+    with pytest.raises(HarnessError, match=message):
+        resolve(merge(read_yaml(CONFIG_DIR / "micro.yaml"), diff))
