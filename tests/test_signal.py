@@ -98,18 +98,28 @@ def _verdicts(text):
             if line.startswith("| A")}
 
 
+def _knows(task, seed, i, k):
+    return i % 50 != 0
+
+
+def _passing_rows() -> dict:
+    """Planted accuracies that pass A1-A7: chance for Scratch, knowing sources and Oracle, a
+    graded control between, Oracle-FFN +2 items, the A/A row and MASA nothing."""
+    rows = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
+            ("oracle", "twin", "sft"): _knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2,
+            ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
+            ("masa", "olmo", "sft"): _swapped(20)}
+    for src in ("olmo", "twin"):
+        rows[("source", src, "zeroshot")] = _knows
+        rows[("source-sft", src, "sft")] = _knows
+    return rows
+
+
 def test_signal_report_passes_planted_controls_and_fails_when_they_vanish(big_world, tmp_path):
     from reports.records import load_results
     from reports.signal import render
 
-    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
-    rows = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
-            ("oracle", "twin", "sft"): knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2,
-            ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
-            ("masa", "olmo", "sft"): _swapped(20)}
-    for src in ("olmo", "twin"):
-        rows[("source", src, "zeroshot")] = knows
-        rows[("source-sft", src, "sft")] = knows
+    rows = _passing_rows()
     text = render(_cfg(big_world), load_results(_records(big_world, tmp_path, rows)))
     assert _verdicts(text) == {f"A{i}": "**PASS**" for i in range(1, 8)}, text
 
@@ -171,14 +181,7 @@ def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
     from reports.records import load_results
     from reports.signal import render
 
-    knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
-    rows = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
-            ("oracle", "twin", "sft"): knows, ("oracle-no-ffn", "twin", "sft"): lambda t, s, i, k: i % 3 != 2,
-            ("oracle-ffn", "twin", "sft"): _swapped(10, gain=2), ("scratch-aa", "none", "sft"): _swapped(10),
-            ("masa", "olmo", "sft"): _swapped(20)}
-    for src in ("olmo", "twin"):
-        rows[("source", src, "zeroshot")] = knows
-        rows[("source-sft", src, "sft")] = knows
+    rows = _passing_rows()
     results = load_results(_records(big_world, tmp_path, rows))
     head_start = lambda t: -0.5 if t <= 20_000 else (-0.5 * (40_000 - t) / 20_000 if t < 40_000 else 0.0)  # noqa: E731
     gaps = {("scratch", "none"): lambda t: 0.0, ("scratch-aa", "none"): lambda t: 0.0,
