@@ -167,15 +167,7 @@ def validate(config: dict[str, Any]) -> None:
         if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
             raise HarnessError(f"config error: methods[{i}]: "
                                + unknown_name_message("source", row["source"], list(config["sources"])))
-        if implements(row["name"], "extract") and row.get("source", NO_SOURCE) == NO_SOURCE:
-            raise HarnessError(f"config error: methods[{i}]: {row['name']} extracts from a source; give it one "
-                               f"(`source:`, one of {', '.join(config['sources'])})")
-    seen = {}
-    for i, row in enumerate(rows(config)):  # a table cell is keyed by its row's method and source
-        if row[:2] in seen:
-            raise HarnessError(f"config error: methods[{i}] repeats methods[{seen[row[:2]]}] ({row.method} from "
-                               f"{row.source}): two rows of one student would render as one")
-        seen[row[:2]] = i
+
     def must_name(where: str, kind: str, value: str, section: str) -> None:
         if value not in config.get(section, {}):
             raise HarnessError(f"config error: {where}: " + unknown_name_message(
@@ -200,6 +192,16 @@ def validate(config: dict[str, Any]) -> None:
             check_options(name, config.get("method_options", {}))
         except HarnessError as e:
             raise HarnessError(f"config error: {e}") from None
+    seen = {}
+    for i, row in enumerate(config["methods"]):  # (each composition's hooks are known to be unique by now)
+        if implements(row["name"], "extract") and row.get("source", NO_SOURCE) == NO_SOURCE:
+            raise HarnessError(f"config error: methods[{i}]: {row['name']} extracts from a source; give it one "
+                               f"(`source:`, one of {', '.join(config['sources'])})")
+        key = (row["name"], row.get("source", NO_SOURCE))  # a table cell is keyed by its row's method and source
+        if key in seen:
+            raise HarnessError(f"config error: methods[{i}] repeats methods[{seen[key]}] ({key[0]} from {key[1]}): "
+                               "two rows of one student would render as one")
+        seen[key] = i
     labels = [row_label(config, r) for r in config["methods"]]
     if len(set(labels)) != len(labels):
         raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")
