@@ -447,6 +447,8 @@ data_dir: {shared_data}
 seeds: [0]
 shapes: {{2L-tiny: null}}
 methods: [{{name: scratch, label: Scratch}}]
+sources: {{twin: null}}
+signal: null
 table2: null
 figures: null
 tasks:
