@@ -62,6 +62,7 @@ class Stage(NamedTuple):
 
 
 def _a(flag: str, param: str | None = None, kind: str = "path", help: str | None = None) -> Arg:
+    """An `Arg` whose parameter is named like its flag unless given (`--tokens` -> `tokens_file`)."""
     return Arg(flag, param or flag.replace("-", "_"), kind, help)
 
 
