@@ -254,6 +254,8 @@ def fmt_closing(c: Closing) -> str:
 
 def gap_table(gaps: dict[str, Gap]) -> list[str]:
     """One line per row: its gap at every token count, mean [simultaneous band], ▼/▲ where resolved."""
+    if not gaps:
+        return []
     tokens = sorted(set.union(*(set(g.tokens) for g in gaps.values())))
     lines = ["| Row | " + " | ".join(kilo(t) for t in tokens) + " |", "|---|" + "---|" * len(tokens)]
     for label, g in gaps.items():
