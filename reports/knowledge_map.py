@@ -26,13 +26,12 @@ def render(cfg: dict, results: list[dict]) -> str:
     reference = curves[(ref_method, ref_source, shape)]
     accuracy = {label: avg for (_, label), (_, avg) in differences(cfg, results, SFT).items()}
     rows = [(m, s, label) for m, s, label in cfg["rows"] if (m, s) != (ref_method, ref_source)]
-    gaps = {label: lv.paired_gap(curves[(m, s, shape)], reference) for m, s, label in rows}
+    views = {label: lv.row_view(curves[(m, s, shape)], reference) for m, s, label in rows}
+    gaps = {label: v.gap for label, v in views.items()}
     lines = ["| Row | Δ accuracy, average (t; bootstrap) | Δ held-out loss at budget | data factor | head start |",
              "|---|---|---|---|---|"]
-    for method, source, label in rows:
-        gap, factor = lv.fmt_endpoint(lv.endpoint(curves[(method, source, shape)], reference))
-        lines.append(f"| {label} | {_accuracy(accuracy.get(label))} | {gap} | {factor} | "
-                     f"{lv.fmt_closing(lv.head_start_closes(gaps[label]))} |")
+    for label, view in views.items():
+        lines.append(f"| {label} | {_accuracy(accuracy.get(label))} | " + " | ".join(view.cells()) + " |")
     points = len(next(iter(gaps.values())).tokens) if gaps else 0
     return "\n".join([
         "# Where the transferable knowledge lives", "",

@@ -191,6 +191,23 @@ def endpoint(row: dict[int, Curve], ref: dict[int, Curve]) -> Endpoint:
     return Endpoint(gaps, mean, half, factors)
 
 
+@dataclass(frozen=True)
+class RowView:
+    """A row's loss view against its reference: the gap along the curve and at the budget."""
+
+    gap: Gap
+    end: Endpoint
+
+    def cells(self) -> tuple[str, str, str]:
+        """(gap at the budget, data factor, head start), as the tables print them."""
+        gap, factor = fmt_endpoint(self.end)
+        return gap, factor, fmt_closing(head_start_closes(self.gap))
+
+
+def row_view(row: dict[int, Curve], ref: dict[int, Curve]) -> RowView:
+    return RowView(paired_gap(row, ref), endpoint(row, ref))
+
+
 def seeds_needed(sd: float, target_half: float, level: float = LEVEL, most: int = 10_000) -> int | None:
     """The fewest seeds n whose t half-width t(n−1) · sd / √n is at most `target_half` (None if
     more than `most`): how many seeds a criterion on a half-width needs at the measured spread."""
@@ -302,10 +319,9 @@ def rows_section(cfg: dict, what: str, curves_too: bool = False) -> str:
             row = curves.get((method, source, shape), {})
             if (method, source) == (ref_method, ref_source) or not row or not reference:
                 continue
-            gaps[label] = paired_gap(row, reference)
-            gap, factor = fmt_endpoint(endpoint(row, reference))
-            lines.append(f"| {'' if len(gaps) > 1 else shape} | {label} | {gap} | {factor} | "
-                         f"{fmt_closing(head_start_closes(gaps[label]))} |")
+            view = row_view(row, reference)
+            gaps[label] = view.gap
+            lines.append(f"| {'' if len(gaps) > 1 else shape} | {label} | " + " | ".join(view.cells()) + " |")
         if curves_too and gaps:
             along += ["", f"{shape}, the gap at every logged token count: mean [simultaneous 95% band, "
                           "Bonferroni over the points]:", "", *gap_table(gaps)]

@@ -249,8 +249,9 @@ def _loss_section(cfg: dict, ref: tuple, roles: dict[str, tuple], transfer: list
     reference = curves[(*ref[:2], shape)]
     rows = [*(roles[role] for role in ("ffn", "graded", "oracle", "aa") if role in roles), *transfer]
     rows = [r for r in rows if curves.get((*r[:2], shape))]
-    ends = {r[2]: lv.endpoint(curves[(*r[:2], shape)], reference) for r in rows}
-    gaps = {r[2]: lv.paired_gap(curves[(*r[:2], shape)], reference) for r in rows}
+    views = {r[2]: lv.row_view(curves[(*r[:2], shape)], reference) for r in rows}
+    ends = {label: v.end for label, v in views.items()}
+    gaps = {label: v.gap for label, v in views.items()}
     verdicts = []
     lines = ["## A8 The loss view: the FFN-only ceiling seen", "",
              f"Held-out LM loss (nats) of each row minus {ref[2]}'s, same seed (same data order, same held-out "
@@ -259,9 +260,8 @@ def _loss_section(cfg: dict, ref: tuple, roles: dict[str, tuple], transfer: list
              f"head start: the last token count at which the gap's simultaneous band (below) lies under 0, and each "
              f"seed's own zero crossing.", "",
              "| Row | seeds | Δ loss at budget | data factor | head start |", "|---|---|---|---|---|"]
-    for label, e in ends.items():
-        gap, factor = lv.fmt_endpoint(e)
-        lines.append(f"| {label} | {len(e.gaps)} | {gap} | {factor} | {lv.fmt_closing(lv.head_start_closes(gaps[label]))} |")
+    for label, v in views.items():
+        lines.append(f"| {label} | {len(v.end.gaps)} | " + " | ".join(v.cells()) + " |")
     ffn = ends.get(roles["ffn"][2]) if "ffn" in roles else None
     if ffn is not None:
         factor = ffn.factor_interval()
