@@ -61,4 +61,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        [r.output for r in REPORTS],  # every report the profile asks for (reports/registry.py)
+        [r.output for r in REPORTS],  # every report the profile asks for (harness/report.py)

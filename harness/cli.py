@@ -131,7 +131,7 @@ def _run_stage(args) -> None:
 # ---------------------------------------------------------------- tools (not rules' stages)
 
 def _report(args) -> None:
-    from reports.registry import load_report
+    from harness.report import load_report
 
     load_report(args.table).render(args.cfg, args.inputs, args.out)
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.grid import NO_SOURCE, pkt_rows, row_label, rows
+from harness.plugins import unknown_name_message
+from harness.grid import NO_SOURCE, row_label, rows
 from harness.io import load_yaml, read_yaml
+from harness.task_files import FORMATS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_PROFILE = "micro"
@@ -73,8 +75,6 @@ def with_twin_shapes(config: dict) -> dict:
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
-    from harness.registry import unknown_name_message
-
     return unknown_name_message(kind, name, known)
 
 
@@ -138,7 +138,18 @@ def _one_line(error) -> str:
     return f"{where}: {error.message}"
 
 
-@lru_cache(maxsize=1)
+def full_schema() -> dict:
+    """config/schema.yaml with each report section's fragment (harness.report.Section) under its key."""
+    from harness.report import sections
+
+    schema = copy.deepcopy(_schema())
+    for key, section in sections().items():
+        if key in schema["properties"]:
+            raise HarnessError(f"config section {key!r} is both in config/schema.yaml and a report's section")
+        schema["properties"][key] = section.schema
+    return schema
+
+
 def _validator():
     """The schema's validator, where `integer` means an int: JSON Schema counts 5120.0 as an
     integer, which would pass validation and then fail a job (a token count, a seed in a path)."""
@@ -147,45 +158,34 @@ def _validator():
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine(
         "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    return jsonschema.validators.extend(base, type_checker=checker)(_schema())
+    return jsonschema.validators.extend(base, type_checker=checker)(full_schema())
 
 
 def validate(config: dict[str, Any]) -> None:
-    """Raise HarnessError (one line) unless `config` is a valid resolved profile."""
+    """Raise HarnessError (one line) unless `config` is a valid resolved profile: the schema, then
+    what a schema cannot say (names defined elsewhere, keys that exclude each other), then each
+    report section's own checks."""
     import jsonschema
-
-    from harness.registry import check_composition, check_options, implements, method_names, unknown_name_message
 
     check_names(config)
     error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
     if error is not None:
         raise HarnessError(f"config error: {_one_line(error)}")
-    known = method_names()
+    for check in (_check_methods, _check_training, _check_tasks, _check_dev_sections, _check_shapes,
+                  _check_corpus, _check_sources, check_sections):
+        check(config)
+
+
+def _check_methods(config: dict) -> None:
+    """The `methods:` rows: registered methods from known sources, each student once, labels
+    unique; `method_options` of registered methods, options they accept."""
+    from harness.registry import check_composition, check_options, implements
+
     for i, row in enumerate(config["methods"]):
-        if row["name"] not in known:
-            raise HarnessError(f"config error: methods[{i}]: " + unknown_name_message("method", row["name"], known))
-        if row.get("source", NO_SOURCE) not in (*config["sources"], NO_SOURCE):
-            raise HarnessError(f"config error: methods[{i}]: "
-                               + unknown_name_message("source", row["source"], list(config["sources"])))
-
-    def must_name(where: str, kind: str, value: str, section: str) -> None:
-        if value not in config.get(section, {}):
-            raise HarnessError(f"config error: {where}: " + unknown_name_message(
-                kind, value, list(config.get(section, {}))))
-
-    ab = config.get("ablation")
-    if ab:
-        must_name("ablation.shape", "shape", ab["shape"], "shapes")
-        must_name("ablation.source", "source", ab["source"], "sources")
-        for report in ("table4", "table5", "fig4"):
-            for v in ab[report]:
-                name = v if isinstance(v, str) else v["name"]
-                if name not in known:
-                    raise HarnessError(f"config error: ablation.{report}: " + unknown_name_message(
-                        "method", name, known))
+        must_be_method(f"methods[{i}]", row["name"])
+        must_be_one_of(f"methods[{i}]", "source", row.get("source", NO_SOURCE), [*config["sources"], NO_SOURCE])
     for name in config.get("method_options", {}):
-        if name not in known:
-            raise HarnessError("config error: method_options: " + unknown_name_message("method", name, known))
+        must_be_method("method_options", name)
     for name in {row["name"] for row in config["methods"]} | set(config.get("method_options", {})):
         try:
             check_composition(name, config.get("method_options", {}))
@@ -205,18 +205,12 @@ def validate(config: dict[str, Any]) -> None:
     labels = [row_label(config, r) for r in config["methods"]]
     if len(set(labels)) != len(labels):
         raise HarnessError(f"config error: methods: two rows share a label ({', '.join(labels)})")
-    if "compare_to" in config and config["compare_to"] not in labels:
-        raise HarnessError("config error: compare_to: " + unknown_name_message("row", config["compare_to"], labels))
-    if "efficiency" in config:
-        eff = config["efficiency"]
-        for shape in eff.get("shapes", []):
-            must_name("efficiency.shapes", "shape", shape, "shapes")
-        must_name("efficiency.budget", "budget", eff["budget"], "budgets")
-        for label in eff.get("rows", []):
-            if label not in labels:
-                raise HarnessError("config error: efficiency.rows: " + unknown_name_message("row", label, labels))
-        if "heldout" not in config:
-            raise HarnessError("config error: efficiency: the data-efficiency report needs a `heldout` section")
+    if "compare_to" in config:
+        must_be_one_of("compare_to", "row", config["compare_to"], labels)
+
+
+def _check_training(config: dict) -> None:
+    """Source training's length, the held-out windows, the report budget and the budgets."""
     trained_here = any("model_path" not in spec for spec in config["sources"].values())
     st = config["source_training"]
     if trained_here and ("budget" in st) == ("passes" in st):
@@ -224,80 +218,30 @@ def validate(config: dict[str, Any]) -> None:
     if "passes" in st and config["corpus"]["kind"] != "world":
         raise HarnessError("config error: source_training.passes counts passes of the generated world; "
                            "with another corpus give `budget` (tokens)")
-    if ("heldout" in config and trained_here
-            and config["source_training"].get("seq_len") != config["pretrain"].get("seq_len")):
+    if "heldout" in config and trained_here and st.get("seq_len") != config["pretrain"].get("seq_len"):
         raise HarnessError("config error: heldout: the held-out windows are counted in pretrain.seq_len, so "
                            "source_training.seq_len must equal it (sources must not train on them)")
+    must_name(config, "report_budget", "budget", config["report_budget"], "budgets")
+    batch_tokens = config["pretrain"]["batch_size"] * config["pretrain"].get("seq_len", 0)
+    for name, budget in config["budgets"].items():
+        if budget["tokens"] < batch_tokens:
+            raise HarnessError(f"config error: budgets.{name}: {budget['tokens']} tokens is smaller than one "
+                               f"pre-training batch (pretrain.batch_size x seq_len = {batch_tokens})")
+
+
+def _check_tasks(config: dict) -> None:
+    """Each task's keys are those its kind reads, its files given one way, its format known."""
     for section in ("task_metrics", "task_scoring"):
         for task in config.get("eval", {}).get(section, {}):
-            must_name(f"eval.{section}", "task", task, "tasks")
-    if "table2" in config:
-        if config["table2"]["method"] not in known:
-            raise HarnessError("config error: table2.method: " + unknown_name_message(
-                "method", config["table2"]["method"], known))
-        for s in config["table2"]["sources"]:
-            must_name("table2.sources", "source", s, "sources")
-        must_name("table2.shape", "shape", config["table2"]["shape"], "shapes")
-        must_name("table2.budget", "budget", config["table2"]["budget"], "budgets")
-    for report, value in config.get("appendix", {}).items():
-        kind = "budget" if report.startswith("table") else "shape"
-        must_name(f"appendix.{report}", kind, value, f"{kind}s")
-    if "figures" in config:
-        must_name("figures.shape", "shape", config["figures"]["shape"], "shapes")
-        must_name("figures.curve_task", "generation task", config["figures"]["curve_task"], "generation_tasks")
-        for label in config["figures"]["rows"]:
-            if label not in labels:
-                raise HarnessError("config error: figures.rows: " + unknown_name_message("row", label, labels))
-    if "pkt" in config:
-        pkt = config["pkt"]
-        must_name("pkt.shape", "shape", pkt["shape"], "shapes")
-        must_name("pkt.budget", "budget", pkt["budget"], "budgets")
-        must_name("pkt.reference", "source", pkt["reference"], "sources")
-        for task in pkt["tasks"]:
-            if task not in config["tasks"] and task not in config.get("generation_tasks", {}):
-                raise HarnessError("config error: pkt.tasks: " + unknown_name_message(
-                    "task", task, [*config["tasks"], *config.get("generation_tasks", {})]))
-        for i, row in enumerate(pkt["rows"]):
-            if row["name"] not in known:
-                raise HarnessError(f"config error: pkt.rows[{i}]: " + unknown_name_message("method", row["name"], known))
-            if "source" in row:
-                must_name(f"pkt.rows[{i}]", "source", row["source"], "sources")
-        pkt_labels = [label for *_, label in pkt_rows(config)]
-        for key, named in (("compare_to", [pkt["compare_to"]] if "compare_to" in pkt else []),
-                           ("also_compare_to", pkt.get("also_compare_to", []))):
-            for label in named:
-                if label not in pkt_labels:
-                    raise HarnessError(f"config error: pkt.{key}: " + unknown_name_message("row", label, pkt_labels))
-    if "signal" in config:
-        sig = config["signal"]
-        must_name("signal.shape", "shape", sig["shape"], "shapes")
-        for s in sig["sources"]:
-            must_name("signal.sources", "source", s, "sources")
-        named = [*(f"controls.{role}" for role in sig["controls"]), *(f"map[{i}]" for i in range(len(sig.get("map", []))))]
-        for where, row in zip(named, [*sig["controls"].values(), *sig.get("map", [])]):
-            if row["name"] not in known:
-                raise HarnessError(f"config error: signal.{where}: " + unknown_name_message(
-                    "method", row["name"], known))
-            if "source" in row:
-                must_name(f"signal.{where}", "source", row["source"], "sources")
-        for label in sig["transfer"]:
-            if label not in labels:
-                raise HarnessError("config error: signal.transfer: " + unknown_name_message("row", label, labels))
-        missing = sorted(set(config["seeds"]) - set(sig.get("seeds", config["seeds"])))
-        if missing:  # the Oracle and the graded control run on `seeds` and pair with Scratch there
-            raise HarnessError(f"config error: signal.seeds must include every seed of `seeds`; missing {missing}")
-    if config["report_budget"] not in config["budgets"]:
-        raise HarnessError("config error: report_budget: " + unknown_name_message(
-            "budget", config["report_budget"], list(config["budgets"])))
-    tc = config["tokenizer"]
-    if ("path" in tc) == ("vocab_size" in tc):
-        raise HarnessError("config error: tokenizer: give exactly one of `vocab_size` (train one) or `path`")
+            must_name(config, f"eval.{section}", "task", task, "tasks")
     uses_world = config["corpus"]["kind"] == "world" or any(
         t["kind"] == "generated" for t in config["tasks"].values())
     if uses_world and "world" not in config:
         raise HarnessError("config error: the generated corpus and tasks need a `world` section")
     for name, spec in config["tasks"].items():
         _check_task_keys(f"tasks.{name}", spec, MC_TASK_KEYS[spec["kind"]])
+        if spec["kind"] == "file":
+            must_be_one_of(f"tasks.{name}.format", FORMATS.kind, spec.get("format", name), FORMATS.names())
         two_files = {"train", "test"} & set(spec)
         if spec["kind"] == "file" and (("path" in spec) == bool(two_files) or len(two_files) == 1
                                        or (two_files and {"test_fraction", "max_records"} & set(spec))):
@@ -310,24 +254,32 @@ def validate(config: dict[str, Any]) -> None:
             raise HarnessError(f"config error: generation_tasks.{name}: needs a {' and a '.join(missing)} file "
                                f"(SFT trains on one; a test-only set such as Vicuna's takes Dolly's train and "
                                f"dev files, with `format: {{test: vicuna}}`)")
-    _check_dev_sections(config)
-    batch_tokens = config["pretrain"]["batch_size"] * config["pretrain"].get("seq_len", 0)
-    for name, budget in config["budgets"].items():
-        if budget["tokens"] < batch_tokens:
-            raise HarnessError(f"config error: budgets.{name}: {budget['tokens']} tokens is smaller than one "
-                               f"pre-training batch (pretrain.batch_size x seq_len = {batch_tokens})")
+
+
+def _check_shapes(config: dict) -> None:
     for section in ("shapes", "sources"):
         for name, spec in config.get(section, {}).items():
             if "hidden" in spec and "heads" in spec and spec["hidden"] % spec["heads"]:
                 raise HarnessError(f"config error: {section}.{name}: {spec['heads']} heads do not divide hidden "
                                    f"size {spec['hidden']}")
-    for key in {"local": ["path"], "hub": ["dataset"]}.get(config["corpus"]["kind"], []):
-        if key not in config["corpus"]:
-            raise HarnessError(f"config error: corpus: kind {config['corpus']['kind']!r} needs `{key}`")
-    if config["corpus"].get("subsets") and config["corpus"].get("domains") != "folder":
+
+
+def _check_corpus(config: dict) -> None:
+    corpus = config["corpus"]
+    tc = config["tokenizer"]
+    if ("path" in tc) == ("vocab_size" in tc):
+        raise HarnessError("config error: tokenizer: give exactly one of `vocab_size` (train one) or `path`")
+    for key in {"local": ["path"], "hub": ["dataset"]}.get(corpus["kind"], []):
+        if key not in corpus:
+            raise HarnessError(f"config error: corpus: kind {corpus['kind']!r} needs `{key}`")
+    if corpus.get("subsets") and corpus.get("domains") != "folder":
         raise HarnessError("config error: corpus: `subsets` names folders, so it needs `domains: folder`")
-    if config["corpus"].get("domains") == "folder" and config["corpus"]["kind"] != "local":
+    if corpus.get("domains") == "folder" and corpus["kind"] != "local":
         raise HarnessError("config error: corpus: `domains: folder` reads local folders; a hub corpus names a field")
+
+
+def _check_sources(config: dict) -> None:
+    """Each source's architecture is registered and has the keys a source built here needs."""
     from harness.archs import adapter
 
     for name, spec in config["sources"].items():
@@ -342,6 +294,36 @@ def validate(config: dict[str, Any]) -> None:
         if spec.get("tokenizer") == "own" and "model_path" not in spec:
             raise HarnessError(f"config error: sources.{name}: `tokenizer: own` needs `model_path` (a source "
                                f"trained here reads the students' tokenizer)")
+
+def must_name(config: dict, where: str, kind: str, value: str, section: str) -> None:
+    """`value` names an entry of the config's `section` (a shape, source, budget, task ...)."""
+    must_be_one_of(where, kind, value, list(config.get(section, {})))
+
+
+def must_be_one_of(where: str, kind: str, value: str, known: list[str]) -> None:
+    if value not in known:
+        raise HarnessError(f"config error: {where}: " + unknown_name_message(kind, value, known))
+
+
+def must_be_method(where: str, name: str) -> None:
+    """`name` is a registered method."""
+    from harness.registry import method_names
+
+    must_be_one_of(where, "method", name, method_names())
+
+
+def must_be_row_label(config: dict, where: str, label: str) -> None:
+    """`label` is the label of a `methods:` row."""
+    must_be_one_of(where, "row", label, [row_label(config, r) for r in config["methods"]])
+
+
+def check_sections(config: dict) -> None:
+    """Each report section present passes its own file's checks (harness.report.Section)."""
+    from harness.report import sections
+
+    for key, section in sections().items():
+        if key in config:
+            section.check(config)
 
 
 def _check_dev_sections(config: dict) -> None:

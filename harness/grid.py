@@ -39,57 +39,19 @@ def rows(config: dict) -> list[Row]:
     return [Row(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
 
 
-def _compare_to(table_rows: list[Row], label: str | None) -> Row:
-    return next(r for r in table_rows if label is None or r.label == label)
-
-
 def reference_row(config: dict) -> Row:
     """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
-    return _compare_to(rows(config), config.get("compare_to"))
+    label = config.get("compare_to")
+    return next(r for r in rows(config) if label is None or r.label == label)
 
 
-def _labelled(config_rows: list[dict], source: str | None = None) -> list[Row]:
+def labelled_rows(config_rows: list[dict], source: str | None = None) -> list[Row]:
+    """Rows outside `methods:` (a report section's): each labelled by its `label`, else its
+    method's registry label; from `source` when given, else its own (`none` without one)."""
     from harness.registry import method_label
 
     return [Row(r["name"], source or r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
             for r in config_rows]
-
-
-def pkt_rows(config: dict) -> list[Row]:
-    """The rows of the parametric-knowledge-transfer table."""
-    return _labelled(config.get("pkt", {}).get("rows", []))
-
-
-def pkt_reference_row(config: dict) -> Row:
-    """The PKT table's: `pkt.compare_to`, else its first row."""
-    return _compare_to(pkt_rows(config), config["pkt"].get("compare_to"))
-
-
-def pkt_extra_reference_rows(config: dict) -> list[Row]:
-    """The PKT table's further references (`pkt.also_compare_to`): a paired block each."""
-    return [_compare_to(pkt_rows(config), label) for label in config["pkt"].get("also_compare_to", [])]
-
-
-def ablation_rows(config: dict, report: str) -> list[Row]:
-    """The rows of an ablation report (Tables 4, 5, Figure 4), all from `ablation.source`."""
-    ab = config["ablation"]
-    return _labelled([{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
-
-
-# the signal controls whose effect on Scratch is tens of points: they run on the profile's `seeds`,
-# while the rows A6/A7 measure a half-width on run on `signal.seeds`
-STRONG_CONTROLS = ("oracle", "graded")
-
-
-def signal_controls(config: dict) -> dict[str, Row]:
-    """{role: row} of the signal report's controls."""
-    controls = config["signal"]["controls"]
-    return dict(zip(controls, _labelled(list(controls.values()))))
-
-
-def knowledge_map_rows(config: dict) -> list[Row]:
-    """The knowledge map's rows (`signal.map`): parts of the twin, each on Scratch's init."""
-    return _labelled(config.get("signal", {}).get("map", []))
 
 
 def curve_dirs(curves: list[list]) -> list[str]:
@@ -169,22 +131,11 @@ class Grid:
         self.gen_tasks = list(config.get("generation_tasks", {}))
         self.rows = rows(config)
         self.reference = reference_row(config)  # the row every grid table's paired differences are to
-        self.pkt_rows = pkt_rows(config)
-        self.ablations = ({report: ablation_rows(config, report) for report in ("table4", "table5", "fig4")}
-                          if "ablation" in config else {})
-        self.signal_controls = signal_controls(config) if "signal" in config else {}
-        self.knowledge_map = knowledge_map_rows(config)
         # the micro world's tasks also hold a `paraphrase` split: the test items in held-out words
         self.paraphrase = bool(self.mc_tasks) and all(config["tasks"][t]["kind"] == "generated"
                                                       for t in self.mc_tasks)
 
     # ------------------------------------------------------------ names and scheduling
-
-    def methods(self) -> set[str]:
-        """Every method some table runs (the `{method}` wildcard's values)."""
-        every = [*self.rows, *self.pkt_rows, *(r for rs in self.ablations.values() for r in rs),
-                 *self.signal_controls.values(), *self.knowledge_map]
-        return {r.method for r in every}
 
     def job_resources(self, rule: str) -> dict:
         """What a rule's jobs ask of the scheduler (Snakemake's `mem_mb`, `runtime` in minutes, and

@@ -67,7 +67,7 @@ def corpus_shards(corpus: dict[str, list[str]], out: Path) -> list[str]:
 
 
 def _release(task: str, r: dict) -> dict:
-    """A `{query, choices, gold}` record in `task`'s released file format (harness/benchmarks.py)."""
+    """A `{query, choices, gold}` record in `task`'s released file format (evals/formats/)."""
     q, choices, gold = r["query"], r["choices"], r["gold"]
     if task == "boolq":
         return {"passage": "From the atlas.", "question": q.rstrip("?"), "answer": choices[gold] == choices[-1]}

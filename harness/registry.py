@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
 from harness import plugin_source
 from harness.errors import HarnessError
-from harness.plugins import did_you_mean, load_target, unknown_name_message, with_entry_points  # noqa: F401
+from harness.plugins import Registry, did_you_mean, load_target
 
-ENTRY_POINT_GROUP = "harness.methods"
 TABLE_MODULE = "methods.registry"
 
 
@@ -35,6 +32,8 @@ class MethodSpec:
 
 
 def _parse(name: str, entry: Any) -> MethodSpec:
+    if isinstance(entry, MethodSpec):
+        return entry
     if isinstance(entry, str):
         return MethodSpec(name, entry)
     if isinstance(entry, dict) and "compose" in entry:
@@ -46,11 +45,11 @@ def _parse(name: str, entry: Any) -> MethodSpec:
     raise HarnessError(f"registry entry {name!r} must be 'module:Class' or a dict with 'target' or 'compose'")
 
 
-@lru_cache(maxsize=1)
+METHODS = Registry("method", "harness.methods", lambda: importlib.import_module(TABLE_MODULE).METHODS, _parse)
+
+
 def registry_table() -> dict[str, MethodSpec]:
-    table = importlib.import_module(TABLE_MODULE).METHODS
-    return with_entry_points("method", {name: _parse(name, entry) for name, entry in table.items()},
-                             entry_points(group=ENTRY_POINT_GROUP), MethodSpec)
+    return METHODS.table()
 
 
 def method_names() -> list[str]:
@@ -74,10 +73,7 @@ def method_label(name: str) -> str:
 
 
 def method_spec(name: str) -> MethodSpec:
-    table = registry_table()
-    if name not in table:
-        raise HarnessError(unknown_name_message("method", name, list(table)))
-    return table[name]
+    return METHODS.entry(name)
 
 
 def method_options(options: dict[str, dict], name: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The `{query, choices, gold}` and instruction records of every task, from where they come:
-the micro world, released files (`harness.benchmarks`, `harness.instructions`) or an lm-eval
+the micro world, released files (`evals/formats/`, `harness.instructions`) or an lm-eval
 task's own prompt functions. Every split is written atomically with its run record; a train
 split that holds test items is refused."""
 
@@ -106,10 +106,10 @@ def _write_splits(cfg: dict, out: Path, splits: dict[str, list[dict]], stage: st
 
 
 def task_from_file(cfg: dict, out: Path) -> None:
-    """A multiple-choice task from released files (`harness.benchmarks`): separate `train` and
+    """A multiple-choice task from released files (`evals/formats/`): separate `train` and
     `test` files, or one `path` (only dev/valid splits carry labels in most releases) split here
     by `_draw_splits`; answers longer than `max_answer_chars` are dropped first."""
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
     spec = cfg["spec"]
     fmt = spec.get("format", cfg["task"])
@@ -119,9 +119,9 @@ def task_from_file(cfg: dict, out: Path) -> None:
         return [r for r in records if limit is None or max(map(len, r["choices"])) <= limit]
 
     if "path" in spec:
-        splits = _draw_splits(answerable(load_benchmark(spec["path"], fmt)), spec)
+        splits = _draw_splits(answerable(load_task_file(spec["path"], fmt)), spec)
     else:
-        splits = {split: answerable(load_benchmark(spec[split], fmt)) for split in ("train", "test")}
+        splits = {split: answerable(load_task_file(spec[split], fmt)) for split in ("train", "test")}
     _write_splits(cfg, out, splits, "task-from-file", _question)
 
 

@@ -7,7 +7,8 @@ import sys
 from harness import forkserver
 from harness.config import resolve
 from harness.errors import HarnessError
-from harness.grid import NO_SOURCE, Grid, as_json, pkt_extra_reference_rows, pkt_reference_row
+from harness.grid import NO_SOURCE, Grid, as_json
+from harness.report import planned_methods
 from harness.workflow import PYTHON_ENV, stage_command
 
 try:
@@ -25,7 +26,7 @@ def _alternatives(names):
 
 
 wildcard_constraints:
-    method=_alternatives(G.methods()),
+    method=_alternatives(planned_methods(G)),
     source=_alternatives([*C["sources"], NO_SOURCE]),
     shape=_alternatives(C["shapes"]),
     budget=_alternatives(C["budgets"]),

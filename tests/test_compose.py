@@ -23,7 +23,7 @@ def with_entries(monkeypatch):
     def add(**entries):
         table = {**registry.registry_table(), **{n: MethodSpec(n, "harness.compose:Composite", parts=tuple(p))
                                                   for n, p in entries.items()}}
-        monkeypatch.setattr(registry, "registry_table", lambda: table)
+        monkeypatch.setattr(registry.METHODS, "_table", table)
     return add
 
 

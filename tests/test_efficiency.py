@@ -6,7 +6,7 @@ import math
 import pytest
 
 from harness.errors import HarnessError
-from reports.efficiency import table
+from reports.tables.efficiency import table
 from reports.loss_view import read_curve, tokens_to_reach
 
 

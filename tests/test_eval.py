@@ -77,7 +77,7 @@ def test_winogrande_partial_scoring_is_lm_evals(tokenizer_dir, tmp_path):
     blank + option), as lm-eval's `winogrande` does, on records read from WinoGrande's own format;
     the default scores option + rest given the sentence up to the blank."""
     from evals.multiple_choice import evaluate_multiple_choice
-    from harness.benchmarks import winogrande
+    from evals.formats.winogrande import read as winogrande
     from harness.errors import HarnessError
     from harness.tasks import write_jsonl
 

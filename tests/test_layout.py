@@ -100,7 +100,7 @@ def test_planning_imports_no_torch():
     """What Snakemake runs to plan (config, grid, registries, every report's declaration) stays
     torch-free, so a dry run and a config error are fast."""
     code = ("import sys; from harness.config import load_profile; from harness.grid import Grid; "
-            "from reports.registry import enabled_reports; import harness.workflow, harness.cli; "
+            "from harness.report import enabled_reports; import harness.workflow, harness.cli; "
             "[r.cfg(Grid(c)) for c in [load_profile('smoke')] for r in enabled_reports(Grid(c))]; "
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -3,7 +3,8 @@
 
 import statistics
 
-from reports.render import errata, paper_numbers, table3
+from reports.render import errata, paper_numbers
+from reports.tables.table3 import render as table3
 
 
 def _grids():
@@ -55,7 +56,7 @@ def test_table_2_sets_the_papers_composite_masa_row_beside_our_best_of_sources()
     """Issue 18 item 9: the paper's Table 2 "MASA" row is, column by column, the best of Table 8's
     three 877M MASA rows; ours is built the same way, and each source's row sits beside the
     paper's own row for that source."""
-    from reports.render import table2
+    from reports.tables.table2 import render as table2
 
     tasks = [["dolly", "DollyEval"], ["sinst", "S-NI"]]
     rows = [["masa", "olmo", "MASA-OLMo"], ["masa", "olmoe", "MASA-OLMoE"], ["masa", "deepseek", "MASA-DeepSeek"]]

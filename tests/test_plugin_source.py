@@ -75,15 +75,15 @@ def test_what_the_source_does_not_say_is_none(package):
 def test_the_registry_imports_a_class_its_source_does_not_describe(package, monkeypatch):
     from importlib.metadata import EntryPoint
 
-    from harness import registry
+    from harness import plugins, registry
 
-    monkeypatch.setattr(registry, "entry_points",
+    monkeypatch.setattr(plugins, "entry_points",
                         lambda group: [EntryPoint("dyn", f"{package}.child:Dynamic", group)])
-    registry.registry_table.cache_clear()
+    registry.METHODS.clear()
     try:
         assert registry.implements("dyn", "adapt") and registry.shares_pretraining("dyn")
     finally:
-        registry.registry_table.cache_clear()
+        registry.METHODS.clear()
 
 
 def test_an_unknown_method_option_fails_at_config_time_with_a_hint():

@@ -1,4 +1,4 @@
-"""Evaluation records on read (reports/records.py): each way a record can be malformed or sit
+"""Evaluation records on read (harness/records.py): each way a record can be malformed or sit
 at another student's path stops the report in one line naming the file, instead of a traceback
 or a silently wrong cell."""
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from harness.errors import HarnessError
-from reports.records import load_results, place
+from harness.records import load_results, place
 
 STUDENT = "results/smoke/students/masa/olmoe/1L-tiny/seed1/250k"
 

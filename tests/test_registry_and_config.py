@@ -89,28 +89,28 @@ def test_entry_point_methods_are_discovered_and_duplicates_refused(monkeypatch):
     """Methods living in other packages arrive through the `harness.methods` entry-point group."""
     from importlib.metadata import EntryPoint
 
-    from harness import registry
+    from harness import plugins, registry
 
     def fake_entry_points(group):
-        assert group == registry.ENTRY_POINT_GROUP
-        return [EntryPoint("outside", "baselines.scratch:Scratch", group)]
+        return [EntryPoint("outside", "baselines.scratch:Scratch", group)] if group == "harness.methods" else []
 
-    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
-    registry.registry_table.cache_clear()
+    monkeypatch.setattr(plugins, "entry_points", fake_entry_points)
+    registry.METHODS.clear()
     try:
         assert "outside" in method_names()
         assert load_method("outside").name == "outside"
-        monkeypatch.setattr(registry, "entry_points",
+        monkeypatch.setattr(plugins, "entry_points",
                             lambda group: [EntryPoint("scratch", "baselines.scratch:Scratch", group)])
-        registry.registry_table.cache_clear()
+        registry.METHODS.clear()
         with pytest.raises(HarnessError, match="registered twice"):
             method_names()
     finally:
-        registry.registry_table.cache_clear()
+        registry.METHODS.clear()
 
 
 def test_paired_comparison_and_heldout_sections_are_checked():
-    from harness.grid import pkt_reference_row, reference_row
+    from harness.grid import reference_row
+    from reports.tables.table_pkt import reference_row as pkt_reference_row
 
     base = load_profile("micro")
     assert reference_row(base) == ("scratch", "none", "Scratch")
@@ -132,7 +132,7 @@ def test_paired_comparison_and_heldout_sections_are_checked():
 
 
 def test_twin_source_budget_in_passes_and_signal_section_are_checked():
-    from harness.grid import signal_controls
+    from reports.tables.signal import signal_controls
 
     base = load_profile("micro")
     twin = base["sources"]["twin"]
@@ -183,7 +183,7 @@ def test_corpus_subsets_need_folder_domains_and_a_corpus_without_domains_drops_f
     """Issue 18 item 4: Figure 4 aligns on one corpus domain at a time; a profile whose corpus
     has none plans no Figure 4 (it would fail in its extract jobs), one with domains does."""
     from harness.grid import Grid
-    from reports.registry import enabled_reports
+    from harness.report import enabled_reports
 
     config = load_profile("micro-real")
     config["corpus"]["subsets"] = ["wikitext2"]

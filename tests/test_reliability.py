@@ -330,21 +330,21 @@ def test_hellaswag_from_a_local_file_is_lm_evals_query(tmp_path):
     import datasets
     from lm_eval.tasks.hellaswag.utils import process_docs
 
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
     rows = [{**r, "label": str(r["label"])} for r in HELLA]
     reference = process_docs(datasets.Dataset.from_list(rows))
-    ours = load_benchmark(write_jsonl(tmp_path / "hellaswag_val.jsonl", HELLA), "hellaswag")
+    ours = load_task_file(write_jsonl(tmp_path / "hellaswag_val.jsonl", HELLA), "hellaswag")
     assert ours == [{"query": d["query"], "choices": d["choices"], "gold": d["gold"]} for d in reference]
 
 
 def test_hellaswag_with_ctx_only_differs_from_lm_eval_only_in_case_and_says_so(tmp_path, capsys):
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
-    full = load_benchmark(write_jsonl(tmp_path / "a.jsonl", HELLA), "hellaswag")
+    full = load_task_file(write_jsonl(tmp_path / "a.jsonl", HELLA), "hellaswag")
     ctx_only = [{k: v for k, v in r.items() if k not in ("ctx_a", "ctx_b")}
                 | {"ctx": (r["ctx_a"] + " " + r["ctx_b"]).strip()} for r in HELLA]
-    ours = load_benchmark(write_jsonl(tmp_path / "b.jsonl", ctx_only), "hellaswag")
+    ours = load_task_file(write_jsonl(tmp_path / "b.jsonl", ctx_only), "hellaswag")
     assert [r["query"].lower() for r in ours] == [r["query"].lower() for r in full]
     assert ours[0]["query"] != full[0]["query"]  # "a person" vs lm-eval's "A person"
     assert [r["choices"] for r in ours] == [r["choices"] for r in full]
@@ -352,7 +352,7 @@ def test_hellaswag_with_ctx_only_differs_from_lm_eval_only_in_case_and_says_so(t
 
 
 def test_casehold_from_either_release_gives_the_same_records(tmp_path):
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
     passage = "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (<HOLDING>); see also Doe."
     holdings = [f"holding that {i}" for i in range(5)]
@@ -360,7 +360,7 @@ def test_casehold_from_either_release_gives_the_same_records(tmp_path):
     instruct = write_jsonl(tmp_path / "instruct.jsonl.gz", [{"input_text": passage, "choices": holdings,
                                                              "answer": "D"}], gzip.open)
     expected = [{"query": "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (", "choices": holdings, "gold": 3}]
-    assert load_benchmark(lexglue, "casehold") == load_benchmark(instruct, "casehold") == expected
+    assert load_task_file(lexglue, "casehold") == load_task_file(instruct, "casehold") == expected
 
 
 def test_casehold_instruction_release_through_our_lm_eval_yaml(tmp_path):
@@ -379,15 +379,15 @@ def test_casehold_instruction_release_through_our_lm_eval_yaml(tmp_path):
 
 
 def test_compressed_files_and_json_arrays_read_like_plain_jsonl(tmp_path):
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
     rows = [{"question": "is it", "passage": "It is.", "answer": True}, {"question": "is not", "passage": "No.",
                                                                          "answer": False}]
-    plain = load_benchmark(write_jsonl(tmp_path / "dev.jsonl", rows), "boolq")
-    assert load_benchmark(write_jsonl(tmp_path / "dev.jsonl.bz2", rows, bz2.open), "boolq") == plain
-    assert load_benchmark(write_jsonl(tmp_path / "dev.jsonl.gz", rows, gzip.open), "boolq") == plain
+    plain = load_task_file(write_jsonl(tmp_path / "dev.jsonl", rows), "boolq")
+    assert load_task_file(write_jsonl(tmp_path / "dev.jsonl.bz2", rows, bz2.open), "boolq") == plain
+    assert load_task_file(write_jsonl(tmp_path / "dev.jsonl.gz", rows, gzip.open), "boolq") == plain
     (tmp_path / "dev.json").write_text(json.dumps(rows))
-    assert load_benchmark(tmp_path / "dev.json", "boolq") == plain
+    assert load_task_file(tmp_path / "dev.json", "boolq") == plain
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -396,12 +396,12 @@ def test_compressed_files_and_json_arrays_read_like_plain_jsonl(tmp_path):
     (b"BZh91AY&SY\x00garbage", "cannot be read as UTF-8 text"),
 ])
 def test_a_wrong_format_or_a_broken_file_is_one_line(tmp_path, content, problem):
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
 
     path = tmp_path / ("dev.jsonl.bz2" if isinstance(content, bytes) else "dev.jsonl")
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     with pytest.raises(HarnessError, match=problem):
-        load_benchmark(path, "boolq")
+        load_task_file(path, "boolq")
 
 
 def test_a_train_file_that_holds_test_items_is_refused(tmp_path):
@@ -482,7 +482,8 @@ def test_a_test_only_generation_task_is_refused_at_validation():
     ({"label": "BoolQ", "kind": "file", "train": "t.jsonl", "test": "u.jsonl", "test_fraction": 0.3},
      "give `path`"),
     ({"label": "BoolQ", "kind": "generated", "max_records": 10}, "kind 'generated' does not read max_records"),
-    ({"label": "BoolQ", "kind": "file", "format": "boolqq", "path": "x.jsonl"}, "is not one of"),
+    ({"label": "BoolQ", "kind": "file", "format": "boolqq", "path": "x.jsonl"},
+     "unknown multiple-choice file format 'boolqq'; did you mean 'boolq'"),
 ])
 def test_task_options_a_kind_would_ignore_are_refused(task, problem):
     from harness.config import CONFIG_DIR, resolve
@@ -498,7 +499,7 @@ def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
     """docs/data.md's include_path route: lm-eval's HellaSwag YAML over local files gives the records
     that `format: hellaswag` reads from the same file."""
     from harness import task_data
-    from harness.benchmarks import load_benchmark
+    from harness.task_files import load_task_file
     from harness.io import read_jsonl
     from tests.test_lm_eval_export import local_task
 
@@ -506,4 +507,4 @@ def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
     local_task(tmp_path, "hella_local", Path(lm_eval.__file__).parent / "tasks/hellaswag/hellaswag.yaml", rows)
     spec = {"kind": "lm_eval", "lm_eval_task": "hella_local", "include_path": str(tmp_path)}
     task_data.export_task({"task": "hellaswag", "spec": spec}, tmp_path / "out")
-    assert read_jsonl(tmp_path / "out" / "test.jsonl") == load_benchmark(tmp_path / "hella_local.jsonl", "hellaswag")
+    assert read_jsonl(tmp_path / "out" / "test.jsonl") == load_task_file(tmp_path / "hella_local.jsonl", "hellaswag")

@@ -1,14 +1,14 @@
-"""Reports as declarations (reports/plugin.py) behind one registry (reports/registry.py)."""
+"""Reports as declarations found in reports/tables/ by one registry (harness/report.py)."""
 
 import textwrap
 
 import pytest
 
-from harness.config import load_profile
+from harness import report as registry
+from harness.config import load_profile, merge, resolve
 from harness.errors import HarnessError
 from harness.grid import Grid
-from reports import registry
-from reports.plugin import KINDS
+from harness.report import KINDS
 
 
 @pytest.mark.parametrize("name", registry.report_names())
@@ -20,13 +20,14 @@ def test_every_registered_report_loads_and_declares_itself(name):
 
 def test_each_profile_builds_the_reports_its_sections_ask_for():
     names = lambda profile: [r.name for r in registry.enabled_reports(Grid(load_profile(profile)))]  # noqa: E731
-    assert names("smoke") == ["table1", "table3", "table2", "fig2", "fig3", "table4", "table5", "fig4",
-                              "table_pkt", "table_efficiency", "fig_efficiency", "signal", "knowledge_map"]
+    assert sorted(names("smoke")) == sorted(["table1", "table3", "table2", "fig2", "fig3", "table4", "table5", "fig4",
+                                             "table_pkt", "table_efficiency", "fig_efficiency", "signal",
+                                             "knowledge_map"])
     config = load_profile("smoke")
     for section in ("ablation", "pkt", "generation_tasks"):
         del config[section]
-    assert [r.name for r in registry.enabled_reports(Grid(config))] == [
-        "table1", "table_efficiency", "fig_efficiency", "signal", "knowledge_map"]
+    assert sorted(r.name for r in registry.enabled_reports(Grid(config))) == [
+        "fig_efficiency", "knowledge_map", "signal", "table1", "table_efficiency"]
     del config["signal"]["map"]
     assert "knowledge_map" not in [r.name for r in registry.enabled_reports(Grid(config))]
 
@@ -36,35 +37,92 @@ def test_an_unknown_report_is_one_line():
         registry.load_report("tabel1")
 
 
-def test_a_report_from_another_package_is_planned_and_rendered(tmp_path, monkeypatch):
-    """Adding a table: one file declaring a `Report` (here through the entry-point group)."""
+TOY = '''
+    """A toy table: one file, its section `mine:` and its renderer."""
+    from harness.config import must_name
+    from harness.grid import labelled_rows
+    from harness.report import Report, Section
+
+
+    def render(cfg, results):
+        return f"rows: {len(results)} at {cfg['budget']}\\n"
+
+
+    MINE = Report(name="mine", output="reports/mine.md", category="Tables", kind="table",
+                  renderer=f"{__name__}:render", enabled=lambda grid: "mine" in grid.C,
+                  inputs=lambda grid: grid.eval_files(labelled_rows(grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
+                                                      grid.budget, ["boolq"]),
+                  cfg=lambda grid: grid.report_cfg(labelled_rows(grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
+                                                   grid.budget))
+    SECTION = Section("mine", """
+    type: object
+    additionalProperties: false
+    required: [shape, rows]
+    properties:
+      shape: {type: string, description: the student shape}
+      rows: {type: array, items: {$ref: "#/$defs/row"}, description: its rows}
+    """, check=lambda config: must_name(config, "mine.shape", "shape", config["mine"]["shape"], "shapes"),
+        rows=lambda config: labelled_rows(config["mine"]["rows"]))
+'''
+
+
+@pytest.fixture
+def toy_package(tmp_path, monkeypatch):
+    """reports/tables/ plus one more file, `mine.py`, in a package of the test's own."""
+    import shutil
+
+    import reports.tables
+
+    package = tmp_path / "toy_tables"
+    shutil.copytree(reports.tables.__path__[0], package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "mine.py").write_text(textwrap.dedent(TOY))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "PACKAGE", "toy_tables")
+    registry.REPORTS.clear()
+    yield package
+    registry.REPORTS.clear()
+
+
+def test_adding_a_table_is_one_file_and_its_config_section(toy_package, tmp_path):
+    """The file alone registers the report, its section's schema and checks, and the rows it runs."""
+    smoke = load_profile("smoke")
+    shape = next(iter(smoke["shapes"]))
+    config = resolve(merge(smoke, {"mine": {"shape": shape, "rows": [{"name": "oracle-embed", "source": "twin"}]}}))
+    grid = Grid(config)
+    mine = registry.load_report("mine")
+    assert mine in registry.enabled_reports(grid) and "oracle-embed" in registry.planned_methods(grid)
+    assert len(mine.inputs(grid)) == len(config["seeds"])
+    with pytest.raises(HarnessError, match="unknown key 'rowz' in mine"):
+        resolve(merge(smoke, {"mine": {"shape": shape, "rows": [], "rowz": 1}}))
+    with pytest.raises(HarnessError, match="mine.shape: unknown shape 'nope'"):
+        resolve(merge(smoke, {"mine": {"shape": "nope", "rows": []}}))
+    record = tmp_path / "e.json"
+    record.write_text('{"method": "scratch", "source": "none", "shape_name": "s", "seed": 0, "task": "boolq", '
+                      '"value": 50.0}')
+    mine.render({"budget": "250k"}, [record], tmp_path / "mine.md")
+    assert (tmp_path / "mine.md").read_text() == "rows: 1 at 250k\n"
+
+
+def test_a_report_from_another_package_arrives_through_its_entry_point(tmp_path, monkeypatch):
     from importlib.metadata import EntryPoint
 
-    (tmp_path / "my_table.py").write_text(textwrap.dedent('''
-        from reports.plugin import Report
+    from harness import plugins
 
-        def draw(cfg, results):
-            return f"rows: {len(results)} at {cfg['budget']}\\n"
-
-        MINE = Report(name="mine", output="reports/mine.md", category="Tables", kind="table",
-                      renderer="my_table:draw", enabled=lambda grid: True,
-                      inputs=lambda grid: grid.eval_files(grid.rows[:1], grid.shapes[:1], grid.budget, ["boolq"]),
-                      cfg=lambda grid: grid.report_cfg(grid.rows[:1], grid.shapes[:1], grid.budget))
-    '''))
+    (tmp_path / "their_table.py").write_text(textwrap.dedent(TOY))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint("mine", "my_table:MINE", group)])
-    registry.report_table.cache_clear()
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint("mine", "their_table:MINE", group)]
+                        if group == "harness.reports" else [])
+    registry.REPORTS.clear()
     try:
-        grid = Grid(load_profile("smoke"))
-        mine = registry.enabled_reports(grid)[-1]
-        assert mine.name == "mine" and len(mine.inputs(grid)) == len(grid.C["seeds"])
-        record = tmp_path / "e.json"
-        record.write_text('{"method": "scratch", "source": "none", "shape_name": "s", "seed": 0, "task": "boolq", '
-                          '"value": 50.0}')
-        mine.render({"budget": "250k"}, [record], tmp_path / "mine.md")
-        assert (tmp_path / "mine.md").read_text() == "rows: 1 at 250k\n"
+        assert registry.load_report("mine").renderer == "their_table:render"
+        assert "mine" in registry.sections()
+        monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint("table1", "their_table:MINE", group)]
+                            if group == "harness.reports" else [])
+        registry.REPORTS.clear()
+        with pytest.raises(HarnessError, match="report 'table1' is registered twice"):
+            registry.report_names()
     finally:
-        registry.report_table.cache_clear()
+        registry.REPORTS.clear()
 
 
 def test_the_paper_profile_plans_every_table_and_figure_of_the_paper():

@@ -116,8 +116,8 @@ def _passing_rows() -> dict:
 
 
 def test_signal_report_passes_planted_controls_and_fails_when_they_vanish(big_world, tmp_path):
-    from reports.records import load_results
-    from reports.signal import render
+    from harness.records import load_results
+    from reports.tables.signal import render
 
     rows = _passing_rows()
     text = render(_cfg(big_world), load_results(_records(big_world, tmp_path, rows)))
@@ -136,8 +136,8 @@ def test_signal_report_passes_planted_controls_and_fails_when_they_vanish(big_wo
 def test_power_rows_run_on_more_seeds_than_the_strong_controls(big_world, tmp_path):
     """`signal.seeds`: Scratch, A/A, Oracle-FFN and MASA on seeds 0-9, the Oracle and the graded
     control on 0-4; each difference pairs the seeds both rows have, and says how many."""
-    from reports.records import load_results
-    from reports.signal import render
+    from harness.records import load_results
+    from reports.tables.signal import render
 
     knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
     power = {("scratch", "none", "sft"): _chance, ("scratch", "none", "untrained"): _chance,
@@ -178,8 +178,8 @@ def _write_curves(tmp_path, gaps: dict[tuple[str, str], object], seeds=range(5))
 def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
     """A8/A9 on planted curves: Oracle-FFN a persistent −0.1 nats, MASA a head start that closes
     at 40k tokens, the A/A row nothing; then an Oracle-FFN with no gap fails A8 and A9."""
-    from reports.records import load_results
-    from reports.signal import render
+    from harness.records import load_results
+    from reports.tables.signal import render
 
     rows = _passing_rows()
     results = load_results(_records(big_world, tmp_path, rows))
@@ -210,8 +210,8 @@ def test_the_loss_view_a8_a9_resolves_what_is_planted(big_world, tmp_path):
 def test_the_knowledge_map_puts_each_part_in_both_views(big_world, tmp_path):
     """Planted: the embeddings carry the facts (accuracy +, loss −), the spectrum control only an
     early head start in the loss, MASA from the twin nothing."""
-    from reports.knowledge_map import render
-    from reports.records import load_results
+    from reports.tables.knowledge_map import render
+    from harness.records import load_results
 
     knows = lambda task, seed, i, k: i % 50 != 0  # noqa: E731
     rows = {("scratch", "none", "sft"): _chance, ("oracle-embed", "twin", "sft"): knows,

@@ -134,7 +134,7 @@ def plant(tmp_path, n_items=250, seeds=5):
 
 
 def test_renderer_resolves_a_planted_two_point_effect_and_not_a_null(tmp_path):
-    from reports.registry import load_report
+    from harness.report import load_report
 
     cfg = {"profile": "planted", "seeds": list(range(5)), "budget": "b", "budget_paper": None, "budget_tokens": 1,
            "rows": [["scratch", "none", "Scratch"], ["effect", "none", "Effect"], ["null", "none", "Null"]],

@@ -2,10 +2,11 @@
 
 Two releases of CaseHOLD are read: LexGLUE's (`context`, `endings`, `label`) and the zero-shot
 instruction release (`input_text`, `choices`, `answer`, the answer an index or a letter).
-`harness.benchmarks.casehold` reads the same files without lm-eval, through the same helpers.
+`evals/formats/casehold.py` reads the same files without lm-eval, through the same helpers.
 """
 
-from harness.benchmarks import answer_index, casehold_query
+from evals.formats.casehold import query as casehold_query
+from harness.task_files import answer_index
 
 
 def doc_to_text(doc: dict) -> str:

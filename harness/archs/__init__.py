@@ -18,17 +18,15 @@ Adding an architecture is one file here plus one line in `ARCHS` (or an entry po
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.plugins import Registry
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-ENTRY_POINT_GROUP = "harness.archs"
 ARCHS = {
     "olmo": "harness.archs.olmo",          # dense (OLMo-7B-hf)
     "olmoe": "harness.archs.olmoe",        # standard MoE (OLMoE-1B-7B)
@@ -37,31 +35,22 @@ ARCHS = {
 }
 
 
-@lru_cache(maxsize=1)
-def arch_table() -> dict[str, str]:
-    from harness.plugins import with_entry_points
-
-    return with_entry_points("architecture", ARCHS, entry_points(group=ENTRY_POINT_GROUP))
+REGISTRY = Registry("architecture", "harness.archs", lambda: ARCHS)
 
 
 def arch_names() -> list[str]:
-    return sorted(arch_table())
+    return sorted(REGISTRY.names())
 
 
 def adapter(arch: str) -> ModuleType:
     """The adapter module registered as `arch`; unknown names are a one-line error."""
-    from harness.plugins import load_target, unknown_name_message
-
-    table = arch_table()
-    if arch not in table:
-        raise HarnessError(unknown_name_message("architecture", arch, list(table)))
-    return load_target("architecture", arch, table[arch])
+    return REGISTRY.load(arch)
 
 
 def adapter_for(model) -> ModuleType:
     """The adapter of a loaded model, by its `config.model_type`."""
     model_type = model.config.model_type
-    for name in arch_table():
+    for name in REGISTRY.names():
         module = adapter(name)
         if model_type in module.MODEL_TYPES:
             return module

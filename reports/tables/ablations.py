@@ -1,12 +1,27 @@
 """Tables 4 and 5 and Figure 4 (`ablation:`): MASA's variants on one student shape. The tables
 put the reference row (Scratch) first, the base of their paired differences."""
 
-from harness.grid import Grid, curve_dirs
-from reports.plugin import Report
+from pathlib import Path
+
+from harness.config import must_be_method, must_name
+from harness.grid import Grid, Row, curve_dirs, labelled_rows
+from harness.io import read_json
+from harness.report import Report, Section
+from harness.stats import t_interval
+from reports.loss_view import rows_section
+from reports.render import grid_table, paired_block, paper_numbers, pyplot, save_figure, stamp
+
+REPORTS = ("table4", "table5", "fig4")
+
+
+def ablation_rows(config: dict, report: str) -> list[Row]:
+    """The rows of an ablation report, all from `ablation.source`."""
+    ab = config["ablation"]
+    return labelled_rows([{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
 
 
 def _rows(grid: Grid, report: str, paired: bool):
-    variants = grid.ablations.get(report, [])
+    variants = ablation_rows(grid.C, report) if "ablation" in grid.C else []
     return [grid.reference, *variants] if paired else variants
 
 
@@ -18,14 +33,14 @@ def _artifacts(grid: Grid, report: str) -> list[list[str]]:
 
 def _enabled(grid: Grid, report: str) -> bool:
     """Figure 4 aligns on one corpus domain at a time: only a corpus with domains has it."""
-    return bool(grid.ablations) and (report != "fig4" or grid.domains_dir() is not None)
+    return "ablation" in grid.C and (report != "fig4" or grid.domains_dir() is not None)
 
 
 def _ablation(name: str, output: str, kind: str, paired: bool = True) -> Report:
     shapes = lambda grid: [grid.C["ablation"]["shape"]]  # noqa: E731
     return Report(
         name=name, output=output, category="Figures" if kind == "figure" else "Tables", kind=kind,
-        renderer=f"reports.render:{name}", enabled=lambda grid: _enabled(grid, name),
+        renderer=f"reports.tables.ablations:{name}", enabled=lambda grid: _enabled(grid, name),
         inputs=lambda grid: grid.eval_files(_rows(grid, name, paired), shapes(grid), grid.budget, grid.mc_tasks),
         needs=lambda grid: [*(path for _, path in _artifacts(grid, name)),
                             *(curve_dirs(_curves(grid, name)) if paired else [])],
@@ -41,3 +56,91 @@ def _curves(grid: Grid, report: str) -> list[list]:
 TABLE4 = _ablation("table4", "reports/table4.md", "table")
 TABLE5 = _ablation("table5", "reports/table5.md", "table")
 FIG4 = _ablation("fig4", "reports/fig4.png", "figure", paired=False)
+
+
+def _check(config: dict) -> None:
+    ab = config["ablation"]
+    must_name(config, "ablation.shape", "shape", ab["shape"], "shapes")
+    must_name(config, "ablation.source", "source", ab["source"], "sources")
+    for report in REPORTS:
+        for v in ab[report]:
+            must_be_method(f"ablation.{report}", v if isinstance(v, str) else v["name"])
+
+
+ABLATION = Section("ablation", """
+type: object
+description: Tables 4, 5 and Figure 4, MASA's variants (registry names) on one student and one source
+additionalProperties: false
+required: [shape, source, table4, table5, fig4]
+properties:
+  shape: {type: string, description: the student shape}
+  source: {type: string, description: the source every variant transfers from}
+  table4: {$ref: "#/$defs/variants", description: "Table 4's rows: the modules ablated"}
+  table5: {$ref: "#/$defs/variants", description: "Table 5's rows: the gene-matrix sizes"}
+  fig4: {$ref: "#/$defs/variants", description: "Figure 4's bars: the alignment data's domains"}
+""", check=_check, rows=lambda config: [r for report in REPORTS for r in ablation_rows(config, report)])
+
+
+def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: str) -> str:
+    """Tables 4 and 5: MASA variants on one student; the paper's rows are keyed by variant label."""
+    (shape, spec), = cfg["shapes"]
+    paper = {spec.get("paper", shape): paper_numbers()[section]}
+    source = next(s for m, s, _ in cfg["rows"] if (m, s) != tuple(cfg["reference"][:2]))
+    note = (f"Student `{shape}`, source `{source}`; the {cfg['reference'][2]} row is Table 1's. The paper's "
+            "columns include generation tasks (DollyEval, S-NI, UnNI); only the columns this profile evaluates "
+            "are shown. The paper's rows are composites, not one student each: Table 4's MASA row is, column by "
+            "column, the best of its three sources' 877M MASA students (BoolQ 73.36 is MASA-OLMo's in Table 1, "
+            "PIQA 56.75 and WinoGrande 50.43 MASA-DeepSeek's, the generation cells MASA-OLMo's in Table 3); "
+            "Table 5's 23 % row takes its generation cells from Table 8 (10B) and others from elsewhere "
+            "(CaseHOLD 82.43 is the 709M MASA-DeepSeek's). Ours are MASA from "
+            f"`{source}` alone, at `{cfg['budget']}`.\n\n")
+    return (f"# {title}\n\n" + stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
+            + paired_block(cfg, results) + _gene_sizes(cfg) + rows_section(cfg, "the same students", curves_too=True))
+
+
+def _gene_sizes(cfg: dict) -> str:
+    """Each extracting row's gene matrices in all, against the source: the size L45 states
+    (11.8M-38.6M, 0.17 %), beside the per-weight M/W ratio Table 5 varies."""
+    rows = []
+    for label, artifact in cfg.get("artifacts", []):
+        genes = read_json(Path(artifact) / "manifest.json").get("genes")
+        if genes:  # a manifest of a method without genes (or of older code) has none
+            rows.append(f"| {label} | {genes['matrices']} | {genes['parameters']:,} | "
+                        f"{genes['percent_of_source']:.3g} % of {genes['source_parameters']:,} |")
+    if not rows:
+        return ""
+    return ("\n\nGene matrices in all (the paper, L45: 11.8M-38.6M parameters, as little as 0.17 % of the "
+            "source; `size` in methods/masa.py reads it either way):\n\n| row | matrices | parameters | of the source |\n"
+            "|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def table4(cfg: dict, results: list[dict]) -> str:
+    return _ablation(cfg, results, "Table 4: ablation of MASA's modules (accuracy %)", "ablation",
+                     "Without spectral alignment (lambda = 0), without adaptive scaling (truncation), full MASA.")
+
+
+def table5(cfg: dict, results: list[dict]) -> str:
+    return _ablation(cfg, results, "Table 5: gene-matrix size, M/W ratio (accuracy %)", "ratio",
+                     "Gene matrices of r^2 / (d_in d_out) = 3, 12, 23 and 40 % of each source FFN weight.")
+
+
+def fig4(cfg: dict, results: list[dict], out: Path) -> None:
+    """Figure 4: accuracy per task for alignment on each single domain vs all domains."""
+    plt = pyplot()
+    tasks = cfg["tasks"]
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tasks), 4.2))
+    width = 0.8 / len(cfg["rows"])
+    for i, (method, source, label) in enumerate(cfg["rows"]):
+        values = [[r["value"] for r in results if (r["method"], r["source"], r["task"]) == (method, source, task)]
+                  for task, _ in tasks]
+        stats = [t_interval(v) if v else (float("nan"), None) for v in values]
+        xs = [j + (i - (len(cfg["rows"]) - 1) / 2) * width for j in range(len(tasks))]
+        ax.bar(xs, [m for m, _ in stats], width, yerr=[h or 0 for _, h in stats], capsize=2, label=label)
+    ax.set_xticks(range(len(tasks)), [label for _, label in tasks])
+    ax.set_ylabel("accuracy (%), mean ± 95% CI over seeds")
+    (shape, _), = cfg["shapes"]
+    ax.set_title(f"Figure 4: alignment data domains · profile {cfg['profile']} · student {shape} · "
+                 f"seeds {', '.join(map(str, cfg['seeds']))}", fontsize=9)
+    ax.legend(title="alignment data", fontsize=8, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, out)

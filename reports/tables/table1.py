@@ -5,8 +5,12 @@ paper's appendix, is the same grid at another budget (`appendix.table6`)."""
 
 from typing import Callable
 
+from harness.config import must_name
 from harness.grid import NO_SOURCE, Grid, curve_dirs
-from reports.plugin import Report
+from harness.report import Report, Section
+from reports.loss_view import rows_section
+from reports.paired import PARAPHRASE, ZEROSHOT, stage_of
+from reports.render import grid_report, grid_table, paired_block, sources_table
 
 Budget = Callable[[Grid], str]
 
@@ -35,7 +39,7 @@ def appendix_enabled(name: str, needs_generation: bool = False) -> Callable[[Gri
 
 def understanding(name: str, title: str, budget: Budget, enabled: Callable[[Grid], bool]) -> Report:
     return Report(
-        name=name, output=f"reports/{name}.md", category="Tables", kind="table", renderer="reports.render:table1",
+        name=name, output=f"reports/{name}.md", category="Tables", kind="table", renderer="reports.tables.table1:render",
         enabled=enabled, inputs=lambda grid: inputs(grid, budget(grid)),
         needs=lambda grid: curve_dirs(grid.curves(grid.rows, grid.shapes, budget(grid))),
         cfg=lambda grid: grid.report_cfg(grid.rows, grid.shapes, budget(grid), title=title,
@@ -45,3 +49,52 @@ def understanding(name: str, title: str, budget: Budget, enabled: Callable[[Grid
 
 TABLE1 = understanding("table1", "Table 1", lambda grid: grid.budget, lambda grid: True)
 TABLE6 = understanding("table6", "Table 6", appendix_budget("table6"), appendix_enabled("table6"))
+
+
+def _check_appendix(config: dict) -> None:
+    for report, value in config["appendix"].items():
+        kind = "budget" if report.startswith("table") else "shape"
+        must_name(config, f"appendix.{report}", kind, value, f"{kind}s")
+
+
+APPENDIX = Section("appendix", """
+type: object
+description: the paper's appendix (paper profile), each report at another budget or on another shape
+additionalProperties: false
+properties:
+  table6: {type: string, description: "a budget: Table 1's grid at it (the paper: 2B)"}
+  table7: {type: string, description: "a budget: Table 3's grid at it (the paper: 2B)"}
+  table8: {type: string, description: "a budget: Table 3's grid at it (the paper: 10B)"}
+  fig5: {type: string, description: "a shape: Figure 2 on it (the paper: 321M)"}
+  fig6: {type: string, description: "a shape: Figure 2 on it (the paper: 267M)"}
+  fig7: {type: string, description: "a shape: Figure 2 on it (the paper: 877M)"}
+""", check=_check_appendix)
+
+
+def render(cfg: dict, results: list[dict]) -> str:
+    """Table 1 after SFT (the paper's), then the same students zero-shot, before any SFT."""
+    after_sft = grid_report(
+        cfg, results, "understanding", f"{cfg.get('title', 'Table 1')}: language understanding (accuracy %)",
+        "Language understanding after pre-training and SFT on each task.",
+        f"Paper numbers are the paper's {cfg.get('title', 'Table 1')} (Table 1 at 5B, Table 6 at 2B) for the paper "
+        "shape each micro shape mirrors; "
+        "they come from 267M–877M students pre-trained on billions of tokens, ours from the "
+        "profile's students, so compare orderings and gaps, not absolute values.\n\n", paper_columns=6)
+    out = after_sft
+    if cfg.get("sources"):
+        out += ("\n## The sources: zero-shot and after the same SFT\n\n"
+                "What the rows transfer from. A source that scores near chance zero-shot has no knowledge to "
+                "give; one that drops after SFT shows the SFT erasing it (`reports/signal.md`, A2).\n\n"
+                + sources_table(cfg, results))
+    if any(stage_of(r) == ZEROSHOT for r in results):
+        out += ("\n## Zero-shot: the same students before SFT\n\n"
+                "Each pre-trained student (before any adaptation or SFT) scored on every task's test split; the "
+                "paper reports no zero-shot numbers.\n\n"
+                + grid_table(cfg, results, {}, paper_avg=False, stage=ZEROSHOT) + paired_block(cfg, results, ZEROSHOT))
+    if any(stage_of(r) == PARAPHRASE for r in results):
+        out += ("\n## Held-out phrasing: the same test items in words the corpus never uses\n\n"
+                "The fine-tuned students on each task's `paraphrase` split (the micro world's second, harder set: "
+                "a model that recalls a fact only in the words it was stated in scores chance here).\n\n"
+                + grid_table(cfg, results, {}, paper_avg=False, stage=PARAPHRASE)
+                + paired_block(cfg, results, PARAPHRASE))
+    return out + rows_section(cfg, "the same students")
