@@ -155,6 +155,13 @@ def _validate(args) -> None:
     print(describe(load_profile(args.profile)))
 
 
+def _config_reference(args) -> None:
+    from harness.config_reference import reference
+    from harness.io import atomic_write_text
+
+    atomic_write_text(args.out, reference()) if args.out else print(reference(), end="")
+
+
 def _paper_toy(args) -> None:
     from harness.paper_toy import write
 
@@ -213,6 +220,10 @@ def _parser() -> argparse.ArgumentParser:
                                                               "that started this)")
     fs.set_defaults(func=_serve)
 
+    ref = sub.add_parser("config-reference", help="every config key, its default and meaning (docs/config.md)")
+    ref.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
+    ref.set_defaults(func=_config_reference)
+
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
     toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
@@ -221,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
-LIGHT_STAGES = ("validate", "report", "timings", "serve")  # no torch threads, no GPU claim
+LIGHT_STAGES = ("validate", "report", "timings", "serve", "config-reference")  # no torch threads, no GPU claim
 METHOD_STAGES = ("extract", "init", "pretrain", "sft", "eval-untrained")  # their cfg's `method` is a registry name
 
 
