@@ -1,7 +1,7 @@
 """A warm process that forks each stage, so that a job does not pay torch's import.
 
 A micro job's own work is a second or two; importing torch, transformers and lm-eval
-is 5-7 s on the 2-core machine, over half of a cold Table 1 (docs/measurements.md). `python -m
+is 5-7 s on the 2-core machine, over half of a cold Table 1 (docs/measurements/). `python -m
 harness serve --socket PATH` imports them once and then, for every `python -m harness
 ...` that finds `HARNESS_FORK_SERVER=PATH` in its environment, forks a child that runs
 the command with the caller's arguments, working directory, environment and standard

@@ -1,6 +1,6 @@
 """The paper-toy profile (config/paper-toy.yaml over config/paper.yaml): the paper's DAG job for
 job at toy size, its sources tiny stand-ins with the real checkpoints' quirks (harness/paper_toy.py).
-The whole of `all` runs end to end on a CPU (docs/measurements.md); here the plans are compared and
+The whole of `all` runs end to end on a CPU (docs/measurements/); here the plans are compared and
 the jobs that meet each quirk run."""
 
 import json
