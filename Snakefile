@@ -39,7 +39,7 @@ if _unknown:
 localrules: all  # a target list: nothing to submit
 
 
-# Jobs run here fork from one warm process instead of importing torch each (harness/forkserver.py);
+# Jobs run here fork from one warm process instead of importing torch each (harness/workflow/forkserver.py);
 # a cluster's jobs start on their nodes as before. Linux only by default: macOS's system libraries
 # are not safe to use in a child forked without exec.
 _fork_server = []
@@ -61,4 +61,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        [r.output for r in REPORTS],  # every report the profile asks for (harness/report.py)
+        [r.output for r in REPORTS],  # every report the profile asks for (harness/workflow/report.py)

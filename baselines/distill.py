@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.data import IGNORE
+from harness.data.batches import IGNORE
 from harness.errors import HarnessError
-from harness.method import resolve_options
-from harness.vocab import check_rows
+from harness.api.method import resolve_options
+from harness.data.vocab import check_rows
 
 DEFAULTS = {
     "alpha": 0.5,          # MiniLLM's --kd-ratio
@@ -55,7 +55,7 @@ def kd_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_hidden: 
     hidden = teacher_hidden[:, :-1][keep]  # (n, H)
     total = student.new_zeros((), dtype=torch.float32)
     for lo in range(0, n, chunk_tokens):
-        with torch.no_grad():  # a padded teacher vocabulary: its logits over the student's tokens (harness/vocab.py)
+        with torch.no_grad():  # a padded teacher vocabulary: its logits over the student's tokens (harness/data/vocab.py)
             teacher = teacher_head(hidden[lo:lo + chunk_tokens])[:, :student.shape[-1]]
         total = total + token_kl(student[lo:lo + chunk_tokens], teacher, temperature).sum()
     return total / n
@@ -76,7 +76,7 @@ class Distillation:
         check_rows("distill", ctx.source.name, teacher.config.vocab_size, student.config.vocab_size)
         tok = ctx.tokenizer
         if tok is not None:
-            from harness.tokenizer import load_tokenizer
+            from harness.data.tokenizer import load_tokenizer
 
             if load_tokenizer(ctx.source.model_path).get_vocab() != tok.get_vocab():
                 raise HarnessError(f"distill: teacher {ctx.source.name!r} tokenises differently from the student; "

@@ -12,7 +12,7 @@ the archive of every evaluated candidate is the population. The best candidate,
 re-checked on a dev subset, is merged into one dense FFN per layer (below) and
 saved as a wide Llama: the artifact every student shape reuses.
 
-`init_student` cuts that Llama to the student's shape with `harness.shrink`:
+`init_student` cuts that Llama to the student's shape with `harness.models.shrink`:
 layers dropped (uniform map), heads index-selected by rotary pairs, FFN width and
 hidden size pruned with torch-pruning (magnitude or Taylor importance).
 
@@ -44,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.archs import ffn_views
+from harness.models.archs import ffn_views
 from harness.errors import HarnessError
-from harness.method import resolve_options
+from harness.api.method import resolve_options
 
 DEFAULTS = {
     "experts_kept": 2,          # k, EEP's budget per layer (the authors use 2, 4 or 6 of Mixtral's 8)
@@ -269,7 +269,7 @@ class TaskFitness:
     """Macro-average over tasks of accuracy (x100) or -100 x gold-answer NLL per token."""
 
     def __init__(self, model, tokenizer, records: dict[str, list[dict]], metric: str, batch_size: int):
-        from harness.scoring import encode_choices
+        from harness.stages.scoring import encode_choices
 
         if metric not in ("accuracy", "loss"):
             raise HarnessError(f"pruning-eep: unknown fitness {metric!r}; use accuracy or loss")
@@ -279,7 +279,7 @@ class TaskFitness:
         self.pairs = {t: encode_choices(tokenizer, recs) for t, recs in records.items()}
 
     def __call__(self) -> float:
-        from harness.scoring import choice_accuracy, continuation_logprobs, gold_loss
+        from harness.stages.scoring import choice_accuracy, continuation_logprobs, gold_loss
 
         values = []
         for task, recs in self.records.items():
@@ -475,7 +475,7 @@ class PruningEEP:
         from transformers import LlamaForCausalLM
 
         from harness.io import reading
-        from harness.shrink import shrink_llama
+        from harness.models.shrink import shrink_llama
 
         opts = self.options(ctx)
         if artifact is None or not (artifact / "dense" / "config.json").is_file():

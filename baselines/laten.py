@@ -2,7 +2,7 @@
 most task-relevant neurons, translated by a small hypernetwork into the student's width and
 added to the student's own most relevant neurons before any fine-tuning (docs/methods.md).
 
-- Locate: static attribution through the logit lens (`harness.neurons.attribute`) on one
+- Locate: static attribution through the logit lens (`harness.models.neurons.attribute`) on one
   example at a time. Attention and FFN layers are ranked separately; the source keeps its
   top L_student of each, in depth order, the i-th paired with student layer i. In each layer
   the top `neuron_fraction` of neurons are kept, both counts from the student's dimensions.
@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from harness.archs import attention_weights
-from harness.data import IGNORE, collate, encode_pair, sft_pairs
+from harness.models.archs import attention_weights
+from harness.data.batches import IGNORE, collate, encode_pair, sft_pairs
 from harness.errors import HarnessError
-from harness.method import frozen_source, resolve_options
-from harness.neurons import Attribution, attention_value_rows, attribute, model_pools, top_layers, top_neurons
+from harness.api.method import frozen_source, resolve_options
+from harness.models.neurons import Attribution, attention_value_rows, attribute, model_pools, top_layers, top_neurons
 
 DEFAULTS = {
     "extract_examples": 20,   # the reference's extract set; one alignment step each
@@ -178,8 +178,8 @@ class LaTen:
     def adapt(self, student, task, ctx):
         from torch.func import functional_call
 
-        from harness.tasks import sft_pair
-        from harness.train import OptimConfig, TrainSettings, train
+        from harness.data.tasks import sft_pair
+        from harness.training.train import OptimConfig, TrainSettings, train
 
         o = resolve_options(self.name, DEFAULTS, ctx)
         unknown = sorted(set(o["modules"]) - set(FFN_MODULES + ATTN_MODULES))

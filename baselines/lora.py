@@ -8,8 +8,8 @@ The adapter is merged into the weights after SFT, so the saved student is a plai
 
 from __future__ import annotations
 
-from harness import lora
-from harness.method import resolve_options
+from harness.models import lora
+from harness.api.method import resolve_options
 
 DEFAULTS = {**lora.DEFAULTS, "init": "gaussian"}
 

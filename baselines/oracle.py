@@ -23,7 +23,7 @@ Each row is then pre-trained, fine-tuned and evaluated like any other row.
 from __future__ import annotations
 
 from harness.errors import HarnessError
-from harness.method import resolve_options
+from harness.api.method import resolve_options
 
 SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
               "num_attention_heads", "num_key_value_heads")
@@ -68,7 +68,7 @@ class Oracle:
     DEFAULTS = {"copy": "all"}  # a key of PARTS: which of the twin's weights the student gets
 
     def init_student(self, config, artifact, ctx):
-        from harness.models import build_model
+        from harness.models.build import build_model
 
         opts = resolve_options(self.name, self.DEFAULTS, ctx)
         if opts["copy"] not in PARTS:

@@ -5,7 +5,7 @@ unchanged model before SFT are the `Method` defaults. `ScratchReinit` is the
 A/A control beside it.
 """
 
-from harness.method import resolve_options
+from harness.api.method import resolve_options
 
 
 class Scratch:
@@ -21,7 +21,7 @@ class ScratchReinit:
     DEFAULTS = {"init_stream": 1}  # torch seed of the initial weights: seed + 1_000_000 * init_stream
 
     def init_student(self, config, artifact, ctx):
-        from harness.models import build_model
+        from harness.models.build import build_model
 
         opts = resolve_options(self.name, self.DEFAULTS, ctx)
         return build_model(config, ctx.seed + 1_000_000 * int(opts["init_stream"]))

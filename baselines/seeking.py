@@ -7,7 +7,7 @@ task-sensitive sub-matrices (docs/methods.md).
    in depth order, feed student layers 0..L_student-1.
 3. Per module, the contiguous block of the student's size with the largest summed S
    (first maximum in row-major order; head boundaries ignored). Routed experts count as
-   one wide FFN (the neuron pool of `harness.archs.ffn`), so MoE sources work like dense ones.
+   one wide FFN (the neuron pool of `harness.models.archs.ffn`), so MoE sources work like dense ones.
 4. B = U_r diag(S_r), A = V_r^T from the block's SVD; the base weights are offset by BA,
    so the student computes exactly what it did before adaptation (section 1.6: the source
    only chooses where LoRA fine-tuning starts).
@@ -24,12 +24,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from harness import lora
-from harness.data import IGNORE, encode_pair
+from harness.models import lora
+from harness.data.batches import IGNORE, encode_pair
 from harness.errors import HarnessError
-from harness.method import frozen_source, resolve_options
-from harness.archs import attention_weights, ffn_view
-from harness.neurons import top_layers
+from harness.api.method import frozen_source, resolve_options
+from harness.models.archs import attention_weights, ffn_view
+from harness.models.neurons import top_layers
 
 DEFAULTS = {**lora.DEFAULTS, "samples": 32, "max_len": 2048}
 FFN = {"gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
@@ -135,7 +135,7 @@ class Seeking:
     label = "Seeking"
 
     def adapt(self, student, task, ctx):
-        from harness.tasks import sft_pair
+        from harness.data.tasks import sft_pair
 
         o = resolve_options(self.name, DEFAULTS, ctx)
         source, tok = frozen_source(self.name, ctx)

@@ -22,7 +22,7 @@ KL(p_teacher || p_student); alignment runs shallow to deep, only the frontier la
 
 What the text leaves open is an option below, each marked "ours" or with the reading it
 follows. A source whose tokenizer is not the student's (index-aligned bases) is refused; a
-padded source vocabulary gives its bases of the student's tokens (harness/vocab.py).
+padded source vocabulary gives its bases of the student's tokens (harness/data/vocab.py).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness import lora
-from harness.data import IGNORE, collate, sft_pairs
+from harness.models import lora
+from harness.data.batches import IGNORE, collate, sft_pairs
 from harness.errors import HarnessError
-from harness.method import frozen_source, resolve_options
-from harness.vocab import check_rows
+from harness.api.method import frozen_source, resolve_options
+from harness.data.vocab import check_rows
 
 DEFAULTS = {
     **lora.DEFAULTS,
@@ -256,7 +256,7 @@ class SemAlign:
     def _align_before(self, student, batches, o, task_name: str) -> None:
         """`align_steps` steps of the alignment loss alone, only the paired layer(s) trainable; v2
         walks its layers shallow to deep, `align_steps` steps (and one optimiser) per frontier layer."""
-        from harness.train import OptimConfig, TrainSettings, train
+        from harness.training.train import OptimConfig, TrainSettings, train
 
         optim = OptimConfig(lr=o["align_lr"], weight_decay=0.0, warmup=0.0, min_lr_ratio=1.0, grad_clip=1.0)
         groups = [[k] for k in sorted(self._plan.pairs)] if o["version"] == 2 else [sorted(self._plan.pairs)]

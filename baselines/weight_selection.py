@@ -3,7 +3,7 @@
 Every student tensor is a selection of the source's matching tensor: the same evenly spaced
 indices in every dimension (`indices`), layers by a uniform map (first and last kept) or the
 first L. The reference (OscarXZQ/weight-selection, timm ViT/ConvNeXt only) has no language
-model; here the matching follows the source's architecture adapter (`harness.archs`):
+model; here the matching follows the source's architecture adapter (`harness.models.archs`):
 
 | student tensor            | source tensor                                              |
 |---------------------------|------------------------------------------------------------|
@@ -21,11 +21,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.archs import attention_weights, ffn_views, norm_weights
+from harness.models.archs import attention_weights, ffn_views, norm_weights
 from harness.errors import HarnessError
-from harness.method import resolve_options, source_model
-from harness.models import layer_map
-from harness.vocab import check_rows
+from harness.api.method import resolve_options, source_model
+from harness.models.build import layer_map
+from harness.data.vocab import check_rows
 
 DEFAULTS = {
     # docs/methods.md: round(i (n-1) / (k-1)), first and last kept ("spread"); the reference's
@@ -105,7 +105,7 @@ class WeightSelection:
     label = "Weight Selection"
 
     def init_student(self, config, artifact, ctx):
-        from harness.models import build_model
+        from harness.models.build import build_model
 
         opts = resolve_options(self.name, DEFAULTS, ctx)
         source = source_model(self.name, ctx)

@@ -21,7 +21,7 @@ import re
 
 from evals.rouge import rouge_l
 from harness.errors import HarnessError
-from harness.tasks import item_key
+from harness.data.tasks import item_key
 
 
 @dataclass

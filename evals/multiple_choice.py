@@ -1,7 +1,7 @@
 """Multiple-choice accuracy through lm-eval, on the task's local test split.
 
 The task YAML is generated per evaluation from the record fields (see
-`harness.tasks`): lm-eval scores log p(choice | query) for every choice and
+`harness.data.tasks`): lm-eval scores log p(choice | query) for every choice and
 reports accuracy. Built-in task indexing is skipped (`include_defaults=False`,
 ~17 s saved per job) because our tasks are local files.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.tasks import TARGET_DELIMITER, Task, item_key
+from harness.data.tasks import TARGET_DELIMITER, Task, item_key
 
 METRICS = ("acc", "acc_norm")
 SCORINGS = ("full", "partial")
@@ -126,7 +126,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     with tempfile.TemporaryDirectory() as include, _without_environment_report():
         partial_file = None
         if scoring == "partial":
-            from harness.tasks import write_jsonl
+            from harness.data.tasks import write_jsonl
 
             partial_file = Path(include, "partial.jsonl")
             write_jsonl(partial_file, scored)

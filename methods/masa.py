@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness.archs import ffn_view, ffn_views
+from harness.models.archs import ffn_view, ffn_views
 from harness.errors import HarnessError
-from harness.method import resolve_options
-from harness.models import layer_map  # noqa: F401  (public here too: tests and users call masa.layer_map)
+from harness.api.method import resolve_options
+from harness.models.build import layer_map  # noqa: F401  (public here too: tests and users call masa.layer_map)
 
 
 # ---------------------------------------------------------------- section 3.1, appendix A.2
@@ -406,7 +406,7 @@ class MASA:
         from safetensors.torch import save_file
         from tqdm import tqdm
 
-        from harness.data import PretrainBatches
+        from harness.data.batches import PretrainBatches
 
         opts = self.options(ctx)
         source = ctx.source.load(ctx.device)
@@ -461,7 +461,7 @@ class MASA:
         from safetensors.torch import load_file
 
         from harness.io import read_json, reading
-        from harness.models import build_model
+        from harness.models.build import build_model
 
         opts = self.options(ctx)
         if artifact is None or not (artifact / GENES_FILE).is_file():

@@ -1,7 +1,7 @@
 """The method table: name -> "module:Class", or a variant with fixed options.
 
 Adding a method is one file in `methods/` or `baselines/` plus one line here; a composition
-(`{"compose": [a, b]}`, harness/compose.py) takes each hook from one of the methods it names.
+(`{"compose": [a, b]}`, harness/api/compose.py) takes each hook from one of the methods it names.
 Names are the workflow's `{method}` wildcard and the reports' row keys; a
 variant (same class, other options) is its own row, e.g. an ablation. A
 variant reads its family's `method_options` (those of the entry with the same

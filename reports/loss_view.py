@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.stats import t_interval
+from harness.analysis.stats import t_interval
 
 Curve = list[tuple[int, float]]  # (tokens seen, held-out loss), ascending in tokens
 LEVEL = 0.95
@@ -59,7 +59,7 @@ def read_curve(path: Path) -> Curve:
 
 def load_curves(cfg: dict) -> dict[tuple[str, str, str], dict[int, Curve]]:
     """(method, source, shape) -> seed -> curve, for every pre-training a report's config names
-    (`curves`: [method, source, shape, seed, log path], `harness.grid.Grid.curves`)."""
+    (`curves`: [method, source, shape, seed, log path], `harness.workflow.grid.Grid.curves`)."""
     out: dict[tuple[str, str, str], dict[int, Curve]] = {}
     for method, source, shape, seed, path in cfg.get("curves", []):
         out.setdefault((method, source, shape), {})[seed] = read_curve(Path(path))

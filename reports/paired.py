@@ -1,7 +1,7 @@
 """The paired-differences block under every grid table: each row minus the reference row.
 
 Rows of one table share seeds and test items, so each difference is taken per seed and
-per item (`harness.stats`): the seed-paired t interval and the item x seed bootstrap
+per item (`harness.analysis.stats`): the seed-paired t interval and the item x seed bootstrap
 interval of the mean difference, per task and on the task average, and whether both
 exclude 0 ("resolved"). Which row is the reference is the config's (`compare_to`).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from harness.stats import Difference, item_matrix, paired_difference
+from harness.analysis.stats import Difference, item_matrix, paired_difference
 
 # the `stage` of an evaluation record (records before it say none: SFT); "paraphrase": after SFT, on the
 # held-out phrasing of the test items

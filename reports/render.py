@@ -16,9 +16,9 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from harness.grid import SOURCE_BASE, SOURCE_SFT
+from harness.workflow.grid import SOURCE_BASE, SOURCE_SFT
 from harness.io import load_yaml
-from harness.stats import t_interval
+from harness.analysis.stats import t_interval
 from reports.paired import SFT, paired_table, stage_of
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")

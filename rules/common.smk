@@ -1,15 +1,15 @@
-# The resolved config and the grid every rule is declared over (harness/grid.py: paths, config
+# The resolved config and the grid every rule is declared over (harness/workflow/grid.py: paths, config
 # slices, shared work, all unit-tested without Snakemake). Rules contain no logic of their own.
 import os
 import re
 import sys
 
-from harness import forkserver
-from harness.config import resolve
+from harness.workflow import forkserver
+from harness.workflow.config import resolve
 from harness.errors import HarnessError
-from harness.grid import NO_SOURCE, Grid, as_json
-from harness.report import planned_methods
-from harness.workflow import PYTHON_ENV, stage_command
+from harness.workflow.grid import NO_SOURCE, Grid, as_json
+from harness.workflow.report import planned_methods
+from harness.workflow.commands import PYTHON_ENV, stage_command
 
 try:
     C = resolve(config)
@@ -18,7 +18,7 @@ except HarnessError as e:
 
 G = Grid(C)
 MC_TASKS, GEN_TASKS = G.mc_tasks, G.gen_tasks
-os.environ[PYTHON_ENV] = sys.executable  # jobs run the interpreter running Snakemake (harness/workflow.py)
+os.environ[PYTHON_ENV] = sys.executable  # jobs run the interpreter running Snakemake (harness/workflow/commands.py)
 
 
 def _alternatives(names):

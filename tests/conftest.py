@@ -44,7 +44,8 @@ def assert_one_line_error(rc, err, *words):
 @pytest.fixture(scope="session")
 def world_dir(tmp_path_factory):
     """A small generated world on disk (corpus + all six tasks)."""
-    from harness import stages, world
+    from harness.stages import build as stages
+    from harness.data import world
 
     out = tmp_path_factory.mktemp("data") / "world"
     stages.world({"world": SMALL_WORLD, "tasks": list(world.TASKS)}, out)
@@ -53,7 +54,7 @@ def world_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(world_dir, tmp_path_factory):
-    from harness import stages
+    from harness.stages import build as stages
 
     out = tmp_path_factory.mktemp("data") / "tokenizer"
     stages.tokenizer({"tokenizer": {"vocab_size": 400}}, world_dir / "corpus.txt", out)
@@ -62,7 +63,7 @@ def tokenizer_dir(world_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokens_file(world_dir, tokenizer_dir, tmp_path_factory):
-    from harness import stages
+    from harness.stages import build as stages
 
     out = tmp_path_factory.mktemp("data") / "tokens.npy"
     stages.tokens({}, world_dir / "corpus.txt", tokenizer_dir, out)

@@ -99,8 +99,8 @@ def test_the_core_imports_no_plugin_at_module_level():
 def test_planning_imports_no_torch():
     """What Snakemake runs to plan (config, grid, registries, every report's declaration) stays
     torch-free, so a dry run and a config error are fast."""
-    code = ("import sys; from harness.config import load_profile; from harness.grid import Grid; "
-            "from harness.report import enabled_reports; import harness.workflow, harness.cli; "
+    code = ("import sys; from harness.workflow.config import load_profile; from harness.workflow.grid import Grid; "
+            "from harness.workflow.report import enabled_reports; import harness.workflow.commands, harness.cli.main; "
             "[r.cfg(Grid(c)) for c in [load_profile('smoke')] for r in enabled_reports(Grid(c))]; "
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -130,7 +130,7 @@ def test_every_document_the_code_cites_is_in_the_repo():
 
 
 def test_the_rules_build_no_path_by_concatenation():
-    """Every path a rule names comes from the grid's named templates (`harness.grid.PATHS`,
+    """Every path a rule names comes from the grid's named templates (`harness.workflow.grid.PATHS`,
     `LOGS`): none is pieced together in `rules/` or the Snakefile."""
     import re
 
@@ -139,3 +139,68 @@ def test_the_rules_build_no_path_by_concatenation():
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if glued.search(line.split("#")[0]) and "workflow.basedir" not in line]
     assert not found, found
+
+
+# The core package's subpackages by concern, lowest first: a module imports, at module level, only
+# from its own layer or a lower one (nothing imports upward). `api`, `analysis` and `workflow` are
+# what planning reads: nothing they import at module level, however indirectly, imports torch.
+LAYERS = (
+    ("harness", "harness.errors", "harness.io"),
+    ("harness.api", "harness.analysis"),
+    ("harness.data",),
+    ("harness.models",),
+    ("harness.training",),
+    ("harness.stages",),
+    ("harness.workflow",),
+    ("harness.cli", "harness.__main__"),
+)
+PLANNING = ("harness.api", "harness.analysis", "harness.workflow")
+HEAVY = ("torch", "transformers", "lm_eval", "peft", "torch_pruning")
+
+
+def _layer(module: str) -> int | None:
+    ranks = [(len(prefix), rank) for rank, prefixes in enumerate(LAYERS) for prefix in prefixes
+             if module == prefix or module.startswith(prefix + ".")]
+    return max(ranks)[1] if ranks else None
+
+
+def test_every_core_module_has_a_layer_and_nothing_imports_upward():
+    graph = _graph(module_level_only=True)
+    core = [m for m in graph if m.startswith("harness")]
+    assert all(_layer(m) is not None for m in core), [m for m in core if _layer(m) is None]
+    upward = sorted(f"{m} -> {d}" for m in core for d in graph[m]
+                    if d.startswith("harness") and _layer(d) > _layer(m))
+    assert not upward, upward
+
+
+def test_the_planning_packages_import_no_torch_even_indirectly():
+    modules, graph = _modules(), _graph(module_level_only=True)
+    heavy = {m for m, path in modules.items()
+             if any(n.split(".")[0] in HEAVY for n in _imports(ast.parse(path.read_text()), True))}
+    seen, todo = set(), [m for m in modules if m.startswith(PLANNING)]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += [d for d in graph[m] if d.startswith("harness")]
+    assert heavy & {m for m in modules if m.startswith("harness.models")}  # the check sees torch where it is
+    assert not seen & heavy, sorted(seen & heavy)
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert _layer("harness.data.world.generate") == _layer("harness.data") < _layer("harness.workflow.grid")
+    assert _layer("harness.errors") == 0 and _layer("harness.cli.main") == len(LAYERS) - 1
+
+
+def test_no_function_is_longer_than_80_lines_without_saying_why():
+    """Small functions: a body (its docstring aside) over 80 lines says why in its docstring
+    ("Long: ...")."""
+    long = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node) or ""
+                first = node.body[1] if doc and len(node.body) > 1 else node.body[0]
+                if node.end_lineno - first.lineno + 1 > 80 and "Long:" not in doc:
+                    long.append(f"{name}.{node.name}")
+    assert not long, long

@@ -26,7 +26,7 @@ LM_EVAL_WINOGRANDE = Path(lm_eval.__file__).parent / "tasks/winogrande/default.y
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory, tokenizer_dir):
-    from harness import stages
+    from harness.stages import build as stages
 
     out = tmp_path_factory.mktemp("student") / "init"
     stages.init({"method": "scratch", "shape_name": "t", "seq_len": 32, "shape": TINY}, tokenizer_dir, 0, out)
@@ -93,7 +93,7 @@ def test_after_a_nan_past_a_checkpoint_a_lower_lr_starts_afresh(tmp_path, studen
 
 
 def test_the_same_run_keeps_its_work_dir_and_another_loses_it(tmp_path, capsys):
-    from harness.runs import open_work_dir as _open_work_dir
+    from harness.training.runs import open_work_dir as _open_work_dir
 
     out, inputs = tmp_path / "pt", {"init": tmp_path / "init"}
     inputs["init"].mkdir()
@@ -126,7 +126,7 @@ def test_orphaned_temporary_siblings_are_removed_on_the_next_write(tmp_path):
 
 @pytest.mark.parametrize("name", ["a;touch X;b", "../../escape", "a b", ".hidden", "x/y", "$(id)"])
 def test_unsafe_names_are_refused_at_config_time(name):
-    from harness.config import CONFIG_DIR, resolve
+    from harness.workflow.config import CONFIG_DIR, resolve
     from harness.io import read_yaml
 
     config = read_yaml(CONFIG_DIR / "micro.yaml")
@@ -149,7 +149,7 @@ def test_an_injected_shape_name_stops_snakemake_before_any_job(tmp_path):
 def test_every_path_placeholder_of_a_rule_command_is_shell_quoted():
     import re
 
-    from harness.workflow import stage_command
+    from harness.workflow.commands import stage_command
 
     command = stage_command("eval", "--models {input.models} --tasks {params.tasks}",
                             "--outs {output} --seed {wildcards.seed}")
@@ -179,7 +179,7 @@ GOOD = {"query": "Is the sky blue?", "choices": ["no", "yes"], "gold": 1}
     ({**GOOD, "choices": ["only one"]}, "record 2: choices must be a list of two or more strings"),
 ])
 def test_a_bad_record_anywhere_in_a_task_file_is_one_line(tmp_path, bad, problem):
-    from harness.tasks import Task
+    from harness.data.tasks import Task
 
     task = write_task(tmp_path / "boolq", [GOOD, bad])
     with pytest.raises(HarnessError, match=problem):
@@ -231,7 +231,7 @@ def test_truncated_gene_matrices(tmp_path, tokenizer_dir):
 def test_a_truncated_source_checkpoint(tmp_path, student):
     import shutil
 
-    from harness.sources import Source
+    from harness.models.sources import Source
 
     model = tmp_path / "model"
     shutil.copytree(student, model)
@@ -251,7 +251,8 @@ def test_a_cfg_that_is_not_a_json_object(tmp_path, tokenizer_dir, cfg, problem):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
 def test_a_full_disk_or_a_refused_write_is_one_line(monkeypatch, capsys, tmp_path, code):
-    from harness import cli, stages
+    from harness.cli import main as cli
+    from harness.stages import build as stages
 
     def world(cfg, out):
         raise OSError(code, os.strerror(code), str(out / "corpus.txt"))
@@ -330,7 +331,7 @@ def test_hellaswag_from_a_local_file_is_lm_evals_query(tmp_path):
     import datasets
     from lm_eval.tasks.hellaswag.utils import process_docs
 
-    from harness.task_files import load_task_file
+    from harness.data.task_files import load_task_file
 
     rows = [{**r, "label": str(r["label"])} for r in HELLA]
     reference = process_docs(datasets.Dataset.from_list(rows))
@@ -339,7 +340,7 @@ def test_hellaswag_from_a_local_file_is_lm_evals_query(tmp_path):
 
 
 def test_hellaswag_with_ctx_only_differs_from_lm_eval_only_in_case_and_says_so(tmp_path, capsys):
-    from harness.task_files import load_task_file
+    from harness.data.task_files import load_task_file
 
     full = load_task_file(write_jsonl(tmp_path / "a.jsonl", HELLA), "hellaswag")
     ctx_only = [{k: v for k, v in r.items() if k not in ("ctx_a", "ctx_b")}
@@ -352,7 +353,7 @@ def test_hellaswag_with_ctx_only_differs_from_lm_eval_only_in_case_and_says_so(t
 
 
 def test_casehold_from_either_release_gives_the_same_records(tmp_path):
-    from harness.task_files import load_task_file
+    from harness.data.task_files import load_task_file
 
     passage = "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (<HOLDING>); see also Doe."
     holdings = [f"holding that {i}" for i in range(5)]
@@ -365,9 +366,9 @@ def test_casehold_from_either_release_gives_the_same_records(tmp_path):
 
 def test_casehold_instruction_release_through_our_lm_eval_yaml(tmp_path):
     """The include_path route: our CaseHOLD YAML reads the instruction release's fields too."""
-    from harness import task_data
+    from harness.data import task_data
     from harness.io import read_jsonl
-    from tests.test_lm_eval_export import local_task
+    from tests.data.test_lm_eval_export import local_task
 
     holdings = [f"holding that {i}" for i in range(5)]
     rows = [{"input_text": "As held in Roe, 1 U.S. 2 (<HOLDING>).", "choices": holdings, "answer": 1}]
@@ -379,7 +380,7 @@ def test_casehold_instruction_release_through_our_lm_eval_yaml(tmp_path):
 
 
 def test_compressed_files_and_json_arrays_read_like_plain_jsonl(tmp_path):
-    from harness.task_files import load_task_file
+    from harness.data.task_files import load_task_file
 
     rows = [{"question": "is it", "passage": "It is.", "answer": True}, {"question": "is not", "passage": "No.",
                                                                          "answer": False}]
@@ -396,7 +397,7 @@ def test_compressed_files_and_json_arrays_read_like_plain_jsonl(tmp_path):
     (b"BZh91AY&SY\x00garbage", "cannot be read as UTF-8 text"),
 ])
 def test_a_wrong_format_or_a_broken_file_is_one_line(tmp_path, content, problem):
-    from harness.task_files import load_task_file
+    from harness.data.task_files import load_task_file
 
     path = tmp_path / ("dev.jsonl.bz2" if isinstance(content, bytes) else "dev.jsonl")
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
@@ -405,7 +406,7 @@ def test_a_wrong_format_or_a_broken_file_is_one_line(tmp_path, content, problem)
 
 
 def test_a_train_file_that_holds_test_items_is_refused(tmp_path):
-    from harness import task_data
+    from harness.data import task_data
 
     rows = [{"question": f"q{i}", "passage": "p.", "answer": i % 2 == 0} for i in range(6)]
     train = write_jsonl(tmp_path / "train.jsonl", rows[:4])
@@ -420,9 +421,9 @@ def test_a_train_file_that_holds_test_items_is_refused(tmp_path):
 
 def test_an_evaluation_only_lm_eval_task_is_split_here_and_only_when_asked(tmp_path):
     """A task with no train split used to train on its test set; now it needs test_fraction."""
-    from harness import task_data
+    from harness.data import task_data
     from harness.io import read_jsonl
-    from tests.test_lm_eval_export import WINO
+    from tests.data.test_lm_eval_export import WINO
 
     rows = [{**WINO[i % 2], "sentence": f"{i}: " + WINO[i % 2]["sentence"]} for i in range(10)]
     data = write_jsonl(tmp_path / "wino.jsonl", rows)
@@ -439,8 +440,8 @@ def test_an_evaluation_only_lm_eval_task_is_split_here_and_only_when_asked(tmp_p
 
 
 def test_split_options_on_a_task_with_its_own_train_split_are_refused(tmp_path):
-    from harness import task_data
-    from tests.test_lm_eval_export import WINO, local_task
+    from harness.data import task_data
+    from tests.data.test_lm_eval_export import WINO, local_task
 
     local_task(tmp_path, "wino_local", LM_EVAL_WINOGRANDE, WINO)
     spec = {"kind": "lm_eval", "lm_eval_task": "wino_local", "include_path": str(tmp_path), "max_records": 10}
@@ -449,7 +450,7 @@ def test_split_options_on_a_task_with_its_own_train_split_are_refused(tmp_path):
 
 
 def test_vicuna_questions_share_dollys_train_and_dev_files(tmp_path):
-    from harness import task_data
+    from harness.data import task_data
     from harness.io import read_jsonl
 
     dolly = write_jsonl(tmp_path / "dolly.jsonl", [{"instruction": f"Say {i}.", "input": "", "output": f"{i}."}
@@ -465,7 +466,7 @@ def test_vicuna_questions_share_dollys_train_and_dev_files(tmp_path):
 
 
 def test_a_test_only_generation_task_is_refused_at_validation():
-    from harness.config import CONFIG_DIR, resolve
+    from harness.workflow.config import CONFIG_DIR, resolve
     from harness.io import read_yaml
 
     config = read_yaml(CONFIG_DIR / "micro.yaml")
@@ -486,7 +487,7 @@ def test_a_test_only_generation_task_is_refused_at_validation():
      "unknown multiple-choice file format 'boolqq'; did you mean 'boolq'"),
 ])
 def test_task_options_a_kind_would_ignore_are_refused(task, problem):
-    from harness.config import CONFIG_DIR, resolve
+    from harness.workflow.config import CONFIG_DIR, resolve
     from harness.io import read_yaml
 
     config = read_yaml(CONFIG_DIR / "micro.yaml")
@@ -498,10 +499,10 @@ def test_task_options_a_kind_would_ignore_are_refused(task, problem):
 def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
     """docs/data.md's include_path route: lm-eval's HellaSwag YAML over local files gives the records
     that `format: hellaswag` reads from the same file."""
-    from harness import task_data
-    from harness.task_files import load_task_file
+    from harness.data import task_data
+    from harness.data.task_files import load_task_file
     from harness.io import read_jsonl
-    from tests.test_lm_eval_export import local_task
+    from tests.data.test_lm_eval_export import local_task
 
     rows = [{**r, "label": str(r["label"])} for r in HELLA]
     local_task(tmp_path, "hella_local", Path(lm_eval.__file__).parent / "tasks/hellaswag/hellaswag.yaml", rows)

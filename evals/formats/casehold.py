@@ -5,7 +5,7 @@ endings, label) or from the instruction release's (input_text, choices, answer).
 from pathlib import Path
 
 from harness.io import read_jsonl
-from harness.task_files import gold
+from harness.data.task_files import gold
 
 HOLDING = "<HOLDING>"
 

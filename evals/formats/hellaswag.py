@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.io import read_jsonl
-from harness.task_files import gold
+from harness.data.task_files import gold
 
 
 def _text(text: str) -> str:

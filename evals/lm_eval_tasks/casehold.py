@@ -6,7 +6,7 @@ instruction release (`input_text`, `choices`, `answer`, the answer an index or a
 """
 
 from evals.formats.casehold import query as casehold_query
-from harness.task_files import answer_index
+from harness.data.task_files import answer_index
 
 
 def doc_to_text(doc: dict) -> str:

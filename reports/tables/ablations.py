@@ -3,11 +3,11 @@ put the reference row (Scratch) first, the base of their paired differences."""
 
 from pathlib import Path
 
-from harness.config import must_be_method, must_name
-from harness.grid import Grid, Row, curve_dirs, labelled_rows
+from harness.workflow.config import must_be_method, must_name
+from harness.workflow.grid import Grid, Row, curve_dirs, labelled_rows
 from harness.io import read_json
-from harness.report import Report, Section
-from harness.stats import t_interval
+from harness.workflow.report import Report, Section
+from harness.analysis.stats import t_interval
 from reports.loss_view import rows_section
 from reports.render import grid_table, paired_block, paper_numbers, pyplot, save_figure, stamp
 

@@ -3,7 +3,7 @@ pre-training, paired by seed with the reference row.
 
 The paper claims MASA needs 2-5x less pre-training data than Scratch. Every pre-training logs
 its LM loss on the same held-out windows (never trained on) from step 0, every
-`heldout.every_steps` steps (`harness.runs.pretrain_run`). Per row and seed this reports:
+`heldout.every_steps` steps (`harness.training.runs.pretrain_run`). Per row and seed this reports:
 
 - the loss gap to the reference row's same seed at the full budget (equal tokens);
 - the tokens the row needs to reach the reference's final held-out loss, linearly
@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from harness.config import must_be_row_label, must_name
+from harness.workflow.config import must_be_row_label, must_name
 from harness.errors import HarnessError
-from harness.grid import Grid, as_json, curve_dirs
-from harness.report import Report, Section
-from harness.stats import direction, t_interval
+from harness.workflow.grid import Grid, as_json, curve_dirs
+from harness.workflow.report import Report, Section
+from harness.analysis.stats import direction, t_interval
 from reports.loss_view import (fmt_closing, gap_table, head_start_closes, load_curves, paired_gap, saved_table,
                                tokens_saved, tokens_to_reach)
 from reports.paired import MARK

@@ -8,11 +8,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from harness.config import must_be_row_label, must_name
+from harness.workflow.config import must_be_row_label, must_name
 from harness.errors import HarnessError
-from harness.grid import Grid
-from harness.report import Report, Section
-from harness.stats import t_interval
+from harness.workflow.grid import Grid
+from harness.workflow.report import Report, Section
+from harness.analysis.stats import t_interval
 from reports.render import pyplot, save_figure
 from reports.tables.table1 import appendix_enabled
 

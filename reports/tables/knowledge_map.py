@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from harness.grid import Grid, curve_dirs
-from harness.report import Report
+from harness.workflow.grid import Grid, curve_dirs
+from harness.workflow.report import Report
 from reports import loss_view as lv
 from reports.paired import SFT, differences
 from reports.tables.signal import knowledge_map_rows, signal_controls

@@ -14,15 +14,16 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness import floors
-from harness.config import must_be_method, must_be_row_label, must_name
+from harness.analysis import floors
+from harness.workflow.config import must_be_method, must_be_row_label, must_name
 from harness.errors import HarnessError
-from harness.grid import NO_SOURCE, Grid, Row, curve_dirs, labelled_rows
+from harness.workflow.grid import NO_SOURCE, Grid, Row, curve_dirs, labelled_rows
 from harness.io import read_jsonl
-from harness.report import Report, Section
-from harness.stats import t_interval
+from harness.workflow.report import Report, Section
+from harness.analysis.stats import t_interval
 from reports import loss_view as lv
 from reports.paired import SFT, ZEROSHOT, differences, stage_of
 
@@ -264,44 +265,84 @@ def _floors_section(cfg: dict, index: _Index, tasks: list[tuple[str, str]], chan
     return lines, ok_all
 
 
-def render(cfg: dict, results: list[dict]) -> str:
+@dataclass
+class _View:
+    """What every criterion's section reads: the records, the tasks and their chance levels, the
+    reference row, the controls by role, the transfer rows and their paired differences."""
+
+    cfg: dict
+    results: list[dict]
+    index: _Index
+    tasks: list[tuple[str, str]]
+    chance: dict[str, float]
+    ref: tuple
+    roles: dict[str, tuple]
+    transfer: list[tuple]
+    diff_cfg: dict
+    diffs: dict
+
+    def row_diff(self, role: str):
+        """(per-task differences, the average's) of a control's row − the reference."""
+        return self.diffs.get(self.roles[role][2], (None, None)) if role in self.roles else (None, None)
+
+
+def _view(cfg: dict, results: list[dict]) -> _View:
     index = _Index(results)
     tasks = [tuple(t) for t in cfg["tasks"]]
-    chance = {name: 100.0 / index.n_choices(name) for name, _ in tasks}
-    chance_avg = _mean(chance.values())
     ref = tuple(cfg["reference"])
     roles = {role: tuple(row) for role, row in cfg["controls"].items()}
     transfer = [tuple(r) for r in cfg["transfer"]]
-    shape = cfg["shape"][0]
     diff_cfg = {**cfg, "shapes": [cfg["shape"]], "rows": [list(ref), *map(list, roles.values()), *map(list, transfer)]}
     diffs = {label: d for (_, label), d in differences(diff_cfg, results, SFT).items()}
-    verdicts: list[tuple[str, str, bool]] = []
+    return _View(cfg, results, index, tasks, {name: 100.0 / index.n_choices(name) for name, _ in tasks}, ref, roles,
+                 transfer, diff_cfg, diffs)
+
+
+Section = tuple[list[str], list[tuple[str, str, bool | None]]]  # (Markdown lines, verdicts)
+
+
+def render(cfg: dict, results: list[dict]) -> str:
+    """The summary of every criterion's verdict, then each criterion's section with its numbers."""
+    v = _view(cfg, results)
     seeds = _seed_list(cfg["seeds"])
     control_seeds = cfg.get("control_seeds", cfg["seeds"])
     if sorted(control_seeds) != sorted(cfg["seeds"]):  # the strong controls need fewer seeds than A6/A7
-        strong = ", ".join(roles[r][2] for r in STRONG_CONTROLS if r in roles)
+        strong = ", ".join(v.roles[r][2] for r in STRONG_CONTROLS if r in v.roles)
         seeds += f" ({strong}: seeds {_seed_list(control_seeds)})"
-    out = [f"Profile `{cfg['profile']}` · student `{shape}` · budget `{cfg['budget']}` = {cfg['budget_tokens']:,} "
-           f"tokens · seeds {seeds} · rendered {_dt.date.today().isoformat()}.", "",
+    out = [f"Profile `{cfg['profile']}` · student `{cfg['shape'][0]}` · budget `{cfg['budget']}` = "
+           f"{cfg['budget_tokens']:,} tokens · seeds {seeds} · rendered {_dt.date.today().isoformat()}.", "",
            "Criteria of docs/signal.md. Scores are accuracy in points on each task's test split after SFT "
            "unless marked zero-shot; differences are paired by seed and by test item "
            "(`reports/paired.py`), 95% intervals.", ""]
+    verdicts: list[tuple[str, str, bool | None]] = []
+    sources_lines, sources_verdicts, source_avgs = _a2_sources(v)
+    sections = [_a1_floors(v), (sources_lines, sources_verdicts), _a3_scratch(v, source_avgs), _a4_a6_controls(v),
+                _a7_power(v)]
+    if cfg.get("curves"):
+        sections.append(_loss_section(cfg, v.ref, v.roles, v.transfer))
+    for lines, found in sections:
+        out += lines
+        verdicts += found
+    summary = ["| | criterion | |", "|---|---|---|"] + [f"| {k} | {text} | {_verdict(ok)} |" for k, text, ok in verdicts]
+    return "\n".join(["# Can this benchmark see knowledge transfer?", "", *out[:4], *summary, "", *out[4:]])
 
+
+def _a1_floors(v: _View) -> Section:
     a1 = (f"nothing but knowledge scores: every knowledge-free strategy and the untrained student ≤ chance + "
           f"{FLOOR_MARGIN:.0f} on every task")
-    if cfg.get("world"):
-        lines, ok = _floors_section(cfg, index, tasks, chance, ref[:2])
-        verdicts.append(("A1", a1, ok))
-        out += ["## A1 Floors", "", *lines, ""]
-    else:  # real tasks: no generated world to compute the knowledge-free strategies on
-        verdicts.append(("A1", a1 + " (computed on the generated world only: not applicable here)", None))
+    if not v.cfg.get("world"):  # real tasks: no generated world to compute the knowledge-free strategies on
+        return [], [("A1", a1 + " (computed on the generated world only: not applicable here)", None)]
+    lines, ok = _floors_section(v.cfg, v.index, v.tasks, v.chance, v.ref[:2])
+    return ["## A1 Floors", "", *lines, ""], [("A1", a1, ok)]
 
-    head = "| Source | " + " | ".join(label for _, label in tasks) + " | Avg. |"
-    lines = [head, "|" + "---|" * (len(tasks) + 2)]
+
+def _a2_sources(v: _View) -> tuple[list[str], list, dict[str, float]]:
+    tasks, chance = v.tasks, v.chance
+    lines = ["| Source | " + " | ".join(label for _, label in tasks) + " | Avg. |", "|" + "---|" * (len(tasks) + 2)]
     ok_know, ok_keep, source_avgs = True, True, {}
-    for name, label in cfg["sources"]:
-        zs = {t: _mean(index.values("source", name, ZEROSHOT, t) or [float("nan")]) for t, _ in tasks}
-        ft = {t: _mean(index.values("source-sft", name, SFT, t) or [float("nan")]) for t, _ in tasks}
+    for name, label in v.cfg["sources"]:
+        zs = {t: _mean(v.index.values("source", name, ZEROSHOT, t) or [float("nan")]) for t, _ in tasks}
+        ft = {t: _mean(v.index.values("source-sft", name, SFT, t) or [float("nan")]) for t, _ in tasks}
         source_avgs[label] = _mean(zs.values())
         ok_know &= all(zs[t] >= chance[t] + SOURCE_MARGIN for t, _ in tasks)
         ok_keep &= all(ft[t] >= zs[t] - SFT_KEEPS for t, _ in tasks)
@@ -310,58 +351,64 @@ def render(cfg: dict, results: list[dict]) -> str:
         lines.append(f"| {label} after SFT | " + " | ".join(f"{ft[t]:.1f}" for t, _ in tasks)
                      + f" | {_mean(ft.values()):.1f} |")
     lines.append("| chance + 30 | " + " | ".join(f"{chance[t] + SOURCE_MARGIN:.1f}" for t, _ in tasks) + " | |")
-    verdicts.append(("A2", f"the sources know: zero-shot ≥ chance + {SOURCE_MARGIN:.0f} on every task, and SFT "
-                           f"keeps it (≥ zero-shot − {SFT_KEEPS:.0f})", ok_know and ok_keep))
-    out += ["## A2 Sources know", "", *lines, "",
-            f"Zero-shot ≥ chance + {SOURCE_MARGIN:.0f} everywhere: {_verdict(ok_know)}. "
-            f"SFT ≥ zero-shot − {SFT_KEEPS:.0f} everywhere: {_verdict(ok_keep)}.", ""]
+    verdict = ("A2", f"the sources know: zero-shot ≥ chance + {SOURCE_MARGIN:.0f} on every task, and SFT "
+                     f"keeps it (≥ zero-shot − {SFT_KEEPS:.0f})", ok_know and ok_keep)
+    return (["## A2 Sources know", "", *lines, "",
+             f"Zero-shot ≥ chance + {SOURCE_MARGIN:.0f} everywhere: {_verdict(ok_know)}. "
+             f"SFT ≥ zero-shot − {SFT_KEEPS:.0f} everywhere: {_verdict(ok_keep)}.", ""], [verdict], source_avgs)
 
-    per_seed = [_mean(vals) for vals in zip(*(index.values(*ref[:2], SFT, t) for t, _ in tasks))]
+
+def _a3_scratch(v: _View, source_avgs: dict[str, float]) -> Section:
+    ref, chance_avg = v.ref, _mean(v.chance.values())
+    per_seed = [_mean(vals) for vals in zip(*(v.index.values(*ref[:2], SFT, t) for t, _ in v.tasks))]
     scratch_avg, scratch_half = t_interval(per_seed) if per_seed else (float("nan"), None)
     ok = scratch_avg <= chance_avg + SCRATCH_MARGIN and all(
         scratch_avg <= a - SCRATCH_BELOW for a in source_avgs.values())
-    verdicts.append(("A3", f"{ref[2]} does not know: average ≤ chance + {SCRATCH_MARGIN:.0f} and ≥ "
-                           f"{SCRATCH_BELOW:.0f} below every source", ok))
-    out += ["## A3 Students don't", "",
-            f"{ref[2]} average {scratch_avg:.2f}" + (f" ± {scratch_half:.2f}" if scratch_half else "")
-            + f"; chance average {chance_avg:.2f} (limit {chance_avg + SCRATCH_MARGIN:.2f}); source averages "
-            + ", ".join(f"{k} {v:.1f}" for k, v in source_avgs.items()) + f". {_verdict(ok)}", ""]
+    verdict = ("A3", f"{ref[2]} does not know: average ≤ chance + {SCRATCH_MARGIN:.0f} and ≥ "
+                     f"{SCRATCH_BELOW:.0f} below every source", ok)
+    return (["## A3 Students don't", "",
+             f"{ref[2]} average {scratch_avg:.2f}" + (f" ± {scratch_half:.2f}" if scratch_half else "")
+             + f"; chance average {chance_avg:.2f} (limit {chance_avg + SCRATCH_MARGIN:.2f}); source averages "
+             + ", ".join(f"{k} {a:.1f}" for k, a in source_avgs.items()) + f". {_verdict(ok)}", ""], [verdict])
 
-    def row_diff(role):
-        return diffs.get(roles[role][2], (None, None)) if role in roles else (None, None)
 
-    oracle_tasks, oracle = row_diff("oracle")
+def _a4_a6_controls(v: _View) -> Section:
+    """A4 the Oracle, A5 the graded control, A6 the A/A row."""
+    ref, roles, out, verdicts = v.ref, v.roles, [], []
+    oracle_tasks, oracle = v.row_diff("oracle")
     if oracle:
         ok_avg = oracle.mean >= ORACLE_AVG and oracle.direction == 1
         ok_task = all(d is not None and d.mean >= ORACLE_TASK and d.boot[0] > 0 for d in oracle_tasks)
         verdicts.append(("A4", f"the Oracle is seen: Δ ≥ +{ORACLE_AVG:.0f} on the average and ≥ +{ORACLE_TASK:.0f} "
                                f"on every task, intervals excluding 0", ok_avg and ok_task))
         cells = " · ".join(f"{label} {d.mean:+.1f} [{d.boot[0]:+.1f}, {d.boot[1]:+.1f}]"
-                           for (_, label), d in zip(tasks, oracle_tasks) if d)
+                           for (_, label), d in zip(v.tasks, oracle_tasks) if d)
         out += ["## A4 Positive control", "", f"{roles['oracle'][2]} − {ref[2]}: average {_ci(oracle)}.", "",
                 f"Per task: {cells}.", "", f"Average: {_verdict(ok_avg)}; every task: {_verdict(ok_task)}.", ""]
-
-    _, graded = row_diff("graded")
+    _, graded = v.row_diff("graded")
     if graded and oracle:
-        vs_oracle = differences({**diff_cfg, "reference": list(roles["oracle"]), "rows": [list(roles["graded"])]},
-                                results, SFT)[(shape, roles["graded"][2])][1]
+        vs_oracle = differences({**v.diff_cfg, "reference": list(roles["oracle"]), "rows": [list(roles["graded"])]},
+                                v.results, SFT)[(v.cfg["shape"][0], roles["graded"][2])][1]
         ok = graded.direction == 1 and vs_oracle is not None and vs_oracle.direction == -1
         verdicts.append(("A5", "the graded control lies strictly between Scratch and the Oracle", ok))
         out += ["## A5 Graded control", "", f"{roles['graded'][2]} − {ref[2]}: {_ci(graded)}.", "",
                 f"{roles['graded'][2]} − {roles['oracle'][2]}: {_ci(vs_oracle)}. {_verdict(ok)}", ""]
-
-    _, aa = row_diff("aa")
+    _, aa = v.row_diff("aa")
     if aa:
         ok = aa.direction == 0 and _half(aa) <= POWER
         verdicts.append(("A6", f"the A/A row is null: interval contains 0, half-width ≤ {POWER:.1f}", ok))
         out += ["## A6 A/A", "", f"{roles['aa'][2]} − {ref[2]}: {_ci(aa)}; half-width {_half(aa):.2f}. "
                 + _verdict(ok), ""]
+    return out, verdicts
 
-    _, ffn = row_diff("ffn")
+
+def _a7_power(v: _View) -> Section:
+    ref = v.ref
+    _, ffn = v.row_diff("ffn")
     lines = ["| Row | Δ vs " + ref[2] + " (t; bootstrap) | half-width | |", "|---|---|---|---|"]
-    ok_all = bool(transfer)
-    for _, _, label in transfer:
-        _, d = diffs.get(label, (None, None))
+    ok_all = bool(v.transfer)
+    for _, _, label in v.transfer:
+        _, d = v.diffs.get(label, (None, None))
         if d is None:
             lines.append(f"| {label} | – | – | **FAIL** |")
             ok_all = False
@@ -370,20 +417,12 @@ def render(cfg: dict, results: list[dict]) -> str:
         ok_all &= ok
         lines.append(f"| {label} | {_ci(d)} | {_half(d):.2f} | {_verdict(ok)} |")
     if ffn:
-        lines.append(f"| {roles['ffn'][2]} (the FFN-only ceiling) | {_ci(ffn)} | {_half(ffn):.2f} | |")
-    verdicts.append(("A7", f"power: the paired half-width of each transfer row − {ref[2]} ≤ {POWER:.1f}", ok_all))
-    out += ["## A7 Power, and the transfer rows", "", *lines, "",
-            "A row whose interval lies above 0 beats Scratch; one whose interval contains 0 does not, at a "
-            f"resolution of ±{POWER:.1f} point when A7 passes. Compare it with the FFN-only ceiling: the most "
-            "that copying a knowing twin's exact FFN weights gives.", ""]
-
-    if cfg.get("curves"):
-        lines, loss_verdicts = _loss_section(cfg, ref, roles, transfer)
-        verdicts += loss_verdicts
-        out += lines
-
-    summary = ["| | criterion | |", "|---|---|---|"] + [f"| {k} | {text} | {_verdict(ok)} |" for k, text, ok in verdicts]
-    return "\n".join(["# Can this benchmark see knowledge transfer?", "", *out[:4], *summary, "", *out[4:]])
+        lines.append(f"| {v.roles['ffn'][2]} (the FFN-only ceiling) | {_ci(ffn)} | {_half(ffn):.2f} | |")
+    verdict = ("A7", f"power: the paired half-width of each transfer row − {ref[2]} ≤ {POWER:.1f}", ok_all)
+    return (["## A7 Power, and the transfer rows", "", *lines, "",
+             "A row whose interval lies above 0 beats Scratch; one whose interval contains 0 does not, at a "
+             f"resolution of ±{POWER:.1f} point when A7 passes. Compare it with the FFN-only ceiling: the most "
+             "that copying a knowing twin's exact FFN weights gives.", ""], [verdict])
 
 
 def _loss_section(cfg: dict, ref: tuple, roles: dict[str, tuple], transfer: list[tuple]

@@ -5,9 +5,9 @@ paper's appendix, is the same grid at another budget (`appendix.table6`)."""
 
 from typing import Callable
 
-from harness.config import must_name
-from harness.grid import NO_SOURCE, Grid, curve_dirs
-from harness.report import Report, Section
+from harness.workflow.config import must_name
+from harness.workflow.grid import NO_SOURCE, Grid, curve_dirs
+from harness.workflow.report import Report, Section
 from reports.loss_view import rows_section
 from reports.paired import PARAPHRASE, ZEROSHOT, stage_of
 from reports.render import grid_report, grid_table, paired_block, sources_table

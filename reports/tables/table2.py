@@ -3,9 +3,9 @@
 
 import statistics
 
-from harness.config import must_be_method, must_name
-from harness.grid import SOURCE_BASE, SOURCE_SFT, Grid
-from harness.report import Report, Section
+from harness.workflow.config import must_be_method, must_name
+from harness.workflow.grid import SOURCE_BASE, SOURCE_SFT, Grid
+from harness.workflow.report import Report, Section
 from reports.render import cell, paper_numbers, stamp
 
 

@@ -1,7 +1,7 @@
 """Table 3: every `methods:` row on every shape in Rouge-L on the generation tasks; Tables 7
 and 8, the paper's appendix, are the same grid at other budgets (`appendix.table7`, `table8`)."""
 
-from harness.report import Report
+from harness.workflow.report import Report
 from reports.render import grid_report, grid_table, paired_block
 from reports.tables.table1 import Budget, appendix_budget, appendix_enabled
 

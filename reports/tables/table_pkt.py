@@ -5,9 +5,9 @@ plain student of one shape before SFT on each task, paired by seed with `pkt.com
 import statistics
 from collections import defaultdict
 
-from harness.config import must_be_method, must_be_one_of, must_name
-from harness.grid import Grid, Row, as_json, labelled_rows
-from harness.report import Report, Section
+from harness.workflow.config import must_be_method, must_be_one_of, must_name
+from harness.workflow.grid import Grid, Row, as_json, labelled_rows
+from harness.workflow.report import Report, Section
 from reports.paired import SFT, stage_of
 from reports.render import cell, paired_block, paper_numbers, stamp
 

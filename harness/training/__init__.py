@@ -1,0 +1,2 @@
+"""The one training loop (`train`), the runs built on it (`runs`: work directories, resumable
+pre-training, saving), devices and data-parallel processes, and dev-set model selection."""

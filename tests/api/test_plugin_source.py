@@ -1,0 +1,120 @@
+"""Reading a method's hooks and options from its source, and falling back to importing it."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.api import plugin_source
+from harness.workflow.config import load_profile, validate
+from harness.errors import HarnessError
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A plugin package outside the repository: bases, spreads and relative imports across modules."""
+    root = tmp_path / "outside_methods"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "base.py").write_text(textwrap.dedent("""
+        SHARED = {"rank": 4, "alpha": 8}
+
+        class Base:
+            def adapt(self, student, task, ctx):
+                return student
+    """))
+    (root / "child.py").write_text(textwrap.dedent("""
+        from . import base
+        from .base import Base as Parent
+
+        DEFAULTS = {**base.SHARED, "steps": 3}
+
+        class Child(Parent):
+            label = "Child"
+            def extract(self, ctx):
+                return {}
+            pretrain_loss = None  # explicitly none: not a hook
+
+        class Own(Child):
+            DEFAULTS = {"only": 1}
+
+        Dynamic = type("Dynamic", (), {"adapt": lambda self, s, t, c: s})
+
+        class FromCall(dict.__class__("X", (), {})):
+            pass
+
+        class CalledDefaults:
+            DEFAULTS = dict(a=1)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "outside_methods"
+    for cache in (plugin_source._module, plugin_source.class_hooks, plugin_source.option_names):
+        cache.cache_clear()
+
+
+def test_hooks_follow_bases_across_modules(package):
+    assert plugin_source.class_hooks(f"{package}.child:Child") == {"adapt", "extract"}
+    assert plugin_source.class_hooks(f"{package}.child:Own") == {"adapt", "extract"}
+    assert plugin_source.class_hooks(f"{package}.base:Base") == {"adapt"}
+
+
+def test_options_are_the_class_or_module_defaults_with_spreads(package):
+    assert plugin_source.option_names(f"{package}.child:Child") == {"rank", "alpha", "steps"}
+    assert plugin_source.option_names(f"{package}.child:Own") == {"only"}  # the class's own, not the module's
+    assert plugin_source.option_names(f"{package}.base:Base") == frozenset()  # no DEFAULTS: no options
+
+
+def test_what_the_source_does_not_say_is_none(package):
+    assert plugin_source.class_hooks(f"{package}.child:Dynamic") is None
+    assert plugin_source.class_hooks(f"{package}.child:FromCall") is None
+    assert plugin_source.option_names(f"{package}.child:CalledDefaults") is None
+    assert plugin_source.class_hooks(f"{package}.missing:Nothing") is None
+
+
+def test_the_registry_imports_a_class_its_source_does_not_describe(package, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from harness.api import plugins
+    from harness.api import registry
+
+    monkeypatch.setattr(plugins, "entry_points",
+                        lambda group: [EntryPoint("dyn", f"{package}.child:Dynamic", group)])
+    registry.METHODS.clear()
+    try:
+        assert registry.implements("dyn", "adapt") and registry.shares_pretraining("dyn")
+    finally:
+        registry.METHODS.clear()
+
+
+def test_an_unknown_method_option_fails_at_config_time_with_a_hint():
+    config = load_profile("micro")
+    config["method_options"]["masa"]["ratoi"] = 0.2
+    with pytest.raises(HarnessError) as e:
+        validate(config)
+    msg = str(e.value)
+    assert "method_options.masa: unknown option 'ratoi'; did you mean 'ratio'?" in msg and "\n" not in msg
+    config = load_profile("micro")
+    config["method_options"]["prune-distill"] = {"distill": {"alpah": 0.5}}
+    with pytest.raises(HarnessError, match=r"method_options.prune-distill.distill: unknown option 'alpah'"):
+        validate(config)
+    config = load_profile("micro")
+    config["method_options"]["scratch"] = {"lr": 1}
+    with pytest.raises(HarnessError, match="Options of 'scratch': none"):
+        validate(config)
+
+
+def test_planning_imports_no_torch():
+    """Validating every shipped profile and asking every method's hooks stays torch-free: the
+    Snakefile does both for every DAG it plans."""
+    code = textwrap.dedent("""
+        import sys
+        from harness.workflow.config import load_profile
+        from harness.api.registry import method_names, shares_pretraining, implements
+        for profile in ("micro", "smoke", "paper"):
+            load_profile(profile)
+        [shares_pretraining(m) or implements(m, "extract") for m in method_names()]
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,120 @@
+"""The warm fork server: a stage run through it writes what a cold process writes, one-line
+errors and exit statuses come back, a caller's signal (or its death) ends its child, and a
+caller that finds no server runs cold."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.workflow import forkserver
+from tests.conftest import REPO, assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("forkserver") / "server.log"
+    proc = forkserver.start(log)
+    assert proc is not None, log.read_text()
+    path = os.environ.pop(forkserver.ENV)  # only the commands below use it, not the rest of this worker
+    yield {**os.environ, forkserver.ENV: path}, log
+    os.environ[forkserver.ENV] = path
+    forkserver.stop(proc)
+    assert not os.path.exists(path)
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    """Whether process `pid` ends within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _children(log, word):
+    """The pids the server forked for commands holding `word`."""
+    return [int(line.split(":")[0].split()[1]) for line in log.read_text().splitlines()
+            if line.startswith("pid ") and word in line]
+
+
+def test_a_stage_through_the_server_writes_what_a_cold_process_writes(server, tmp_path, tokenizer_dir):
+    env, log = server
+    cfg = json.dumps({"method": "scratch", "shape_name": "t", "shape": {"layers": 1, "hidden": 16, "ffn": 32,
+                                                                        "heads": 2}, "seq_len": 32})
+    outs = {}
+    for name, run_env in (("warm", env), ("cold", None)):
+        outs[name] = tmp_path / name
+        rc, err = run_cli("init", "--cfg", cfg, "--tokenizer", str(tokenizer_dir), "--seed", "3", "--out",
+                          str(outs[name]), env=run_env)
+        assert rc == 0, err
+    assert len(_children(log, str(outs["warm"]))) == 1 and not _children(log, str(outs["cold"]))
+    assert (outs["warm"] / "model.safetensors").read_bytes() == (outs["cold"] / "model.safetensors").read_bytes()
+    records = [json.loads((outs[n] / "run.json").read_text()) for n in ("warm", "cold")]
+    assert records[0]["config"] == records[1]["config"] and records[0]["seed"] == records[1]["seed"] == 3
+
+
+def test_errors_and_exit_statuses_come_back(server, tmp_path):
+    env, log = server
+    rc, err = run_cli("world", "--cfg", "[1]", "--out", str(tmp_path / "x"), env=env)
+    assert_one_line_error(rc, err, "--cfg holds a JSON list, not an object")
+    assert _children(log, str(tmp_path / "x"))  # it was the server's child that said so
+    rc, err = run_cli("no-such-stage", env=env)
+    assert rc == 2 and "invalid choice" in err[-1]  # argparse's own exit status
+
+
+@pytest.mark.parametrize("how", ["signal", "death"])
+def test_a_callers_signal_or_death_ends_its_child(server, how):
+    env, log = server
+    marker = f"--steps {10**8 + ['signal', 'death'].index(how)}"  # a run that would take days
+    caller = subprocess.Popen([sys.executable, "-m", "harness", "bench", "--profile", "smoke", *marker.split()],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not _children(log, marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (child,) = _children(log, marker)
+    time.sleep(1.0)
+    if how == "signal":
+        caller.send_signal(signal.SIGTERM)
+        assert caller.wait(timeout=60) == 128 + signal.SIGTERM
+    else:
+        caller.kill()
+        caller.wait(timeout=60)
+    assert _gone(child, seconds=30), f"the server's child {child} outlived its caller"
+
+
+def test_without_a_reachable_server_a_command_runs_itself(tmp_path):
+    env = {**os.environ, forkserver.ENV: str(tmp_path / "no-socket")}
+    proc = subprocess.run([sys.executable, "-m", "harness", "validate", "--profile", "smoke"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("profile smoke:"), proc.stderr
+
+
+def test_a_server_whose_starter_is_gone_stops(tmp_path):
+    """Snakemake killed while its server was still importing torch: the server must not stay."""
+    path = tmp_path / "socket"
+    starter = subprocess.run([sys.executable, "-c", (
+        "import os, subprocess, sys; p = subprocess.Popen([sys.executable, '-m', 'harness', 'serve', '--socket', "
+        f"{str(path)!r}, '--parent', str(os.getpid())], start_new_session=True, stderr=subprocess.DEVNULL); "
+        "print(p.pid)")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    server = int(starter.stdout)
+    if not _gone(server, seconds=300):  # it imports torch first
+        os.kill(server, signal.SIGKILL)
+        pytest.fail("the server outlived the process that started it")
+    assert not path.exists()
+
+
+def test_the_entry_point_and_the_light_stages_do_not_import_torch():
+    """A report job, a validation and a forwarded command stay light: the CLI, the stages module
+    and the fork server's client import torch only where a stage computes."""
+    code = ("import sys; import harness.cli.main, harness.stages.build, harness.stages.evaluate, harness.workflow.forkserver; "
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
