@@ -177,6 +177,9 @@ GOOD = {"query": "Is the sky blue?", "choices": ["no", "yes"], "gold": 1}
     ({**GOOD, "gold": True}, "record 2: gold True is not an index"),
     ({"query": "q", "choices": ["a", "b"]}, "record 2: lacks gold"),
     ({**GOOD, "choices": ["only one"]}, "record 2: choices must be a list of two or more strings"),
+    ({**GOOD, "choices": ["no", ""]}, "record 2: a choice is empty"),
+    ({**GOOD, "choices": ["yes", "yes"]}, "record 2: two choices are the same text"),
+    (GOOD, "record 2 repeats record 1"),
 ])
 def test_a_bad_record_anywhere_in_a_task_file_is_one_line(tmp_path, bad, problem):
     from harness.data.tasks import Task

@@ -32,11 +32,39 @@ def parse_cfg(value: str) -> dict:
         raise HarnessError(f"--cfg: {where} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     if not isinstance(cfg, dict):
         raise HarnessError(f"--cfg: {where} holds a JSON {type(cfg).__name__}, not an object (the stage's config)")
-    return cfg
+    return StageConfig.of(cfg, where)
+
+
+class StageConfig(dict):
+    """A stage's --cfg: a dict whose missing key is a one-line error naming it and the config,
+    not a KeyError deep inside the stage (a hand-written or truncated --cfg)."""
+
+    where: str = "--cfg"
+    path: str = ""
+
+    @classmethod
+    def of(cls, value, where: str, path: str = ""):
+        if isinstance(value, dict):
+            out = cls({k: cls.of(v, where, f"{path}.{k}" if path else str(k)) for k, v in value.items()})
+            out.where, out.path = where, path
+            return out
+        if isinstance(value, list):
+            return [cls.of(v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def __missing__(self, key):
+        raise HarnessError(f"{self.where}: the stage's config lacks `{f'{self.path}.{key}' if self.path else key}` "
+                           f"(write it with the workflow: snakemake runs each stage with its full config)")
 
 
 # A disk that fills or a folder that refuses writes is the user's to fix, not a bug: one line.
 USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
 
 
 def _opt_path(value: str) -> Path | None:
@@ -176,7 +204,7 @@ def _serve(args) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 1)),
+    p.add_argument("--threads", type=_positive, default=int(os.environ.get("HARNESS_THREADS", 1)),
                    help="torch CPU threads (Snakemake passes the rule's `threads`)")
     sub = p.add_subparsers(dest="stage", required=True)
     for name, stage in STAGES.items():

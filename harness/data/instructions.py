@@ -61,10 +61,23 @@ def load_minillm(path: Path) -> list[dict]:
     rows = _jsonl(path)
     _fields(path, rows, ("instruction", "output"), "minillm")
     out = []
-    for r in rows:
+    for i, r in enumerate(rows, 1):
         refs = r["output"] if isinstance(r["output"], list) else [r["output"]]
-        out.append(record(r["instruction"], r.get("input", ""), refs, r.get("prompt"), r.get("facts")))
+        out.append(_checked(record(r["instruction"], r.get("input", ""), refs, r.get("prompt"), r.get("facts")),
+                            path, i))
     return out
+
+
+def _checked(rec: dict, path: Path, i: int) -> dict:
+    """A generation record with a prompt and at least one non-empty reference: an empty one would
+    score 0 against any response, and train on nothing."""
+    refs = rec["references"]
+    if not (isinstance(rec["prompt"], str) and rec["prompt"].strip()):
+        raise HarnessError(f"{path} record {i}: the prompt is empty or not text")
+    if not (refs and all(isinstance(x, str) for x in refs) and all(x.strip() for x in refs)):
+        raise HarnessError(f"{path} record {i}: `output` must be a non-empty text or a list of them "
+                           f"(got {refs!r:.60})")
+    return rec
 
 
 def load_vicuna(path: Path, answers: Path | None = None) -> list[dict]:
@@ -76,7 +89,7 @@ def load_vicuna(path: Path, answers: Path | None = None) -> list[dict]:
         _fields(answers, answer_rows, ("question_id", "text"), "vicuna answers")
         for a in answer_rows:
             refs.setdefault(a["question_id"], []).append(a["text"])
-    return [record(r["text"], "", refs.get(r["question_id"], [])) for r in rows]
+    return [_checked(record(r["text"], "", refs.get(r["question_id"], [])), path, i) for i, r in enumerate(rows, 1)]
 
 
 def load_self_instruct(path: Path) -> list[dict]:
@@ -86,7 +99,8 @@ def load_self_instruct(path: Path) -> list[dict]:
     for i, r in enumerate(rows, 1):
         if not (isinstance(r["instances"], list) and all(isinstance(x, dict) and "output" in x for x in r["instances"])):
             raise HarnessError(f"{path} record {i}: `instances` must be a list of objects with an `output`")
-    return [record(r["instruction"], i.get("input", ""), [i["output"]]) for r in rows for i in r["instances"]]
+    return [_checked(record(r["instruction"], x.get("input", ""), [x["output"]]), path, i)
+            for i, r in enumerate(rows, 1) for x in r["instances"]]
 
 
 def load_instructions(path: str | Path, fmt: str = "minillm", answers: str | Path | None = None) -> list[dict]:

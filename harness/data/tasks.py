@@ -38,13 +38,27 @@ class Task:
         if self.kind == GENERATION:
             from harness.data.instructions import load_minillm
 
-            return load_minillm(path)
-        records = read_jsonl(path, f"task {self.name!r}: {split} file")
-        for i, record in enumerate(records):
-            problem = multiple_choice_problem(record)
-            if problem:
-                raise HarnessError(f"task {self.name!r}: {path} record {i + 1}: {problem}")
+            records = load_minillm(path)
+        else:
+            records = read_jsonl(path, f"task {self.name!r}: {split} file")
+            for i, record in enumerate(records):
+                problem = multiple_choice_problem(record)
+                if problem:
+                    raise HarnessError(f"task {self.name!r}: {path} record {i + 1}: {problem}")
+        if split == "test":
+            _refuse_repeats(records, f"task {self.name!r}: {path}")
         return records
+
+
+def _refuse_repeats(records: list[dict], where: str) -> None:
+    """A test item twice would count twice in the score and pair with itself across students."""
+    first: dict[str, int] = {}
+    for i, record in enumerate(records, 1):
+        key = item_key(record)
+        if key in first:
+            raise HarnessError(f"{where}: record {i} repeats record {first[key]} (a test item counts once; "
+                               f"remove the repeat)")
+        first[key] = i
 
 
 def multiple_choice_problem(record: dict) -> str | None:
@@ -58,6 +72,10 @@ def multiple_choice_problem(record: dict) -> str | None:
         return f"query is a {type(record['query']).__name__}, not text"
     if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
         return "choices must be a list of two or more strings"
+    if any(not c.strip() for c in choices):
+        return "a choice is empty (nothing to score)"
+    if len(set(choices)) != len(choices):
+        return "two choices are the same text (the gold one could not be told apart)"
     if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
         return f"gold {gold!r} is not an index into its {len(choices)} choices"
     return None

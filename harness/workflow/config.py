@@ -39,6 +39,20 @@ def check_names(config: dict) -> None:
                                    f"digit)")
 
 
+def check_labels(config: Any, where: str = "") -> None:
+    """Every `label` (a row's, a source's, a task's, a shape's) is one Markdown table cell: a `|`
+    would add a column to every table it is in, a line break end the row."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key == "label" and isinstance(value, str) and ("|" in value or "\n" in value or "\r" in value):
+                raise HarnessError(f"config error: {here}: {value!r} is a table cell; no `|` or line break")
+            check_labels(value, here)
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            check_labels(value, f"{where}[{i}]")
+
+
 def merge(base: dict, diff: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in diff.items():
@@ -168,6 +182,7 @@ def validate(config: dict[str, Any]) -> None:
     import jsonschema
 
     check_names(config)
+    check_labels(config)
     error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
     if error is not None:
         raise HarnessError(f"config error: {_one_line(error)}")

@@ -115,3 +115,28 @@ def test_sft_task_slices_must_match_the_task_directories(tmp_path, student):
                       str(tmp_path), "--seed", "0", "--out", str(tmp_path / "a"), str(tmp_path / "b"))
     assert_one_line_error(rc, err, "one slice per --task and --out")
     assert not (tmp_path / "a").exists()
+
+
+def _stage_args(stage, tmp_path) -> list[str]:
+    """Each argument of a stage given a value of its kind (paths that need not exist)."""
+    from harness.cli.main import STAGES
+
+    values = {"path": [str(tmp_path / "p")], "path?": ["none"], "paths+": [str(tmp_path / "q")], "paths*": [],
+              "int": ["0"], "str": ["olmo"]}
+    return [w for a in STAGES[stage].args for w in ([f"--{a.flag}", *values[a.kind]] if values[a.kind] else [])]
+
+
+@pytest.mark.parametrize("stage", ["world", "tokenizer", "tokens", "source", "extract", "init", "pretrain", "sft",
+                                   "eval", "eval-untrained", "eval-generation", "instruction-task", "corpus",
+                                   "export-task"])
+def test_an_empty_stage_config_is_one_line(stage, tmp_path):
+    """`--cfg '{}'`: every stage stops in one line (what its config lacks, or an input that is
+    missing), never a KeyError traceback; nothing is written."""
+    rc, err = run_cli(stage, "--cfg", "{}", *_stage_args(stage, tmp_path))
+    assert_one_line_error(rc, err)
+    assert not (tmp_path / "p").exists()
+
+
+def test_zero_threads_is_a_usage_error():
+    rc, err = run_cli("--threads", "0", "validate")
+    assert rc == 2 and "--threads: '0' is not a positive whole number" in err[-1]

@@ -36,15 +36,20 @@ def test_sinst_keeps_every_reference(shared_data):
 
 
 def test_vicuna_questions_with_and_without_answers(tmp_path):
+    """Each question takes its answers as references; a question without one cannot be scored
+    (Rouge-L against nothing is 0 for any response): one line naming it."""
     q = tmp_path / "question.jsonl"
     q.write_text("".join(json.dumps({"question_id": i, "text": f"Question {i}?", "category": "generic"}) + "\n"
                          for i in (1, 2)))
     a = tmp_path / "answers.jsonl"
-    a.write_text(json.dumps({"question_id": 2, "text": "An answer."}) + "\n")
+    a.write_text("".join(json.dumps({"question_id": i, "text": f"Answer {i}."}) + "\n" for i in (1, 2)))
     records = load_instructions(q, "vicuna", answers=a)
-    assert [r["references"] for r in records] == [[], ["An answer."]]
+    assert [r["references"] for r in records] == [["Answer 1."], ["Answer 2."]]
     assert records[0]["prompt"] == alpaca_prompt("Question 1?")
     assert "### Input" not in records[0]["prompt"]
+    a.write_text(json.dumps({"question_id": 2, "text": "An answer."}) + "\n")
+    with pytest.raises(HarnessError, match="question.jsonl record 1: `output` must be a non-empty text"):
+        load_instructions(q, "vicuna", answers=a)
 
 
 def test_bad_files_are_one_line_errors(tmp_path):
@@ -138,3 +143,15 @@ def test_generation_sft_can_keep_the_best_dev_checkpoint(tmp_path, tokenizer_dir
     if scores.index(max(scores)) != len(scores) - 1:  # the best was not the last: the two models differ
         a, b = (load_file(tmp_path / k / "model.safetensors") for k in ("best", "last"))
         assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("output, problem", [([], "must be a non-empty text"), (None, "must be a non-empty text"),
+                                             ("", "must be a non-empty text"), (["a", " "], "must be a non-empty")])
+def test_a_generation_record_without_a_reference_is_refused(tmp_path, output, problem):
+    """An empty reference scores 0 against any response and trains on nothing: one line, not a
+    silent 0 or a traceback inside rouge-score."""
+    path = tmp_path / "valid.jsonl"
+    path.write_text(json.dumps({"instruction": "Say hi.", "input": "", "output": "hi"}) + "\n"
+                    + json.dumps({"instruction": "Say bye.", "input": "", "output": output}) + "\n")
+    with pytest.raises(HarnessError, match=f"valid.jsonl record 2: .*{problem}"):
+        load_instructions(path)

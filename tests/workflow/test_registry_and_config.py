@@ -229,6 +229,8 @@ def test_sources_until_convergence_reaches_every_source_sft_job():
     ({"methods": [{"name": "scratch"}, {"name": "masa", "label": "M"}]}, r"methods\[1\]: masa extracts from a source"),
     ({"methods": [{"name": "scratch"}, {"name": "masa", "source": "olmo", "label": "A"},
                   {"name": "masa", "source": "olmo", "label": "B"}]}, r"methods\[2\] repeats methods\[1\]"),
+    ({"methods": [{"name": "scratch", "label": "Scratch | new"}]}, r"methods\[0\].label: 'Scratch \| new' is a table cell"),
+    ({"sources": {"olmo": {"label": "OL\nMo"}}}, r"sources.olmo.label: .* no `\|` or line break"),
 ])
 def test_config_values_that_would_fail_late_fail_at_validation(diff, message):
     """A float where an integer goes, an over-long name, a source-less extraction and a repeated
