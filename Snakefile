@@ -19,6 +19,14 @@
 # A method that only adapts before SFT (LoRA, Seeking, LaTen) fine-tunes Scratch's pre-trained student.
 # {source} is `none` for methods run without a source (Scratch).
 
+import os
+import sys
+
+# Plan with this checkout's `harness`, and run every job with it, wherever Snakemake was started and
+# whichever checkout the environment installed: a job must run the code the run records.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir, *filter(None, [os.environ.get("PYTHONPATH")])])
+
 configfile: workflow.basedir + "/config/micro.yaml"
 report: "reports/workflow.rst"  # `snakemake --report results.html`: every table and figure on one page
 

@@ -127,10 +127,14 @@ def centred_gram_loss(delta_student: Tensor, delta_teacher: Tensor, mask: Tensor
     for ds, dt, m in zip(delta_student.float(), delta_teacher.float(), mask.bool()):
         ds, dt = ds[m], dt[m]
         n = ds.shape[0]
+        if n == 0:  # a sequence with no answer token has no Gram to align
+            continue
         H = torch.eye(n, device=ds.device) - 1.0 / n
         gs, gt = H @ ds @ ds.T @ H, H @ dt @ dt.T @ H
         cka = (gs * gt).sum() / (gs.norm() * gt.norm()).clamp_min(1e-12)
         losses.append(1 - cka)
+    if not losses:  # no answer token in the batch: nothing to align, and no gradient
+        return delta_student.float().sum() * 0.0
     return torch.stack(losses).mean()
 
 

@@ -45,12 +45,25 @@ def remove_orphans(path: str | Path) -> None:
                 p.unlink()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(tmp: str | Path, directory: bool) -> None:
+    """mkstemp and mkdtemp create 0600 and 0700, private to the user whatever the umask: give the
+    output the mode an ordinary `open`/`mkdir` would, so a group sharing a results folder can read it."""
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
+        _as_if_created(tmp, directory=False)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -76,6 +89,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     remove_orphans(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"))
     try:
+        _as_if_created(tmp, directory=True)
         yield tmp
         if path.exists():
             shutil.rmtree(path)

@@ -512,3 +512,60 @@ def test_hellaswag_through_lm_evals_own_yaml_matches_the_file_loader(tmp_path):
     spec = {"kind": "lm_eval", "lm_eval_task": "hella_local", "include_path": str(tmp_path)}
     task_data.export_task({"task": "hellaswag", "spec": spec}, tmp_path / "out")
     assert read_jsonl(tmp_path / "out" / "test.jsonl") == load_task_file(tmp_path / "hella_local.jsonl", "hellaswag")
+
+
+@pytest.mark.parametrize("raised", [
+    RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/0: "
+                 "file write failed"),  # torch.save on a full disk
+    RuntimeError("basic_ios::clear: iostream error"),  # torch.save when the stream's flush fails
+    "safetensors",
+])
+def test_a_full_disk_under_a_librarys_own_writer_is_one_line(monkeypatch, capsys, tmp_path, raised):
+    """torch.save and safetensors write through their own code and raise their own errors, worded
+    their own way, on a full disk: still one line, not their traceback. (A full disk cannot be
+    made here reliably: /dev/full's error reaches torch's writer only sometimes.)"""
+    from safetensors import SafetensorError
+
+    from harness.cli import main as cli
+    from harness.stages import build as stages
+
+    def world(cfg, out):
+        if raised == "safetensors":
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                  '"No space left on device" })')
+        raise raised
+
+    monkeypatch.setattr(stages, "world", world)
+    assert cli.main(["world", "--cfg", "{}", "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: an output could not be written: "), err
+
+
+def test_a_bug_is_still_a_traceback(monkeypatch, tmp_path):
+    """Only a failed write is turned into one line: any other library error stays loud."""
+    from harness.cli import main as cli
+    from harness.stages import build as stages
+
+    def world(cfg, out):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(stages, "world", world)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["world", "--cfg", "{}", "--out", str(tmp_path / "w")])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_outputs_honour_the_umask(tmp_path, umask):
+    """An output gets the mode an ordinary write would (a group sharing a results folder can read
+    it), not the private 0600/0700 of the temporary file it was written as."""
+    from harness.io import atomic_dir, atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -61,6 +61,27 @@ class StageConfig(dict):
 USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+# How libraries that write through their own code say a write failed: torch.save's stream writer,
+# safetensors' Rust I/O error (errno 28: no space; 122: quota; 13: permission; 30: read-only)
+WRITE_FAILURES = ("No space left on device", "Disk quota exceeded", "file write failed", "Read-only file system",
+                  "StorageFull", "code: 28,", "code: 122,", "PytorchStreamWriter", "basic_ios::clear")
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The reason, if `error` (or what caused it) is a failed write the user must fix; else None."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in USER_OS_ERRORS:
+            return seen.strerror
+        text = str(seen)
+        for marker in WRITE_FAILURES:
+            if marker in text:
+                return "no space left on device" if marker in ("StorageFull", "code: 28,") else \
+                    text.strip().splitlines()[-1][:200]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
@@ -339,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.strerror}: {e.filename or 'a file of this stage'} (nothing was left half-written)",
               file=sys.stderr)
+        return 2
+    except Exception as e:  # a library's own error for a failed write (torch.save, safetensors)
+        reason = write_failure(e)
+        if reason is None:
+            raise
+        print(f"error: an output could not be written: {reason} (nothing was left half-written)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

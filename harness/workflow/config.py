@@ -107,8 +107,9 @@ def with_data_dir(config: dict) -> dict:
     if "path" in corpus:
         corpus["path"] = [join(p) for p in corpus["path"]] if isinstance(corpus["path"], list) else join(corpus["path"])
     for spec in config["tasks"].values():
-        if "path" in spec:
-            spec["path"] = join(spec["path"])
+        for key in ("path", "train", "test"):
+            if key in spec:
+                spec[key] = join(spec[key])
     for spec in config.get("generation_tasks", {}).values():
         for key in ("train", "dev", "test", "answers"):
             if key in spec:

@@ -95,7 +95,29 @@ def run_via_server(argv: list[str]) -> int | None:
     if done is None:
         print("error: the harness fork server stopped while running this command", file=sys.stderr)
         return 1
+    if "signal" in done:  # the child cannot say it was killed: its caller does (the OOM killer sends 9)
+        print(f"error: {_stage(argv)} was killed by signal {done['signal']} ({_signal_name(done['signal'])})",
+              file=sys.stderr)
     return done["status"]
+
+
+def _stage(argv: list[str]) -> str:
+    """The stage an argv runs (`python -m harness [--threads N] STAGE ...`)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--threads":
+            next(words, None)
+        elif not word.startswith("-"):
+            return f"`{word}`"
+    return "the command"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return "an unknown signal"
+    return f"{name}: out of memory?" if signum == signal.SIGKILL else name
 
 
 # ---------------------------------------------------------------- server
@@ -110,6 +132,22 @@ def _signal(pid: int, signum: int) -> None:
             continue
 
 
+def _die_with(server_pid: int | None) -> None:
+    """Have the kernel kill this child when the server dies (Linux's parent-death signal): a stage
+    must not run on, and write outputs a later run would accept, after the run that started it
+    is gone. Where the call does not exist, the child keeps running as before."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if server_pid is not None and os.getppid() != server_pid:  # the server died before the call
+        os._exit(128 + signal.SIGKILL)
+
+
 def _child(request: dict, fds: list[int], server_sockets: list, run: Callable[[list[str]], int]) -> None:
     """In the forked child: become the caller's process, run the command (`run(argv)`, the CLI's
     `main`), exit with its status."""
@@ -118,6 +156,7 @@ def _child(request: dict, fds: list[int], server_sockets: list, run: Callable[[l
         for sock in server_sockets:  # the other callers must see EOF when the server goes, not when we do
             sock.close()
         os.setsid()  # its own process group: the caller's signals reach it and what it starts
+        _die_with(request.get("server_pid"))
         for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own: KeyboardInterrupt
@@ -184,8 +223,10 @@ def serve(path: str, run: Callable[[list[str]], int], parent: int | None = None)
                             os.close(fd)
                         conn.close()
                         continue
+                    server_pid = os.getpid()
                     pid = os.fork()
                     if pid == 0:
+                        request["server_pid"] = server_pid
                         _child(request, fds, [listener, conn, *children.values(), sel], run)
                     for fd in fds:
                         os.close(fd)
@@ -229,7 +270,7 @@ def _reap(children: dict[int, socket.socket], sel: selectors.BaseSelector) -> No
             continue
         code = os.waitstatus_to_exitcode(status)
         try:
-            _send(conn, {"status": code if code >= 0 else 128 - code})
+            _send(conn, {"status": code} if code >= 0 else {"status": 128 - code, "signal": -code})
         except OSError:
             pass
         try:

@@ -477,3 +477,26 @@ def test_xdist_keeps_a_group_on_one_worker(request):
     if not getattr(request.config.option, "loadgroup", False) or "PYTEST_XDIST_WORKER" not in os.environ:
         pytest.skip("not run under pytest-xdist's loadgroup")
     assert request.node.nodeid.endswith("@smoke-dag"), request.node.nodeid
+
+
+def test_jobs_run_the_snakefiles_own_checkout(tmp_path):
+    """`snakemake -s <checkout>/Snakefile` from anywhere plans and runs with that checkout's
+    `harness`, not the one the environment installed, and records that code in its outputs."""
+    import os
+    import shutil
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    copy = tmp_path / "checkout"
+    for f in files:
+        (copy / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, copy / f)
+    init = copy / "harness" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.0+the-copy"'))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HARNESS_FORK_SERVER")}
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "-j1", "--directory",
+                           str(run), "results/smoke/data/world", "--configfile", str(copy / "config" / "smoke.yaml")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((run / "results/smoke/data/world/run.json").read_text())
+    assert record["code_version"] == "0.1.0+the-copy", record["code_version"]

@@ -244,3 +244,16 @@ def test_a_padded_teacher_vocabulary_gives_the_bases_of_the_students_tokens(setu
     method.adapt(student, task, _ctx(tok, Source.from_manifest(tmp_path)))
     want = projection(student.get_output_embeddings().weight, teacher.lm_head.weight[:len(tok)])
     torch.testing.assert_close(method._plan.P, want)
+
+
+def test_centred_gram_loss_skips_sequences_without_answer_tokens():
+    """A sequence whose mask is empty has no Gram; a batch with none at all gives a zero loss that
+    still backpropagates (instead of dividing by zero)."""
+    torch.manual_seed(0)
+    ds, dt = torch.randn(2, 5, 8, requires_grad=True), torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]])
+    alone = centred_gram_loss(ds[:1], dt[:1], mask[:1])
+    assert float(centred_gram_loss(ds, dt, mask)) == pytest.approx(float(alone))
+    empty = centred_gram_loss(ds, dt, torch.zeros_like(mask))
+    empty.backward()
+    assert float(empty) == 0.0 and ds.grad is not None

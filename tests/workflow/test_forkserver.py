@@ -118,3 +118,42 @@ def test_the_entry_point_and_the_light_stages_do_not_import_torch():
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def _bench_child(env, log, steps: int):
+    """A caller running a days-long bench through the server, and the server's child for it."""
+    marker = f"--steps {steps}"
+    caller = subprocess.Popen([sys.executable, "-m", "harness", "bench", "--profile", "smoke", *marker.split()],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _children(log, marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (child,) = _children(log, marker)
+    time.sleep(1.0)
+    return caller, child
+
+
+def test_a_stage_killed_by_a_signal_says_so(server):
+    """What the OOM killer does (SIGKILL to the stage) leaves a reason in the job's log."""
+    env, log = server
+    caller, child = _bench_child(env, log, 10**8 + 7)
+    os.kill(child, signal.SIGKILL)
+    assert caller.wait(timeout=60) == 128 + signal.SIGKILL
+    err = caller.stderr.read().strip().splitlines()
+    assert err[-1] == "error: `bench` was killed by signal 9 (SIGKILL: out of memory?)", err
+
+
+def test_a_stage_dies_with_its_server(tmp_path):
+    """A server killed outright (its Snakemake gone) takes its running stages with it: none runs
+    on to write outputs a later run would accept."""
+    log = tmp_path / "server.log"
+    proc = forkserver.start(log)
+    assert proc is not None, log.read_text()
+    env = {**os.environ, forkserver.ENV: os.environ.pop(forkserver.ENV)}
+    try:
+        caller, child = _bench_child(env, log, 10**8 + 8)
+        proc.kill()
+        assert _gone(child, seconds=30), f"the stage {child} outlived its fork server"
+        caller.wait(timeout=60)
+    finally:
+        forkserver.stop(proc)

@@ -240,3 +240,15 @@ def test_config_values_that_would_fail_late_fail_at_validation(diff, message):
 
     with pytest.raises(HarnessError, match=message):
         resolve(merge(read_yaml(CONFIG_DIR / "micro.yaml"), diff))
+
+
+def test_data_dir_joins_every_task_file_path(tmp_path):
+    """`data_dir` is the root of every relative data path: a file task's `train` and `test` too."""
+    from harness.workflow.config import with_data_dir
+
+    config = {"data_dir": str(tmp_path), "corpus": {"kind": "world"}, "tasks": {
+        "boolq": {"kind": "file", "train": "boolq/train.jsonl", "test": "/abs/test.jsonl"},
+        "piqa": {"kind": "file", "path": "piqa/valid.jsonl"}}}
+    tasks = with_data_dir(config)["tasks"]
+    assert tasks["boolq"] == {"kind": "file", "train": str(tmp_path / "boolq/train.jsonl"), "test": "/abs/test.jsonl"}
+    assert tasks["piqa"]["path"] == str(tmp_path / "piqa/valid.jsonl")
