@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -37,7 +37,7 @@ def remove_orphans(path: str | Path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         return
-    for p in path.parent.glob(_temp_prefix(path) + "*.tmp"):
+    for p in path.parent.glob(_temp_prefix(path) + "*.tmp*"):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
@@ -66,6 +66,23 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         _as_if_created(tmp, directory=False)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` writes a file that then replaces `path` (a library's own writer: pandas,
+    matplotlib); a failure leaves `path` as it was and no temporary file. `tmp` keeps `path`'s
+    suffix, which some writers read the format from."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
+    tmp = path.with_name(f"{_temp_prefix(path)}{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -15,19 +15,19 @@ from harness.workflow.report import KINDS
 def test_every_registered_report_loads_and_declares_itself(name):
     report = registry.load_report(name)
     assert report.name == name and report.kind in KINDS
-    assert report.output.startswith("reports/") and report.output.endswith((".md", ".png"))
+    assert report.output.startswith("reports/") and report.output.endswith((".md", ".png", ".csv", ".parquet"))
 
 
 def test_each_profile_builds_the_reports_its_sections_ask_for():
     names = lambda profile: [r.name for r in registry.enabled_reports(Grid(load_profile(profile)))]  # noqa: E731
     assert sorted(names("smoke")) == sorted(["table1", "table3", "table2", "fig2", "fig3", "table4", "table5", "fig4",
                                              "table_pkt", "table_efficiency", "fig_efficiency", "signal",
-                                             "knowledge_map"])
+                                             "knowledge_map", "results_csv", "results_parquet"])
     config = load_profile("smoke")
     for section in ("ablation", "pkt", "generation_tasks"):
         del config[section]
     assert sorted(r.name for r in registry.enabled_reports(Grid(config))) == [
-        "fig_efficiency", "knowledge_map", "signal", "table1", "table_efficiency"]
+        "fig_efficiency", "knowledge_map", "results_csv", "results_parquet", "signal", "table1", "table_efficiency"]
     del config["signal"]["map"]
     assert "knowledge_map" not in [r.name for r in registry.enabled_reports(Grid(config))]
 
