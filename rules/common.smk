@@ -5,7 +5,7 @@ import re
 import sys
 
 import harness
-from harness.workflow import forkserver
+from harness.workflow import forkserver, plan
 from harness.workflow.config import resolve
 from harness.errors import HarnessError
 from harness.workflow.grid import NO_SOURCE, Grid, as_json
@@ -22,6 +22,8 @@ except HarnessError as e:
     sys.exit(f"error: {e}")
 
 G = Grid(C)
+if (_misfit := plan.refusal(C)) is not None:  # before the first job is submitted
+    sys.exit(f"error: {_misfit}")
 MC_TASKS, GEN_TASKS = G.mc_tasks, G.gen_tasks
 os.environ[PYTHON_ENV] = sys.executable  # jobs run the interpreter running Snakemake (harness/workflow/commands.py)
 

@@ -204,6 +204,17 @@ def _validate(args) -> None:
     print(describe(load_profile(args.profile)))
 
 
+def _plan(args) -> None:
+    from harness.workflow.config import load_profile
+    from harness.workflow.plan import problems, table
+
+    config = load_profile(args.profile)
+    print(table(config), end="")
+    found = problems(config)
+    if found:
+        raise HarnessError(f"{len(found)} job class(es) do not fit: " + "; ".join(found[:3]))
+
+
 def _config_reference(args) -> None:
     from harness.workflow.config_reference import reference
     from harness.io import atomic_write_text
@@ -269,6 +280,11 @@ def _parser() -> argparse.ArgumentParser:
                                                               "that started this)")
     fs.set_defaults(func=_serve)
 
+    pl = sub.add_parser("plan", help="every training job's estimated GPU memory and time against the profile's "
+                                     "`plan:` and `resources:` (harness/workflow/plan.py)")
+    pl.add_argument("--profile", default="micro", help="config profile name or YAML path")
+    pl.set_defaults(func=_plan)
+
     ref = sub.add_parser("config-reference", help="every config key, its default and meaning (docs/config.md)")
     ref.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
     ref.set_defaults(func=_config_reference)
@@ -281,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
-LIGHT_STAGES = ("validate", "report", "timings", "serve", "config-reference")  # no torch threads, no GPU claim
+LIGHT_STAGES = ("validate", "report", "timings", "serve", "config-reference", "plan")  # no torch threads, no GPU claim
 METHOD_STAGES = ("extract", "init", "pretrain", "sft", "eval-untrained")  # their cfg's `method` is a registry name
 
 

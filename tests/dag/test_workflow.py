@@ -500,3 +500,18 @@ def test_jobs_run_the_snakefiles_own_checkout(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "results/smoke/data/world/run.json").read_text())
     assert record["code_version"] == "0.1.0+the-copy", record["code_version"]
+
+
+def test_a_plan_that_does_not_fit_its_gpus_is_refused_before_any_job(tmp_path):
+    """The paper profile fits 80 GB GPUs; the same grid without micro-batching (64 x 2,048 tokens
+    in one forward) is refused by `snakemake -n` in one line, before anything is submitted."""
+    no_micro_batch = tmp_path / "whole-batch.yaml"
+    no_micro_batch.write_text("pretrain: {micro_batch: null}\n")
+    fits = snakemake(tmp_path / "fits", "-n", "all", "--configfile", str(REPO / "config/paper.yaml"))
+    assert fits.returncode == 0, fits.stderr[-2000:]
+    refused = snakemake(tmp_path / "refused", "-n", "all", "--configfile", str(REPO / "config/paper.yaml"),
+                        str(no_micro_batch))
+    assert refused.returncode != 0
+    line = next(l for l in refused.stderr.splitlines() if l.startswith("error:"))
+    assert "the plan does not fit its GPUs: pretrain 12L-267M at 2B: needs ~120 GiB" in line
+    assert "Traceback" not in refused.stderr

@@ -94,4 +94,4 @@ def test_paths_of_files_benchmarks_and_resources(micro, paper):
     assert paper.task_path("boolq") == paper.task_data("boolq") == "results/paper/data/tasks/boolq"
     assert micro.benchmark_of("pretrain", "logs/micro/students/a/b.log") == "benchmarks/micro/pretrain/students/a/b.tsv"
     assert paper.job_resources("report") == {**paper.C["resources"]["default"], **paper.C["resources"].get("report", {})}
-    assert paper.job_resources("pretrain")["gpu"] == 1
+    assert paper.job_resources("pretrain")["gpu"] == paper.C["pretrain"]["devices"] == 4  # data-parallel
