@@ -270,7 +270,11 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
             tokens += distributed.total(n_tok)
             window.append(distributed.mean(loss))
             evaluating = eval_every and ((step + 1) % eval_every == 0 or step + 1 == total)
-            if (step + 1) % settings.log_every == 0 or step + 1 == total or evaluating:  # every evaluation has its loss
+            checkpointing = bool(ckpt_dir and settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0
+                                 and step + 1 < total)
+            # every evaluation has its loss; a checkpoint closes the loss window, so a run resumed from
+            # it logs what the uninterrupted run logs
+            if (step + 1) % settings.log_every == 0 or step + 1 == total or evaluating or checkpointing:
                 loss_val = float(torch.stack(window).mean())
                 window.clear()
                 bar.set_postfix(loss=f"{loss_val:.3f}")
@@ -281,8 +285,7 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
                 if stop_when is not None and distributed.agree(stop_when()) and step + 1 < total:
                     total = step + 1
                     break
-            if ckpt_dir and settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0 \
-                    and step + 1 < total:
+            if checkpointing:
                 if sharded:
                     distributed.save_sharded(state_path, model, opt, sched, step + 1, tokens)
                 elif main:

@@ -251,3 +251,32 @@ def test_a_budget_with_a_longer_horizon_is_that_runs_checkpoint(tmp_path, tokens
     for key, value in at_small["model"].items():
         assert torch.equal(runs["checkpoint"].state_dict()[key], value), key
     assert any(not torch.equal(runs["own"].state_dict()[k], v) for k, v in at_small["model"].items())
+
+
+def test_a_resumed_runs_log_is_the_uninterrupted_runs(tmp_path):
+    """Checkpoints every 5 steps, a loss line every 3: the run killed after step 6 and resumed logs
+    the same losses at the same steps as the run that was never stopped (wall time aside)."""
+    import json
+
+    optim = OptimConfig(lr=1e-2, warmup=0.1)
+    batches = PretrainBatches(TOKENS, 16, 4, 16 * 4 * 12, seed=0)
+    settings = TrainSettings(optim, checkpoint_every=5, log_every=3)
+
+    def lines(path):
+        return [{k: v for k, v in json.loads(l).items() if k != "seconds"} for l in path.read_text().splitlines()]
+
+    train(_tiny_model(), batches, settings, ckpt_dir=tmp_path / "a", log_path=tmp_path / "a.jsonl")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_step_6(record):  # step 6's line is written, then the run dies
+        if record["step"] >= 6:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(_tiny_model(), batches, settings, ckpt_dir=tmp_path / "b", log_path=tmp_path / "b.jsonl",
+              on_log=kill_after_step_6)
+    train(_tiny_model(seed=123), batches, settings, ckpt_dir=tmp_path / "b", log_path=tmp_path / "b.jsonl")
+    assert lines(tmp_path / "b.jsonl") == lines(tmp_path / "a.jsonl")
+    assert [r["step"] for r in lines(tmp_path / "a.jsonl")] == [3, 5, 6, 9, 10, 12]
