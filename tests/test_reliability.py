@@ -363,8 +363,11 @@ def test_casehold_from_either_release_gives_the_same_records(tmp_path):
     lexglue = write_jsonl(tmp_path / "lexglue.jsonl", [{"context": passage, "endings": holdings, "label": 3}])
     instruct = write_jsonl(tmp_path / "instruct.jsonl.gz", [{"input_text": passage, "choices": holdings,
                                                              "answer": "D"}], gzip.open)
+    by_text = write_jsonl(tmp_path / "by-text.jsonl", [{"input_text": passage, "choices": holdings,
+                                                         "answer": "holding that 3"}])  # the answer as the holding
     expected = [{"query": "See Smith v. Jones, 123 F.3d 456 (2d Cir. 1999) (", "choices": holdings, "gold": 3}]
     assert load_task_file(lexglue, "casehold") == load_task_file(instruct, "casehold") == expected
+    assert load_task_file(by_text, "casehold") == expected
 
 
 def test_casehold_instruction_release_through_our_lm_eval_yaml(tmp_path):

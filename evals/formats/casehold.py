@@ -20,5 +20,8 @@ def read(path: Path) -> list[dict]:
     for i, r in enumerate(read_jsonl(path, "CaseHOLD file"), 1):
         passage, choices, label = ((r["context"], r["endings"], r["label"]) if "context" in r
                                    else (r["input_text"], r["choices"], r["answer"]))
-        out.append({"query": query(passage), "choices": list(choices), "gold": gold(label, f"{path} record {i}")})
+        choices = list(choices)
+        if isinstance(label, str) and label in choices:  # the instruction release answers with the holding's text
+            label = choices.index(label)
+        out.append({"query": query(passage), "choices": choices, "gold": gold(label, f"{path} record {i}")})
     return out
