@@ -40,7 +40,8 @@ def parse_table(text, index=0):
 # Every report the smoke profile builds, in one Snakemake run: one DAG to plan, and two cores kept
 # busy to the end (a run per report idles one core through each run's tail).
 SMOKE_REPORTS = ["table1.md", "table_efficiency.md", "fig_efficiency.png", "table3.md", "table2.md", "fig2.png",
-                 "fig3.png", "table4.md", "table5.md", "fig4.png", "table_pkt.md"]
+                 "fig3.png", "table4.md", "table5.md", "fig4.png", "table_pkt.md", "fig_forest_table1.png",
+                 "results.parquet"]
 # The tests below share one workdir, so one pytest-xdist worker runs them all (`--dist loadgroup`).
 def smoke_dag(test):
     return pytest.mark.slow(pytest.mark.xdist_group("smoke-dag")(test))

@@ -22,12 +22,14 @@ def test_each_profile_builds_the_reports_its_sections_ask_for():
     names = lambda profile: [r.name for r in registry.enabled_reports(Grid(load_profile(profile)))]  # noqa: E731
     assert sorted(names("smoke")) == sorted(["table1", "table3", "table2", "fig2", "fig3", "table4", "table5", "fig4",
                                              "table_pkt", "table_efficiency", "fig_efficiency", "signal",
-                                             "knowledge_map", "results_csv", "results_parquet"])
+                                             "knowledge_map", "results_csv", "results_parquet",
+                                             "fig_forest_table1", "fig_forest_table3"])
     config = load_profile("smoke")
     for section in ("ablation", "pkt", "generation_tasks"):
         del config[section]
     assert sorted(r.name for r in registry.enabled_reports(Grid(config))) == [
-        "fig_efficiency", "knowledge_map", "results_csv", "results_parquet", "signal", "table1", "table_efficiency"]
+        "fig_efficiency", "fig_forest_table1", "knowledge_map", "results_csv", "results_parquet", "signal", "table1",
+        "table_efficiency"]
     del config["signal"]["map"]
     assert "knowledge_map" not in [r.name for r in registry.enabled_reports(Grid(config))]
 
