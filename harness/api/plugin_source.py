@@ -181,3 +181,42 @@ def option_names(target: str) -> frozenset[str] | None:
         return frozenset(_keys(*bound))
     except (Unreadable, OSError, SyntaxError):
         return None
+
+
+PLUGIN_PACKAGES = ("methods", "baselines", "evals")  # the project's plugin code (the core is versioned apart)
+
+
+def _path(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+def _plugin_imports(module: str) -> set[str]:
+    """The plugin modules `module` imports, anywhere in its file."""
+    found = set()
+    for node in ast.walk(_module(module)[0]):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [_absolute(module, node), *(f"{_absolute(module, node)}.{a.name}" for a in node.names)]
+                 if isinstance(node, ast.ImportFrom) else [])
+        found |= {n for n in names if n.split(".")[0] in PLUGIN_PACKAGES and _path(n) is not None}
+    return found
+
+
+@lru_cache(maxsize=None)
+def code_files(target: str) -> tuple[Path, ...] | None:
+    """The plugin source files a class's code is in: its module and its bases', and every plugin
+    module they import, however indirectly; None when the class cannot be read."""
+    try:
+        todo = [module for module, _ in _mro(*_class(target))]
+    except Unreadable:
+        return None
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in seen and _path(module) is not None:
+            seen.add(module)
+            todo += _plugin_imports(module)
+    return tuple(sorted(_path(m) for m in seen))

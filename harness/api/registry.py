@@ -157,6 +157,23 @@ def method_hooks(name: str) -> frozenset[str]:
     return found
 
 
+def method_code(name: str) -> str:
+    """A fingerprint of the code a method's jobs run from the plugins: its class's file, its bases',
+    and the plugin modules they import (a composition: its parts'). Part of every method stage's
+    config slice, so that editing a method reruns that method's jobs (the core's own version is
+    recorded in each output's run.json instead)."""
+    import hashlib
+
+    spec = method_spec(name)
+    if spec.parts:
+        return hashlib.sha256("".join(method_code(p) for p in spec.parts).encode()).hexdigest()[:16]
+    files = plugin_source.code_files(spec.target) or ()
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _method_class(name: str):
     spec = method_spec(name)
     if spec.parts:

@@ -264,11 +264,13 @@ class Grid:
     # ------------------------------------------------------------ config slices
 
     def method_cfg(self, method: str) -> dict:
-        """The slice every method stage sees: its family's options under its own, so that changing
-        one method's options reruns that method's jobs and no others."""
-        from harness.api.registry import method_options
+        """The slice every method stage sees: its family's options under its own and a fingerprint
+        of its code, so that changing one method's options or editing its file reruns that
+        method's jobs and no others."""
+        from harness.api.registry import method_code, method_options
 
-        return {"method": method, "method_options": method_options(self.C.get("method_options", {}), method)}
+        return {"method": method, "method_options": method_options(self.C.get("method_options", {}), method),
+                "code": method_code(method)}
 
     def curves(self, table_rows: list[Row], shapes: list[str], budget: str,
                seeds: list[int] | None = None) -> list[list]:

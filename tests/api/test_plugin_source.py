@@ -118,3 +118,35 @@ def test_planning_imports_no_torch():
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_editing_a_methods_file_changes_its_jobs_config_and_no_other_methods(tmp_path, monkeypatch):
+    """The code fingerprint in every method stage's config slice: a method's file edited, its
+    pre-training's slice changes (Snakemake reruns it), another method's does not."""
+    from importlib.metadata import EntryPoint
+
+    from harness.api import plugins, registry
+    from harness.workflow.config import load_profile
+    from harness.workflow.grid import Grid
+
+    (tmp_path / "edited_plugin.py").write_text("from baselines.scratch import Scratch\n\n\n"
+                                               "class Mine(Scratch):\n    label = 'Mine'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint("mine", "edited_plugin:Mine", group)]
+                        if group == "harness.methods" else [])
+    registry.METHODS.clear()
+    try:
+        grid = Grid(load_profile("smoke"))
+        shape = grid.shapes[0]
+        before = {m: grid.pretrain_cfg(m, shape, grid.budget) for m in ("mine", "scratch")}
+        (tmp_path / "edited_plugin.py").write_text("from baselines.scratch import Scratch\n\n\n"
+                                                   "class Mine(Scratch):\n    label = 'Mine, edited'\n")
+        plugin_source._module.cache_clear()
+        plugin_source.code_files.cache_clear()
+        after = {m: grid.pretrain_cfg(m, shape, grid.budget) for m in ("mine", "scratch")}
+        assert before["mine"] != after["mine"] and before["scratch"] == after["scratch"]
+        assert '"code":' in after["mine"]
+    finally:
+        registry.METHODS.clear()
+        plugin_source._module.cache_clear()
+        plugin_source.code_files.cache_clear()
