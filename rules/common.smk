@@ -12,7 +12,7 @@ from harness.workflow.grid import NO_SOURCE, Grid, as_json
 from harness.workflow.report import planned_methods
 from harness.workflow.commands import PYTHON_ENV, stage_command
 
-if os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))) != os.path.abspath(workflow.basedir):
+if os.path.dirname(os.path.dirname(os.path.realpath(harness.__file__))) != os.path.realpath(workflow.basedir):
     sys.exit(f"error: this Snakefile's checkout is {workflow.basedir}, but its rules imported harness from "
              f"{os.path.dirname(harness.__file__)}; run the Snakefile of that checkout, or remove it from PYTHONPATH")
 
