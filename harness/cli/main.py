@@ -195,7 +195,7 @@ def _bench(args) -> None:
 def _timings(args) -> None:
     from harness.cli.timings import timings
 
-    print(timings(args.profile, args.cores, not args.no_startup))
+    print(timings(args.profile, args.cores, not args.no_startup, gflops=args.gflops))
 
 
 def _validate(args) -> None:
@@ -267,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="micro")
     t.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the cores the run had (its -j, if fewer)")
     t.add_argument("--no-startup", action="store_true", help="skip timing a bare process start-up")
+    t.add_argument("--gflops", type=float, default=None, help="a core's fp32 GEMM rate (default: measured now)")
     t.set_defaults(func=_timings)
 
     v = sub.add_parser("validate", help="validate a config profile and print the run grid")

@@ -34,6 +34,19 @@ def llama_params(shape: dict, vocab: int) -> int:
     return 2 * vocab * h + L * (4 * h * h + 3 * h * f + 2 * h) + h
 
 
+def matmul_params(shape: dict, vocab: int) -> int:
+    """The parameters a token's forward multiplies by: the projections and the LM head (the
+    embedding is a lookup, the norms are elementwise)."""
+    L, h, f = shape["layers"], shape["hidden"], shape["ffn"]
+    return L * (4 * h * h + 3 * h * f) + vocab * h
+
+
+def train_flops_per_token(shape: dict, vocab: int, seq_len: int) -> int:
+    """Forward and backward: 6 per matmul parameter, and attention's scores and mixing, 12 * hidden
+    * seq_len a layer (the causal mask's zeros counted, as a dense kernel computes them)."""
+    return 6 * matmul_params(shape, vocab) + 12 * shape["layers"] * shape["hidden"] * seq_len
+
+
 def activation_bytes(shape: dict, vocab: int, tokens: int) -> float:
     L, h, f = shape["layers"], shape["hidden"], shape["ffn"]
     values = {"params": llama_params(shape, vocab), "tokens": tokens, "tokens_layers_hidden": tokens * L * h,
@@ -89,11 +102,10 @@ def estimates(config: dict) -> list[Estimate]:
     out = []
     for name, shape in config["shapes"].items():
         params = llama_params(shape, vocab)
-        matmul = params - 2 * vocab * shape["hidden"] + vocab * shape["hidden"]  # the head's matmul, not the lookup
         for budget, spec in config["budgets"].items():
             for teacher in [None, *teachers]:
                 memory = _training_memory(params, shape, vocab, pre, seq)
-                flops = (6 * matmul + 12 * shape["layers"] * shape["hidden"] * seq) * spec["tokens"]
+                flops = train_flops_per_token(shape, vocab, seq) * spec["tokens"]
                 what = f"{name} at {budget}"
                 if teacher:
                     t_params = plan.get("source_params", {}).get(teacher)

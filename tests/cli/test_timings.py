@@ -41,3 +41,42 @@ def test_missing_and_malformed_benchmarks_are_one_line_errors(tmp_path):
     (tmp_path / "eval" / "x.tsv").write_text("seconds\n1\n")
     with pytest.raises(HarnessError, match=r"malformed benchmark file .*x\.tsv"):
         read_jobs(tmp_path)
+
+
+def test_a_training_steps_matmul_flops_are_torchs_count():
+    """The floor's FLOPs: 6 per matmul parameter per token is what torch's own counter finds for a
+    student's forward and backward (the counter does not see the attention kernel on CPU; the
+    floor adds it as 12 * hidden * seq_len a layer)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from harness.models.build import build_model, student_config
+    from harness.workflow.plan import matmul_params, train_flops_per_token
+
+    shape, vocab, batch, seq = {"layers": 3, "hidden": 48, "ffn": 160, "heads": 3}, 300, 2, 40
+    model = build_model(student_config("s", shape, vocab, seq, None), 0)
+    ids = torch.randint(0, vocab, (batch, seq))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, labels=ids).loss.backward()
+    assert counter.get_total_flops() == 6 * matmul_params(shape, vocab) * batch * seq
+    assert train_flops_per_token(shape, vocab, seq) - 6 * matmul_params(shape, vocab) == 12 * 3 * 48 * 40
+
+
+def test_the_floor_puts_pretraining_jobs_against_their_flops(tmp_path):
+    """Two pre-trainings of the smoke profile, one after the other on one core: their FLOPs at
+    the given GEMM rate against the core-seconds they had."""
+    from harness.cli.timings import floor_table, pretrain_flops
+    from harness.workflow.config import load_profile
+
+    config = load_profile("smoke")
+    shape, budget = next(iter(config["shapes"])), config["report_budget"]
+    name = f"students/scratch/none/{shape}/seed0/{budget}/pretrain"
+    _bench(tmp_path, "pretrain", name, 10.0, 9.0, 1000.0)
+    _bench(tmp_path, "pretrain", name.replace("seed0", "seed1"), 10.0, 9.0, 1010.0)
+    _bench(tmp_path, "sft", "x", 5.0, 5.0, 1015.0)
+    jobs = read_jobs(tmp_path)
+    flops = pretrain_flops(config, name)
+    assert flops and pretrain_flops(config, "students/x/pretrain") is None
+    text = floor_table(jobs, config, cores=1, gflops=1.0)
+    floor = 2 * flops / 1e9
+    assert f"| pretrain | 2 | {2 * flops / 1e9:,.0f} | {floor:,.0f} | 20 | {floor / 20:.0%} |" in text
