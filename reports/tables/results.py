@@ -4,8 +4,8 @@ spreadsheet. Its inputs are the evaluation files the other reports the profile a
 it plans no job of its own. Reproducing a Table 1 cell (the mean over seeds; README):
 
     df = pd.read_parquet("reports/results.parquet")
-    cell = df.query("row == 'Scratch' and shape == '4L-1.2M' and task == 'boolq' and stage == 'sft'")
-    cell.groupby("budget").value.mean()
+    df.query("row == 'Scratch' and shape == '4L-1.2M' and budget == '250k' and task == 'boolq' "
+             "and stage == 'sft'").value.mean()
 """
 
 from __future__ import annotations
