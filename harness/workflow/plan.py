@@ -94,8 +94,10 @@ def estimates(config: dict) -> list[Estimate]:
     plan, grid = config.get("plan", {}), Grid(config)
     vocab = plan.get("vocab") or config["tokenizer"].get("vocab_size")
     gpu = plan.get("gpu_memory_gb")
-    resources = lambda rule: grid.job_resources(rule)  # noqa: E731
-    runtime = lambda rule: resources(rule).get("runtime", 0) / 60 or None  # noqa: E731
+
+    def runtime(rule: str) -> float | None:  # hours, as the rule's `resources` declare them
+        return grid.job_resources(rule).get("runtime", 0) / 60 or None
+
     rate = plan.get("peak_tflops", 0) * 1e12 * plan.get("mfu", 0)
     pre, seq = config["pretrain"], config["pretrain"]["seq_len"]
     teachers = sorted({s for m, s, _ in grid.rows if m in ("distill", "prune-distill") and s != NO_SOURCE})
