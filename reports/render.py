@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.workflow.grid import SOURCE_BASE, SOURCE_SFT
-from harness.io import load_yaml
+from harness.io import atomic_write_with, load_yaml
 from harness.analysis.stats import t_interval
 from reports.paired import SFT, paired_table, stage_of
 
@@ -131,13 +131,13 @@ def sources_table(cfg: dict, results: list[dict]) -> str:
 
 
 def save_figure(fig, out: Path) -> None:
+    """Written atomically (a killed render leaves no half-drawn figure), then closed."""
     import matplotlib.pyplot as plt
 
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        atomic_write_with(out, lambda tmp: fig.savefig(tmp, dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def pyplot():

@@ -39,10 +39,14 @@ def rows(config: dict) -> list[Row]:
     return [Row(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
 
 
+def row_by_label(table_rows: list[Row], label: str | None) -> Row:
+    """The row labelled `label`, or the first for None (how `compare_to` keys pick a reference)."""
+    return next(r for r in table_rows if label is None or r.label == label)
+
+
 def reference_row(config: dict) -> Row:
     """The `methods` row the grid tables' paired differences are to: `compare_to`, else the first."""
-    label = config.get("compare_to")
-    return next(r for r in rows(config) if label is None or r.label == label)
+    return row_by_label(rows(config), config.get("compare_to"))
 
 
 def labelled_rows(config_rows: list[dict], source: str | None = None) -> list[Row]:

@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 
 from harness.workflow.config import must_be_method, must_be_one_of, must_name
-from harness.workflow.grid import Grid, Row, as_json, labelled_rows
+from harness.workflow.grid import Grid, Row, as_json, labelled_rows, row_by_label
 from harness.workflow.report import Report, Section
 from reports.paired import SFT, stage_of
 from reports.render import cell, paired_block, paper_numbers, stamp
@@ -17,19 +17,14 @@ def pkt_rows(config: dict) -> list[Row]:
     return labelled_rows(config.get("pkt", {}).get("rows", []))
 
 
-def _by_label(config: dict, label: str | None) -> Row:
-    """The row labelled `label` (the first, for None)."""
-    return next(r for r in pkt_rows(config) if label is None or r.label == label)
-
-
 def reference_row(config: dict) -> Row:
     """The row the paired differences are to: `pkt.compare_to`, else the first."""
-    return _by_label(config, config["pkt"].get("compare_to"))
+    return row_by_label(pkt_rows(config), config["pkt"].get("compare_to"))
 
 
 def extra_reference_rows(config: dict) -> list[Row]:
     """The further references (`pkt.also_compare_to`): a paired block each."""
-    return [_by_label(config, label) for label in config["pkt"].get("also_compare_to", [])]
+    return [row_by_label(pkt_rows(config), label) for label in config["pkt"].get("also_compare_to", [])]
 
 
 def cfg(grid: Grid) -> str:
