@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -131,6 +132,32 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return __version__
+
+
+# The code whose edits change a job's numbers: the core's computing layers and the evaluation
+# code. `workflow/` and `cli/` are left out (what they change reaches a job through its config
+# slice and command, which Snakemake compares already), and so are `methods/` and `baselines/`,
+# which each method's slice fingerprints on its own (`harness.api.registry.method_code`), so that
+# editing one method reruns that method alone.
+CORE_CODE = ("harness", "evals")
+_NOT_CORE = ("harness/workflow", "harness/cli")
+
+
+@functools.lru_cache(maxsize=None)
+def core_code(root: Path | None = None) -> str:
+    """A fingerprint of the core code (`CORE_CODE`, less `_NOT_CORE`) under `root` (this checkout).
+    Part of every stage's config slice: an edit reruns the jobs it may change, and a training work
+    dir started under other code is not resumed (its stamp holds the slice)."""
+    import hashlib
+
+    root = root or Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for top in CORE_CODE:
+        for path in sorted((root / top).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if not rel.startswith(_NOT_CORE):
+                digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def write_run_record(out_dir: str | Path, stage: str, cfg: dict, seed: int | None = None,

@@ -113,7 +113,11 @@ LOGS = {
 
 
 def as_json(**slice_: Any) -> str:
-    return json.dumps(slice_, sort_keys=True, separators=(",", ":"))
+    """A job's config slice as Snakemake's params carry it, with the core code's fingerprint
+    (`harness.io.core_code`): a change to either reruns the job."""
+    from harness.io import core_code
+
+    return json.dumps({**slice_, "code_core": core_code()}, sort_keys=True, separators=(",", ":"))
 
 
 class Grid:

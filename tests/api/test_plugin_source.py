@@ -1,5 +1,6 @@
 """Reading a method's hooks and options from its source, and falling back to importing it."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,31 @@ def test_editing_a_methods_file_changes_its_jobs_config_and_no_other_methods(tmp
         registry.METHODS.clear()
         plugin_source._module.cache_clear()
         plugin_source.code_files.cache_clear()
+
+
+def test_the_core_codes_fingerprint_follows_the_code_that_computes_numbers(tmp_path):
+    """Every stage's slice carries `code_core`: an edit to a computing layer or to the evaluation
+    code changes it (Snakemake reruns the jobs, a work dir started before is not resumed); an edit
+    to the planner or the command line does not (it reaches jobs through their slices)."""
+    from harness.io import core_code
+    from harness.workflow.config import load_profile
+    from harness.workflow.grid import Grid
+
+    def tree(name, edits=()):
+        root = tmp_path / name
+        files = {"harness/stages/build.py": "x = 1\n", "harness/workflow/grid.py": "y = 1\n",
+                 "harness/cli/main.py": "z = 1\n", "evals/rouge.py": "r = 1\n", **dict(edits)}
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        return core_code(root)
+
+    base = tree("base")
+    assert tree("stage", {"harness/stages/build.py": "x = 2\n"}) != base
+    assert tree("evals", {"evals/rouge.py": "r = 2\n"}) != base
+    assert tree("plan", {"harness/workflow/grid.py": "y = 2\n", "harness/cli/main.py": "z = 2\n"}) == base
+    assert tree("added", {"harness/models/new.py": ""}) != base
+
+    grid = Grid(load_profile("smoke"))
+    for slice_ in (grid.source_cfg("olmo"), grid.pretrain_cfg("scratch", grid.shapes[0], grid.budget)):
+        assert json.loads(slice_)["code_core"] == core_code()

@@ -27,6 +27,37 @@ def test_source_is_pretrained_saved_and_reloaded_frozen(name, tmp_path, tokenize
     assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()
 
 
+@pytest.mark.parametrize("name", ["olmo", "olmoe", "deepseek"])
+def test_a_source_trained_twice_or_killed_and_resumed_has_identical_weights(name, tmp_path, tokenizer_dir,
+                                                                             tokens_file, monkeypatch):
+    """The numbers downstream of a source are reproducible only if the source is: two cold runs,
+    and a run killed after its second checkpoint then resumed, save byte-identical weights."""
+    import harness.training.train as train_module
+
+    cfg = {"source": SOURCES[name], "seed": 0, "training": {**TRAINING, "budget": 32 * 4 * 12, "checkpoint_every": 3}}
+    for run in ("a", "b"):
+        stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / run)
+
+    class Killed(Exception):
+        pass
+
+    save, saved = train_module._save_state, []
+
+    def save_then_die_at_the_second(*args, **kwargs):
+        save(*args, **kwargs)
+        saved.append(1)
+        if len(saved) == 2:
+            raise Killed
+
+    monkeypatch.setattr(train_module, "_save_state", save_then_die_at_the_second)
+    with pytest.raises(Killed):
+        stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / "resumed")
+    monkeypatch.setattr(train_module, "_save_state", save)
+    stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / "resumed")
+    weights = [(tmp_path / run / "model" / "model.safetensors").read_bytes() for run in ("a", "b", "resumed")]
+    assert weights[0] == weights[1] == weights[2]
+
+
 def test_model_path_source_points_at_an_existing_checkpoint(tmp_path, tokenizer_dir, tokens_file):
     built = tmp_path / "built"
     stages.source({"source": SOURCES["olmo"], "seed": 0, "training": TRAINING}, "olmo", tokenizer_dir, tokens_file,
