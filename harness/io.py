@@ -184,11 +184,11 @@ def read_json(path: str | Path) -> Any:
         raise HarnessError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zst": "zstandard"}
 
 
 def open_text(path: Path):
-    """A text file, or a .gz/.bz2/.xz-compressed one (releases ship both), read as UTF-8."""
+    """A text file, or a .gz/.bz2/.xz/.zst-compressed one (releases ship both), read as UTF-8."""
     import importlib
 
     codec = COMPRESSED.get(path.suffix)

@@ -63,7 +63,7 @@ rule tokens:
     benchmark:
         G.benchmark_of("tokens", G.log("tokens")),
     params:
-        cfg=as_json(),
+        cfg=G.tokens_cfg(),
         corpus=G.corpus_file(),
     threads: 1
     resources:

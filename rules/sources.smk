@@ -69,7 +69,7 @@ rule source_tokens:
     benchmark:
         G.benchmark_of("source_tokens", G.log("source_tokens")),
     params:
-        cfg=as_json(),
+        cfg=G.tokens_cfg(),
         corpus=G.corpus_file(),
         tokenizer=lambda w: C["sources"][w.source]["model_path"],
     wildcard_constraints:

@@ -222,6 +222,13 @@ def _config_reference(args) -> None:
     atomic_write_text(args.out, reference()) if args.out else print(reference(), end="")
 
 
+def _fetch_corpus(args) -> None:
+    from harness.data.fetch import fetch
+
+    got = fetch(args.release, args.out, args.subsets, args.max_files, args.base_url, args.listing)
+    print(f"fetch-corpus: {len(got)} files of RedPajama-{args.release.upper()} under {args.out}")
+
+
 def _paper_toy(args) -> None:
     from harness.cli.paper_toy import write
 
@@ -290,6 +297,16 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
     ref.set_defaults(func=_config_reference)
 
+    fc = sub.add_parser("fetch-corpus", help="download RedPajama's files into the folder the paper profile reads "
+                                             "(harness/data/fetch.py; resumable)")
+    fc.add_argument("--release", choices=("1t", "v2"), default="1t", help="1t: the paper profile's reading (default)")
+    fc.add_argument("--out", type=Path, default=Path("data/redpajama-1t"), help="the corpus folder (`corpus.path`)")
+    fc.add_argument("--subsets", nargs="+", default=None, help="1t: only these subsets")
+    fc.add_argument("--max-files", type=_positive, default=None, help="at most this many files of each subset")
+    fc.add_argument("--base-url", default=None, help="a mirror of the release root")
+    fc.add_argument("--listing", default=None, help="the file list (URL or file:// path) instead of the release's")
+    fc.set_defaults(func=_fetch_corpus)
+
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
     toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
@@ -298,7 +315,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 TRAINING_STAGES = ("source", "pretrain", "sft")
-LIGHT_STAGES = ("validate", "report", "timings", "serve", "config-reference", "plan")  # no torch threads, no GPU claim
+LIGHT_STAGES = ("validate", "report", "timings", "serve", "config-reference", "plan", "fetch-corpus")  # no torch threads, no GPU claim
 METHOD_STAGES = ("extract", "init", "pretrain", "sft", "eval-untrained")  # their cfg's `method` is a registry name
 
 

@@ -8,8 +8,10 @@ runs the paper's DAG job for job (a test compares the two plans). `write(out)` b
 `out` (the directory Snakemake runs in) what the paper profile reads from the hub and from disk,
 with the real checkpoints' quirks:
 
-- data/redpajama-1t/<subset>/<subset>_00.jsonl: RedPajama-1T's download layout, the micro world's
-  text dealt to its seven subsets; Wikipedia's records name their language, some not English;
+- data/redpajama-1t/<subset>/...: RedPajama-1T's download layout and compression (CommonCrawl's
+  shard `.jsonl.zst` under a snapshot folder, the others `.jsonl`), the micro world's text dealt
+  to its seven subsets in the release's token shares (so that the paper's `corpus.quota`, scaled
+  in paper-toy.yaml, is met); Wikipedia's records name their language, some not English;
 - data/minillm/...: the paper's generation files (MiniLLM's format), the micro world's instructions;
 - toy/tasks/<task>/{train,test}.jsonl: each multiple-choice task in its released file format;
 - toy/olmo, toy/olmoe: OLMo and OLMoE stand-ins whose embeddings have more rows than their
@@ -50,19 +52,37 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+# where each subset's shard goes: CommonCrawl's as the release names it (a snapshot folder, zstd)
+SHARDS = {**{s: f"{s}/{s}_00.jsonl" for s in SUBSETS},
+          "common_crawl": "common_crawl/2019-30/en_head_0000.json.gz.dedup.classifier.jsonl.zst"}
+
+
+def _write_shard(path: Path, rows: list[dict]) -> None:
+    if path.suffix != ".zst":
+        return _jsonl(path, rows)
+    import zstandard
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path.write_bytes(zstandard.ZstdCompressor().compress(text.encode("utf-8")))
+
+
 def corpus_shards(corpus: dict[str, list[str]], out: Path) -> list[str]:
-    """The world's documents dealt to RedPajama-1T's subsets in turn; every third Wikipedia
-    document also comes in German, which the paper profile's language filter drops."""
+    """The world's documents dealt to RedPajama-1T's subsets, each next document to the subset
+    furthest behind its share of the release's tokens (`REDPAJAMA_1T_TOKENS`); every third
+    Wikipedia document also comes in German, which the paper profile's language filter drops."""
+    from harness.data.fetch import REDPAJAMA_1T_TOKENS
+
     docs = [d for group in zip(*corpus.values()) for d in group]
     by_subset: dict[str, list[dict]] = {s: [] for s in SUBSETS}
     for i, doc in enumerate(docs):
-        subset = SUBSETS[i % len(SUBSETS)]
+        subset = min(SUBSETS, key=lambda s: len(by_subset[s]) / REDPAJAMA_1T_TOKENS[s])
         meta = {"language": "en"} if subset == "wikipedia" else {"source": subset}
         by_subset[subset].append({"text": doc, "meta": meta})
         if subset == "wikipedia" and i % 3 == 0:
             by_subset[subset].append({"text": "Ein Artikel in deutscher Sprache.", "meta": {"language": "de"}})
     for subset, rows in by_subset.items():
-        _jsonl(out / "data" / "redpajama-1t" / subset / f"{subset}_00.jsonl", rows)
+        _write_shard(out / "data" / "redpajama-1t" / SHARDS[subset], rows)
     return docs
 
 

@@ -48,21 +48,46 @@ def tokenize_corpus(corpus: Path, tokenizer, docs_per_call: int = 2000) -> np.nd
     return np.concatenate(chunks)
 
 
-def write_tokens(corpus: Path, tokenizer, out: Path, docs_per_call: int = 2000) -> int:
+def quota_chunks(domains: Path, tokenizer, quota: dict[str, int], docs_per_call: int = 2000) -> Iterator[np.ndarray]:
+    """Exactly `quota[d]` tokens of each domain's documents (`domains/<d>.txt`, as the corpus stage
+    writes them), chunk by chunk, always from the domain furthest behind its share, so that every
+    prefix of the stream holds the mixture; a domain that runs out first is a one-line error."""
+    streams = {d: _token_chunks(domains / f"{d}.txt", tokenizer, docs_per_call) for d in quota}
+    for d in quota:
+        if not (domains / f"{d}.txt").is_file():
+            raise HarnessError(f"corpus quota: no documents of {d!r} in {domains} (it has "
+                               f"{', '.join(sorted(p.stem for p in domains.glob('*.txt'))) or 'none'})")
+    taken = dict.fromkeys(quota, 0)
+    while open_ := [d for d in quota if taken[d] < quota[d]]:
+        d = min(open_, key=lambda name: taken[name] / quota[name])
+        ids = next(streams[d], None)
+        if ids is None:
+            raise HarnessError(f"corpus quota: {d!r} holds {taken[d]:,} tokens, fewer than its quota of "
+                               f"{quota[d]:,} ({domains / f'{d}.txt'}); download more of it or lower corpus.quota.{d}")
+        ids = ids[:quota[d] - taken[d]]
+        taken[d] += len(ids)
+        yield ids
+
+
+def write_tokens(corpus: Path, tokenizer, out: Path, docs_per_call: int = 2000,
+                 quota: dict[str, int] | None = None) -> int:
     """Tokenise the corpus into the .npy file `out` as it streams by (memory: one chunk of
     documents, not the corpus: the paper's corpora are tens of GB); returns the token count.
+    With `quota`, the stream is `quota_chunks` of the corpus's domains instead.
     The ids go to a raw temporary file first, since an .npy header states the length."""
     from tqdm import tqdm
 
     raw = out.with_name(out.name + ".tmp.bin")
     n = 0
-    with raw.open("wb") as f, tqdm(desc=f"tokenise {corpus.name}", unit="tok", unit_scale=True,
-                                    mininterval=5.0) as bar:
-        for ids in _token_chunks(corpus, tokenizer, docs_per_call):
-            f.write(ids.tobytes())
-            n += len(ids)
-            bar.update(len(ids))
     try:
+        with raw.open("wb") as f, tqdm(desc=f"tokenise {corpus.name}", unit="tok", unit_scale=True,
+                                        mininterval=5.0) as bar:
+            chunks = (quota_chunks(corpus.parent / "domains", tokenizer, quota, docs_per_call) if quota
+                      else _token_chunks(corpus, tokenizer, docs_per_call))
+            for ids in chunks:
+                f.write(ids.tobytes())
+                n += len(ids)
+                bar.update(len(ids))
         if n == 0:
             raise HarnessError(f"corpus {corpus} is empty")
         tmp = out.with_name(out.name + ".tmp.npy")

@@ -1,5 +1,7 @@
 """Pre-training text for profiles that do not generate their own (paper, micro-real): local
-.txt/.jsonl/.parquet files or a streamed hub dataset, written as one corpus.txt of documents
+.txt/.jsonl/.json/.parquet files (the text ones also .gz/.bz2/.xz/.zst-compressed, as releases
+ship them: RedPajama-1T's CommonCrawl shards are `.jsonl.zst`, RedPajama-V2's documents
+`.json.gz` JSON lines) or a streamed hub dataset, written as one corpus.txt of documents
 separated by blank lines (what the tokenizer and token stages read).
 
 A corpus may carry domains (Figure 4 aligns MASA on one domain at a time): `domains: folder`
@@ -20,30 +22,52 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from harness.errors import HarnessError
-from harness.io import atomic_dir, write_run_record
+from harness.errors import HarnessError, first_line
+from harness.io import COMPRESSED, atomic_dir, open_text, write_run_record
 
-CORPUS_FILES = (".txt", ".jsonl", ".parquet")
+# `.json` is read as JSON lines: RedPajama-V2's document shards are named `.json.gz` and hold one
+# document a line
+CORPUS_FILES = (".txt", ".jsonl", ".json", ".parquet")
 DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a domain name becomes a file name
 SCRIPT_DATASET = "Dataset scripts are no longer supported"
+
+
+def kind(path: Path) -> str | None:
+    """The format of a corpus file, its compression aside (".jsonl" for `x.jsonl.zst`), or None."""
+    base = path.with_suffix("") if path.suffix in COMPRESSED else path
+    found = base.suffix if base.suffix in CORPUS_FILES else None
+    return None if found == ".parquet" and base is not path else found
 
 
 def _files(path: Path) -> list[Path]:
     if not path.exists():
         raise HarnessError(f"corpus: no file or folder {path}")
-    found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in CORPUS_FILES)
+    found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and kind(p))
     if not found:
-        raise HarnessError(f"corpus: no {', '.join(CORPUS_FILES)} files under {path}")
+        raise HarnessError(f"corpus: no {', '.join(CORPUS_FILES)} files (plain or {', '.join(COMPRESSED)}) "
+                           f"under {path}")
     return found
 
 
 def _records(f: Path, text_field: str) -> Iterator[dict]:
-    """The records of one shard: .txt documents (blank-line separated) as {text_field: doc},
-    .jsonl lines and .parquet rows as they are, read lazily."""
-    if f.suffix == ".txt":
+    """The records of one shard, read lazily: .txt documents (blank-line separated) as
+    {text_field: doc}, JSON lines and .parquet rows as they are; a corrupt compressed shard is one
+    line naming it."""
+    try:
+        yield from _shard_records(f, text_field)
+    except HarnessError:
+        raise
+    except Exception as e:  # noqa: BLE001 - gzip, lzma, zstandard and pyarrow each raise their own kind
+        raise HarnessError(f"corpus: {f} cannot be read ({type(e).__name__}: {first_line(e)})") from None
+
+
+def _shard_records(f: Path, text_field: str) -> Iterator[dict]:
+    if kind(f) == ".txt":
+        with open_text(f) as handle:
+            text = handle.read()
         # a line of only whitespace separates documents too (WikiText's blank lines hold a space)
-        yield from ({text_field: d} for d in re.split(r"\n[ \t]*\n", f.read_text(encoding="utf-8")) if d.strip())
-    elif f.suffix == ".parquet":
+        yield from ({text_field: d} for d in re.split(r"\n[ \t]*\n", text) if d.strip())
+    elif kind(f) == ".parquet":
         import pyarrow.parquet as pq
 
         shard = pq.ParquetFile(f)
@@ -53,7 +77,7 @@ def _records(f: Path, text_field: str) -> Iterator[dict]:
         for batch in shard.iter_batches(batch_size=1024):
             yield from batch.to_pylist()
     else:
-        with f.open(encoding="utf-8") as lines:
+        with open_text(f) as lines:
             for n, line in enumerate(lines, 1):
                 if line.strip():
                     try:

@@ -69,7 +69,7 @@ def tokens(cfg: dict, corpus: Path, tokenizer_dir: Path, out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(tokenizer_dir)
-    n = write_tokens(corpus, tok, out)
+    n = write_tokens(corpus, tok, out, quota=cfg.get("quota"))
     atomic_write_text(out.with_suffix(".json"),
                       json.dumps({"tokens": n, "tokenizer": identity(tok), "config": cfg}) + "\n")
 

@@ -292,6 +292,11 @@ def _check_corpus(config: dict) -> None:
         raise HarnessError("config error: corpus: `subsets` names folders, so it needs `domains: folder`")
     if corpus.get("domains") == "folder" and corpus["kind"] != "local":
         raise HarnessError("config error: corpus: `domains: folder` reads local folders; a hub corpus names a field")
+    if corpus.get("quota") and not corpus.get("domains"):
+        raise HarnessError("config error: corpus: `quota` counts tokens per domain, so it needs `domains`")
+    unknown = sorted(set(corpus.get("quota") or ()) - set(corpus.get("subsets") or corpus.get("quota") or ()))
+    if unknown:
+        raise HarnessError(f"config error: corpus.quota: {', '.join(unknown)} not in corpus.subsets")
 
 
 def _check_sources(config: dict) -> None:

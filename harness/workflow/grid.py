@@ -293,6 +293,11 @@ class Grid:
         """The held-out tail of the token stream (`heldout:`), in the students' windows."""
         return {**self.C["heldout"], "seq_len": self.C["pretrain"]["seq_len"]} if "heldout" in self.C else {}
 
+    def tokens_cfg(self) -> str:
+        """The token stream's slice: the corpus's per-domain quota, if it sets one."""
+        quota = (self.C.get("corpus") or {}).get("quota")
+        return as_json(**({"quota": quota} if quota else {}))
+
     def source_cfg(self, source: str) -> str:
         C = self.C
         return as_json(source=C["sources"][source], seed=C["source_training"].get("seed", 0),

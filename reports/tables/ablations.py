@@ -36,16 +36,37 @@ def _enabled(grid: Grid, report: str) -> bool:
     return "ablation" in grid.C and (report != "fig4" or grid.domains_dir() is not None)
 
 
+def generation_budget(config: dict, report: str) -> str:
+    """The budget of a table's generation columns: `ablation.generation_budget.<table>`, else the
+    table's own. The paper's Table 5 takes them at 10B (its 23 % row's Rouge-L cells are Table 8's)."""
+    return config["ablation"].get("generation_budget", {}).get(report) or config["report_budget"]
+
+
+def _generation(grid: Grid, report: str) -> dict:
+    """Tables 4 and 5's generation columns: their budget and tasks (none for Figure 4)."""
+    if report == "fig4" or not grid.gen_tasks:
+        return {}
+    budget = generation_budget(grid.C, report)
+    return {"budget": budget, "budget_paper": grid.C["budgets"][budget].get("paper"),
+            "budget_tokens": grid.C["budgets"][budget]["tokens"],
+            "tasks": [[name, grid.C["generation_tasks"][name]["label"]] for name in grid.gen_tasks]}
+
+
 def _ablation(name: str, output: str, kind: str, paired: bool = True) -> Report:
     shapes = lambda grid: [grid.C["ablation"]["shape"]]  # noqa: E731
+
+    def inputs(grid: Grid) -> list[str]:
+        rows, generation = _rows(grid, name, paired), _generation(grid, name)
+        return [*grid.eval_files(rows, shapes(grid), grid.budget, grid.mc_tasks),
+                *(grid.eval_files(rows, shapes(grid), generation["budget"], grid.gen_tasks) if generation else [])]
+
     return Report(
         name=name, output=output, category="Figures" if kind == "figure" else "Tables", kind=kind,
-        renderer=f"reports.tables.ablations:{name}", enabled=lambda grid: _enabled(grid, name),
-        inputs=lambda grid: grid.eval_files(_rows(grid, name, paired), shapes(grid), grid.budget, grid.mc_tasks),
+        renderer=f"reports.tables.ablations:{name}", enabled=lambda grid: _enabled(grid, name), inputs=inputs,
         needs=lambda grid: [*(path for _, path in _artifacts(grid, name)),
                             *(curve_dirs(_curves(grid, name)) if paired else [])],
         cfg=lambda grid: grid.report_cfg(_rows(grid, name, paired), shapes(grid), grid.budget,
-                                         artifacts=_artifacts(grid, name),
+                                         artifacts=_artifacts(grid, name), generation=_generation(grid, name),
                                          **({"curves": _curves(grid, name)} if paired else {})))
 
 
@@ -65,6 +86,8 @@ def _check(config: dict) -> None:
     for report in REPORTS:
         for v in ab[report]:
             must_be_method(f"ablation.{report}", v if isinstance(v, str) else v["name"])
+    for report, budget in ab.get("generation_budget", {}).items():
+        must_name(config, f"ablation.generation_budget.{report}", "budget", budget, "budgets")
 
 
 ABLATION = Section("ablation", """
@@ -78,6 +101,15 @@ properties:
   table4: {$ref: "#/$defs/variants", description: "Table 4's rows: the modules ablated"}
   table5: {$ref: "#/$defs/variants", description: "Table 5's rows: the gene-matrix sizes"}
   fig4: {$ref: "#/$defs/variants", description: "Figure 4's bars: the alignment data's domains"}
+  generation_budget:
+    type: object
+    description: >-
+      the budget of Table 4's and Table 5's generation columns, where it is not the table's own
+      (the paper's Table 5 takes its Rouge-L cells at 10B)
+    additionalProperties: false
+    properties:
+      table4: {type: string, description: "Table 4's generation budget (a `budgets` name)"}
+      table5: {type: string, description: "Table 5's generation budget (a `budgets` name)"}
 """, check=_check, rows=lambda config: [r for report in REPORTS for r in ablation_rows(config, report)])
 
 
@@ -87,15 +119,29 @@ def _ablation(cfg: dict, results: list[dict], title: str, section: str, what: st
     paper = {spec.get("paper", shape): paper_numbers()[section]}
     source = next(s for m, s, _ in cfg["rows"] if (m, s) != tuple(cfg["reference"][:2]))
     note = (f"Student `{shape}`, source `{source}`; the {cfg['reference'][2]} row is Table 1's. The paper's "
-            "columns include generation tasks (DollyEval, S-NI, UnNI); only the columns this profile evaluates "
-            "are shown. The paper's rows are composites, not one student each: Table 4's MASA row is, column by "
+            "columns mix understanding and generation tasks; ours are two blocks, accuracy then Rouge-L, with "
+            "the columns this profile evaluates. The paper's rows are composites, not one student each: Table 4's MASA row is, column by "
             "column, the best of its three sources' 877M MASA students (BoolQ 73.36 is MASA-OLMo's in Table 1, "
             "PIQA 56.75 and WinoGrande 50.43 MASA-DeepSeek's, the generation cells MASA-OLMo's in Table 3); "
             "Table 5's 23 % row takes its generation cells from Table 8 (10B) and others from elsewhere "
             "(CaseHOLD 82.43 is the 709M MASA-DeepSeek's). Ours are MASA from "
             f"`{source}` alone, at `{cfg['budget']}`.\n\n")
     return (f"# {title}\n\n" + stamp(cfg, what) + "\n" + note + grid_table(cfg, results, paper, paper_avg=False)
-            + paired_block(cfg, results) + _gene_sizes(cfg) + rows_section(cfg, "the same students", curves_too=True))
+            + paired_block(cfg, results) + _generation_block(cfg, results, paper) + _gene_sizes(cfg)
+            + rows_section(cfg, "the same students", curves_too=True))
+
+
+def _generation_block(cfg: dict, results: list[dict], paper: dict) -> str:
+    """The generation columns, in Rouge-L, of the same rows at `cfg["generation"]["budget"]`."""
+    generation = cfg.get("generation")
+    if not generation:
+        return ""
+    gen_cfg = {**cfg, **generation}
+    at = generation["budget"] + (f" (paper: {generation['budget_paper']})" if generation.get("budget_paper") else "")
+    ours = [r for r in results if r.get("budget_name") == generation["budget"]]
+    return (f"\n## Generation (Rouge-L F x100) at {at}\n\n"
+            "MiniLLM's protocol, as Table 3: sampling at temperature 1, averaged over the generation seeds.\n\n"
+            + grid_table(gen_cfg, ours, paper, paper_avg=False) + paired_block(gen_cfg, ours))
 
 
 def _gene_sizes(cfg: dict) -> str:

@@ -339,6 +339,11 @@ def test_ablation_reports(smoke_run):
     assert "(73.36)" in table4[("2L-tiny", "MASA")][0]  # the paper's Table 4 BoolQ for full MASA
     assert [row for _, row in parse_table((smoke_run / "reports/table4.md").read_text(), 1)] == [
         "w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]  # each paired with Scratch
+    # the generation columns: the same rows in Rouge-L, the paper's DollyEval beside, then paired
+    generation = parse_table((smoke_run / "reports/table4.md").read_text(), 2)
+    assert [row for _, row in generation] == ["Scratch", "w.o. Spectral Alignment", "w.o. Adaptive Scaling", "MASA"]
+    assert "(24.46)" in generation[("2L-tiny", "MASA")][0] and "±" in generation[("2L-tiny", "MASA")][0]
+    assert [row for _, row in parse_table((smoke_run / "reports/table5.md").read_text(), 3)] == ["3%", "MASA"]
     table5 = parse_table((smoke_run / "reports/table5.md").read_text())
     assert [row for _, row in table5] == ["Scratch", "3%", "MASA"] and "(72.14)" in table5[("2L-tiny", "3%")][0]
     # under the table, each row's genes in all (L45's way of stating their size), from its manifest

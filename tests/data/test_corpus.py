@@ -136,3 +136,108 @@ def test_a_missing_subset_and_a_script_dataset_are_one_line(tmp_path):
     with pytest.raises(HarnessError, match="is built by a loading script, which datasets .* no longer runs") as e:
         corpus({"corpus": {"kind": "hub", "dataset": str(script)}}, tmp_path / "corpus")
     assert "\n" not in str(e.value)
+
+
+def test_compressed_shards_read_as_their_releases_ship_them(tmp_path):
+    """RedPajama-1T's CommonCrawl `.jsonl.zst`, RedPajama-V2's `.json.gz` JSON lines with
+    `raw_content`, a gzipped text file: the same documents as the plain files would give."""
+    import gzip
+
+    import zstandard
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    lines = lambda *docs: "".join(json.dumps({"raw_content": d}) + "\n" for d in docs).encode()  # noqa: E731
+    (shards / "a_en_head_0000.json.gz.dedup.classifier.jsonl.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(lines("cc one", "cc two")))
+    (shards / "b_en_head.json.gz").write_bytes(gzip.compress(lines("v2 one")))
+    (shards / "c.txt.gz").write_bytes(gzip.compress(b"text one\n\ntext two\n"))
+    (shards / "d.parquet.gz").write_bytes(b"not read: a parquet file is never compressed outside")
+    corpus(corpus_cfg(shards), tmp_path / "corpus")
+    assert list(iter_documents(tmp_path / "corpus" / "corpus.txt")) == [
+        "cc one", "cc two", "v2 one", "text one", "text two"]
+
+
+def test_a_corrupt_compressed_shard_is_one_line_naming_it(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "x.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd not a zstd frame")
+    with pytest.raises(HarnessError, match=r"corpus: .*x\.jsonl\.zst cannot be read \(ZstdError"):
+        corpus(corpus_cfg(shards), tmp_path / "corpus")
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_a_quota_takes_exactly_each_domains_tokens_interleaved(tmp_path, tokenizer_dir):
+    """`corpus.quota`: exactly so many tokens of each domain, always from the one furthest behind
+    its share (so a prefix of the stream holds the mixture); a domain short of its quota is one line."""
+    tok = load_tokenizer(tokenizer_dir)
+    domains = tmp_path / "corpus" / "domains"
+    domains.mkdir(parents=True)
+    text = {"a": [f"alpha document number {i} about the river" for i in range(40)],
+            "b": [f"beta document {i} on the mountain and its trees" for i in range(40)]}
+    for name, docs in text.items():
+        (domains / f"{name}.txt").write_text("".join(d + "\n\n" for d in docs))
+    (tmp_path / "corpus" / "corpus.txt").write_text("unused\n\n")
+    quota = {"a": 50, "b": 150}
+    n = write_tokens(tmp_path / "corpus" / "corpus.txt", tok, tmp_path / "tokens.npy", docs_per_call=1, quota=quota)
+    ids = np.load(tmp_path / "tokens.npy").tolist()
+    assert n == len(ids) == 200
+    per_domain = {name: [t for d in tok(docs, add_special_tokens=False)["input_ids"] for t in (*d, tok.eos_token_id)]
+                  for name, docs in text.items()}
+    first_doc_a = len(tok(text["a"][0], add_special_tokens=False)["input_ids"]) + 1
+    assert ids[:first_doc_a] == per_domain["a"][:first_doc_a]  # both at 0 of their share: the first named
+    taken = {"a": [], "b": []}
+    # each token belongs to one domain's stream, in order: split the stream back by matching prefixes
+    pos = {"a": 0, "b": 0}
+    i = 0
+    while i < len(ids):
+        for name in ("a", "b"):
+            stream = per_domain[name]
+            if pos[name] < quota[name] and ids[i] == stream[pos[name]]:
+                taken[name].append(ids[i])
+                pos[name] += 1
+                break
+        else:
+            raise AssertionError(f"token {i} is neither domain's next")
+        i += 1
+    assert taken == {name: per_domain[name][:quota[name]] for name in quota}
+    with pytest.raises(HarnessError, match=r"corpus quota: 'a' holds [\d,]+ tokens, fewer than its quota of 100,000"):
+        write_tokens(tmp_path / "corpus" / "corpus.txt", tok, tmp_path / "short.npy", quota={"a": 100_000})
+    assert not list(tmp_path.glob("short*"))
+
+
+def test_fetch_corpus_writes_the_folder_the_paper_profile_reads_and_resumes(tmp_path):
+    """`python -m harness fetch-corpus` from a file:// mirror of RedPajama-1T: each file lands at
+    <out>/<subset>/..., the corpus stage reads the result (CommonCrawl's .jsonl.zst included), a
+    second run downloads nothing, and a listing naming `..` stops before writing anything."""
+    import zstandard
+
+    from harness.data.fetch import fetch
+
+    root = tmp_path / "mirror" / "redpajama-data-1T" / "v1.0.0"
+    shards = {"arxiv/arxiv_0.jsonl": b'{"text": "an arxiv paper"}\n',
+              "arxiv/arxiv_1.jsonl": b'{"text": "another paper"}\n',
+              "common_crawl/2019-30/en_head_0000.json.gz.dedup.classifier.jsonl.zst":
+                  zstandard.ZstdCompressor().compress(b'{"text": "a web page"}\n'),
+              "github/github_0.jsonl": b'{"text": "def f(): pass"}\n'}
+    for rel, data in shards.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "urls.txt").write_text("".join(f"https://data.together.xyz/redpajama-data-1T/v1.0.0/{rel}\n"
+                                           for rel in shards))
+    out = tmp_path / "data" / "redpajama-1t"
+    got = fetch("1t", out, subsets=["arxiv", "common_crawl"], max_files=1, base=root.as_uri(),
+                listing=(root / "urls.txt").as_uri())
+    # the listing's URLs name the real host; a mirror serves the same paths under --base-url
+    assert sorted(p.relative_to(out).as_posix() for p in got) == [
+        "arxiv/arxiv_0.jsonl", "common_crawl/2019-30/en_head_0000.json.gz.dedup.classifier.jsonl.zst"]
+    corpus({"corpus": {"kind": "local", "path": str(out), "domains": "folder"}}, tmp_path / "corpus")
+    assert list(iter_documents(tmp_path / "corpus" / "corpus.txt")) == ["an arxiv paper", "a web page"]
+    (out / "arxiv/arxiv_0.jsonl").write_text('{"text": "kept"}\n')  # present: not fetched again
+    fetch("1t", out, subsets=["arxiv"], max_files=1, base=root.as_uri(), listing=(root / "urls.txt").as_uri())
+    assert (out / "arxiv/arxiv_0.jsonl").read_text() == '{"text": "kept"}\n'
+
+    (root / "bad.txt").write_text("https://data.together.xyz/redpajama-data-1T/v1.0.0/../../etc/passwd\n")
+    with pytest.raises(HarnessError, match="not a plain relative path"):
+        fetch("1t", tmp_path / "bad", base=root.as_uri(), listing=(root / "bad.txt").as_uri())
+    assert not (tmp_path / "bad").exists()

@@ -145,3 +145,15 @@ def test_the_paper_profile_plans_every_table_and_figure_of_the_paper():
     for name, shape in (("fig2", "12L-709M"), ("fig5", "16L-321M"), ("fig6", "12L-267M"), ("fig7", "16L-877M")):
         cfg = json.loads(registry.load_report(name).cfg(grid))
         assert cfg["shapes"][0][0] == shape and [b for b, *_ in cfg["budgets"]] == ["2B", "5B", "10B"]
+
+
+def test_tables_4_and_5_read_their_generation_columns_at_the_paper_budget():
+    """Table 4's generation columns are at the table's budget; the paper profile takes Table 5's at
+    10B (`ablation.generation_budget`), the multiple-choice columns staying at the report budget."""
+    grid = Grid(load_profile("paper"))
+    for name, generation_budget in (("table4", grid.budget), ("table5", "10B")):
+        inputs = registry.load_report(name).inputs(grid)
+        generation = [p for p in inputs if p.rsplit("/", 1)[1].removesuffix(".json") in grid.gen_tasks]
+        multiple_choice = [p for p in inputs if p not in generation]
+        assert generation and {f"/{generation_budget}/" in p for p in generation} == {True}, name
+        assert multiple_choice and {f"/{grid.budget}/" in p for p in multiple_choice} == {True}, name
