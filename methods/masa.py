@@ -73,7 +73,9 @@ def gene_forward(M: Tensor, x: Tensor, d_out: int) -> Tensor:
 
 
 def output_loss(W: Tensor, M: Tensor, x: Tensor) -> Tensor:
-    """L_out = ||W x - f_d(M f_c(x))||^2, averaged over the inputs in `x` (rows)."""
+    """L_out = ||W x - f_d(M f_c(x))||^2, averaged over the inputs in `x` (rows), in M's precision
+    (a bfloat16 source's W and x upcast here, one weight at a time)."""
+    W, x = W.to(M.dtype), x.to(M.dtype)
     target = x @ W.transpose(-1, -2)  # (N, d_out)
     return (target - gene_forward(M, x, W.shape[-2])).pow(2).sum(-1).mean()
 
@@ -174,6 +176,9 @@ DEFAULTS = {
     "layer_map": "uniform",  # student layer k <- source layer round(k (L_src - 1) / (L_s - 1))
     "rescale": False,  # rescale M_hat to the student's init std (the paper does not)
     "domain": None,  # align on one corpus domain only (Figure 4); None = the whole corpus
+    # the frozen source's weights: auto = bfloat16 on an accelerator that has it (OLMo-7B: 13.8 GB, not
+    # 27.6), else float32; each weight and its inputs are upcast to float32 one at a time for the losses
+    "source_dtype": "auto",
 }
 KINDS = ("gate", "up", "down")
 GENES_FILE = "genes.safetensors"
@@ -344,6 +349,29 @@ def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra
     return l_out, l_spec
 
 
+def aligned_backward(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra: dict[str, Tensor],
+                     inputs: dict[str, Tensor], spectral_weight: float,
+                     reduction: str = "sum") -> tuple[Tensor, Tensor]:
+    """`alignment_step`'s loss, back-propagated one weight at a time: each gene matrix appears in
+    its own weight's terms only, so its gradient is the joint loss's, while the memory held is one
+    weight's graph rather than all of them (OLMo-7B: 96 weights, ~109 GB of graphs at once). The
+    returned (L_out, L_spec) are detached sums, added in `alignment_step`'s order."""
+    l_out = l_spec = torch.zeros(())
+    for key, M in genes.items():
+        one_out, one_spec = alignment_step({key: M}, weights, spectra, inputs, spectral_weight, reduction)
+        (one_out + spectral_weight * one_spec).backward()
+        l_out, l_spec = l_out + one_out.detach(), l_spec + one_spec.detach()
+    return l_out, l_spec
+
+
+def source_dtype(option: str, device) -> torch.dtype:
+    """`source_dtype` as a torch dtype: `auto` is bfloat16 on a CUDA device that supports it."""
+    if option == "auto":
+        cuda = torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda else torch.float32
+    return getattr(torch, option)
+
+
 def init_gene(w: Tensor, r: int, generator: torch.Generator) -> Tensor:
     """Random M whose block products have W's output scale: Var(M_ij) = Var(W) d_in / r.
     (The paper does not say how M starts; this keeps L_out's first steps well scaled.)"""
@@ -385,13 +413,16 @@ def truncate_or_pad(M: Tensor, p: int, q: int, init: Tensor) -> Tensor:
 
 # the options that name one of a few readings, checked when the options are read
 CHOICES = {"scaling": ("adaptive", "truncate"), "spectral_reduction": SPECTRAL_REDUCTIONS,
-           "experts_init": EXPERTS_INIT, "shared_genes": SHARED_GENES}
+           "experts_init": EXPERTS_INIT, "shared_genes": SHARED_GENES,
+           "source_dtype": ("auto", "float32", "bfloat16")}
 
 
 class MASA:
     """Gene matrices aligned to a source's FFN weights, scaled into a Llama student's FFNs."""
 
     label = "MASA"
+    # read by init_student alone: variants differing only here share one extraction
+    init_options = ("scaling", "rank_fraction", "layer_map", "rescale", "experts_init")
 
     def options(self, ctx) -> dict:
         opts = resolve_options("masa", DEFAULTS, ctx)
@@ -409,7 +440,7 @@ class MASA:
         from harness.data.batches import PretrainBatches
 
         opts = self.options(ctx)
-        source = ctx.source.load(ctx.device)
+        source = ctx.source.load(ctx.device, source_dtype(opts["source_dtype"], ctx.device))
         torch.manual_seed(ctx.seed)
         tokens = ctx.data.tokens if opts["domain"] is None else ctx.data.domain_tokens(opts["domain"])
         seq_len = min(ctx.data.seq_len, source.config.max_position_embeddings)
@@ -436,13 +467,12 @@ class MASA:
                 per_ffn = {w.ffn: ffn_inputs(source, w.layer, w.expert, xs[w.layer], w.shared)
                            for w in weights if w.kind == "gate"}
                 inputs = {w.key: per_ffn[w.ffn][w.kind] for w in weights}
-            l_out, l_spec = alignment_step(genes, frozen, spectra, inputs, opts["spectral_weight"],
-                                           opts["spectral_reduction"])
+            opt.zero_grad(set_to_none=True)
+            l_out, l_spec = aligned_backward(genes, frozen, spectra, inputs, opts["spectral_weight"],
+                                             opts["spectral_reduction"])
             loss = l_out + opts["spectral_weight"] * l_spec
             if not torch.isfinite(loss):
                 raise HarnessError(f"masa: alignment loss is {loss.item()} at step {step}; lower `lr`")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             opt.step()
             record = {"step": step + 1, "l_out": l_out.item(), "l_spec": l_spec.item(), "loss": loss.item()}
             history.append(record)

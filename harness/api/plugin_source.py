@@ -183,6 +183,55 @@ def option_names(target: str) -> frozenset[str] | None:
         return None
 
 
+def _literals(module: str, node: ast.AST, seen: int = 0) -> dict[str, object]:
+    """{key: value} of a dict display whose values are all literals, following `**NAME` spreads."""
+    if seen > 8:
+        raise Unreadable("DEFAULTS spreads too deep")
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return _literals(*_expr(module, node), seen + 1)
+    if not isinstance(node, ast.Dict):
+        raise Unreadable(ast.unparse(node))
+    found: dict[str, object] = {}
+    for key, value in zip(node.keys, node.values):
+        if key is None:
+            found.update(_literals(module, value, seen + 1))
+        elif isinstance(key, ast.Constant) and isinstance(key.value, str):
+            try:
+                found[key.value] = ast.literal_eval(value)
+            except ValueError:
+                raise Unreadable(ast.unparse(value)) from None
+        else:
+            raise Unreadable(ast.unparse(key))
+    return found
+
+
+@lru_cache(maxsize=None)
+def option_defaults(target: str) -> dict[str, object] | None:
+    """The class's DEFAULTS as values, where every one is a literal; None otherwise (or unreadable)."""
+    try:
+        bound = _bound(target, "DEFAULTS")
+        if bound is None:
+            module = _class(target)[0]
+            try:
+                bound = _resolve(module, "DEFAULTS")
+            except Unreadable:
+                return {}
+        return _literals(*bound)
+    except (Unreadable, OSError, SyntaxError):
+        return None
+
+
+@lru_cache(maxsize=None)
+def init_options(target: str) -> frozenset[str]:
+    """The options only the class's `init_student` reads (its `init_options` attribute, a literal
+    tuple): variants that differ in these alone extract the same artifact. Empty when not declared."""
+    try:
+        bound = _bound(target, "init_options")
+        return frozenset(ast.literal_eval(bound[1])) if bound else frozenset()
+    except (Unreadable, OSError, SyntaxError, ValueError):
+        return frozenset()
+
+
 PLUGIN_PACKAGES = ("methods", "baselines", "evals")  # the project's plugin code (the core is versioned apart)
 
 

@@ -98,15 +98,43 @@ def check_composition(name: str, options: dict[str, dict]) -> None:
         method_options(options, name)
 
 
+def effective_options(name: str, options: dict[str, dict]) -> dict[str, Any] | None:
+    """The options a (non-composite) method's jobs run with: its defaults, the config's, the
+    variant's fixed ones (`harness.stages.build`'s order); None where the defaults are not literals."""
+    spec = method_spec(name)
+    defaults = None if spec.parts else plugin_source.option_defaults(spec.target)
+    return None if defaults is None else {**defaults, **method_options(options, name), **spec.options}
+
+
+def same_method(name: str, options: dict[str, dict]) -> str:
+    """The method whose jobs a row of `name` runs: its family when the variant runs with exactly the
+    family's options (the paper's `masa-ratio23` is `masa` at its default ratio 0.23), so that a
+    duplicate row shares every extraction, student and evaluation; itself otherwise."""
+    plain = family(name)
+    if plain == name or method_spec(name).finetune != method_spec(plain).finetune:
+        return name
+    mine = effective_options(name, options)
+    return plain if mine is not None and mine == effective_options(plain, options) else name
+
+
 def artifact_method(name: str, options: dict[str, dict]) -> str:
-    """The method whose `extract` artifact a student of `name` is built from: its own, or, for a
-    composition whose extracting part runs with that part's own options (none overridden by the
-    composition's `method_options`), that part's. The extraction would be the same files, so
-    prune-then-distill reads Pruning-EEP's search instead of repeating it."""
+    """The method whose `extract` artifact a student of `name` is built from: its own; its
+    family's where the two differ only in options `init_student` alone reads (the class's
+    `init_options`: Table 4's `masa-no-scaling` extracts what `masa` does); or, for a composition
+    whose extracting part runs with that part's own options (none overridden by the composition's
+    `method_options`), that part's. The extraction would be the same files, so prune-then-distill
+    reads Pruning-EEP's search instead of repeating it."""
     from harness.api.compose import hook_owners
 
     spec = method_spec(name)
     if not spec.parts:
+        plain = family(name)
+        init_only = plugin_source.init_options(spec.target)
+        mine, theirs = effective_options(name, options), effective_options(plain, options)
+        if plain != name and init_only and mine is not None and theirs is not None and \
+                {k: v for k, v in mine.items() if k not in init_only} == \
+                {k: v for k, v in theirs.items() if k not in init_only}:
+            return plain
         return name
     owner = hook_owners(name, {p: method_hooks(p) for p in spec.parts}).get("extract")
     if owner is None or method_options(options, name)[owner] != method_options(options, owner):

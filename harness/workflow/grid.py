@@ -34,9 +34,17 @@ def row_label(config: dict, row: dict) -> str:
     return row["name"] if src is None else f"{row['name']}-{config['sources'][src].get('label', src)}"
 
 
+def _method(config: dict, name: str) -> str:
+    """The method a row runs: a variant identical to its family is its family (shared jobs)."""
+    from harness.api.registry import same_method
+
+    return same_method(name, config.get("method_options", {}))
+
+
 def rows(config: dict) -> list[Row]:
     """Every row of the grid tables (`methods:`), in config order."""
-    return [Row(r["name"], r.get("source", NO_SOURCE), row_label(config, r)) for r in config["methods"]]
+    return [Row(_method(config, r["name"]), r.get("source", NO_SOURCE), row_label(config, r))
+            for r in config["methods"]]
 
 
 def row_by_label(table_rows: list[Row], label: str | None) -> Row:
@@ -49,13 +57,14 @@ def reference_row(config: dict) -> Row:
     return row_by_label(rows(config), config.get("compare_to"))
 
 
-def labelled_rows(config_rows: list[dict], source: str | None = None) -> list[Row]:
+def labelled_rows(config: dict, config_rows: list[dict], source: str | None = None) -> list[Row]:
     """Rows outside `methods:` (a report section's): each labelled by its `label`, else its
-    method's registry label; from `source` when given, else its own (`none` without one)."""
+    method's registry label; from `source` when given, else its own (`none` without one). A
+    variant identical to its family runs as its family (`_method`)."""
     from harness.api.registry import method_label
 
-    return [Row(r["name"], source or r.get("source", NO_SOURCE), r.get("label") or method_label(r["name"]))
-            for r in config_rows]
+    return [Row(_method(config, r["name"]), source or r.get("source", NO_SOURCE),
+                r.get("label") or method_label(r["name"])) for r in config_rows]
 
 
 def curve_dirs(curves: list[list]) -> list[str]:

@@ -17,7 +17,7 @@ REPORTS = ("table4", "table5", "fig4")
 def ablation_rows(config: dict, report: str) -> list[Row]:
     """The rows of an ablation report, all from `ablation.source`."""
     ab = config["ablation"]
-    return labelled_rows([{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
+    return labelled_rows(config, [{"name": v} if isinstance(v, str) else v for v in ab[report]], ab["source"])
 
 
 def _rows(grid: Grid, report: str, paired: bool):

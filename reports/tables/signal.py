@@ -47,13 +47,13 @@ STRONG_CONTROLS = ("oracle", "graded")
 def signal_controls(config: dict) -> dict[str, Row]:
     """{role: row} of the signal report's controls."""
     controls = config["signal"]["controls"]
-    return dict(zip(controls, labelled_rows(list(controls.values()))))
+    return dict(zip(controls, labelled_rows(config, list(controls.values()))))
 
 
 def knowledge_map_rows(config: dict) -> list[Row]:
     """The knowledge map's rows (`signal.map`, reports/tables/knowledge_map.py): parts of the twin,
     each on Scratch's init."""
-    return labelled_rows(config.get("signal", {}).get("map", []))
+    return labelled_rows(config, config.get("signal", {}).get("map", []))
 
 
 def _plan(grid: Grid):

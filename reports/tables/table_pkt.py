@@ -14,7 +14,7 @@ from reports.render import cell, paired_block, paper_numbers, stamp
 
 def pkt_rows(config: dict) -> list[Row]:
     """The rows of the parametric-knowledge-transfer table."""
-    return labelled_rows(config.get("pkt", {}).get("rows", []))
+    return labelled_rows(config, config.get("pkt", {}).get("rows", []))
 
 
 def reference_row(config: dict) -> Row:

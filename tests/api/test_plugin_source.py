@@ -179,3 +179,48 @@ def test_the_core_codes_fingerprint_follows_the_code_that_computes_numbers(tmp_p
     grid = Grid(load_profile("smoke"))
     for slice_ in (grid.source_cfg("olmo"), grid.pretrain_cfg("scratch", grid.shapes[0], grid.budget)):
         assert json.loads(slice_)["code_core"] == core_code()
+
+
+def test_a_variant_identical_to_its_family_shares_its_jobs_and_one_differing_in_init_only_its_extraction():
+    """The paper's Table 5 `masa-ratio23` is `masa` at its default ratio: one set of jobs. Table 4's
+    `masa-no-scaling` changes only how genes are scaled into the student (`MASA.init_options`): its
+    own students, `masa`'s extraction. A config that moves masa's ratio splits them again."""
+    from harness.api.registry import artifact_method, same_method
+    from harness.workflow.grid import Grid
+    from reports.tables.ablations import ablation_rows
+
+    grid = Grid(load_profile("paper"))
+    table5 = {r.label: r.method for r in ablation_rows(grid.C, "table5")}
+    assert table5["23%"] == "masa" and table5["3%"] == "masa-ratio3"
+    assert grid.init_inputs("masa-no-scaling", "olmo")["artifact"] == grid.init_inputs("masa", "olmo")["artifact"]
+    assert grid.init_inputs("masa-no-spectral", "olmo")["artifact"].endswith("artifacts/masa-no-spectral/olmo")
+    moved = {"masa": {"ratio": 0.12}}
+    assert same_method("masa-ratio23", moved) == "masa-ratio23" and same_method("masa-ratio12", moved) == "masa"
+    assert artifact_method("masa-no-scaling", {"masa-no-scaling": {"rank_fraction": 0.3}}) == "masa"
+    assert artifact_method("masa-no-scaling", {"masa-no-scaling": {"lr": 0.1}}) == "masa-no-scaling"
+
+
+def test_init_options_are_never_read_by_the_extract_hook():
+    """A method's `init_options` are shared-extraction claims: its `extract` must not read them
+    (read from the source: no `opts["name"]` of one inside `extract`)."""
+    import ast
+    import importlib
+    import inspect
+    import textwrap
+
+    from harness.api.registry import method_spec, registry_table
+
+    checked = 0
+    for name in registry_table():
+        target = method_spec(name).target
+        claimed = plugin_source.init_options(target)
+        if not claimed:
+            continue
+        module, _, cls = target.partition(":")
+        extract = getattr(getattr(importlib.import_module(module), cls), "extract")
+        tree = ast.parse(textwrap.dedent(inspect.getsource(extract)))
+        read = {n.slice.value for n in ast.walk(tree) if isinstance(n, ast.Subscript)
+                and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str)}
+        assert not (claimed & read), (name, claimed & read)
+        checked += 1
+    assert checked

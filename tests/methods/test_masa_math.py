@@ -243,3 +243,40 @@ def test_spectral_reduction_mean_is_the_sum_over_its_terms(shape, r):
     spectrum = log_spectrum(W, r)
     assert float(log_spectrum_gap(spectrum, M, reduction="sum")) == pytest.approx(ref.sum(), rel=1e-9)
     assert float(log_spectrum_gap(spectrum, M, reduction="mean")) == pytest.approx(ref.mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_backward_per_weight_gives_the_joint_losss_gradients(seed):
+    """Per-weight backward (what extraction runs, one weight's graph at a time) against one backward
+    of the joint loss L = sum L_out + lambda sum L_spec: equal gradients and logged losses, over odd
+    shapes, unequal ranks and a routed expert that no token reached."""
+    from methods.masa import aligned_backward, alignment_step, init_gene, log_spectrum
+
+    g = torch.Generator().manual_seed(seed)
+    shapes = {"l0.gate": (7, 5, 3), "l0.up": (7, 5, 2), "l0.down": (5, 7, 3), "l1.e2.gate": (6, 9, 4)}
+    weights = {k: torch.randn(o, i, generator=g) for k, (o, i, _) in shapes.items()}
+    inputs = {k: torch.randn(11, i, generator=g) for k, (o, i, _) in shapes.items()}
+    inputs["l1.e2.gate"] = inputs["l1.e2.gate"][:0]  # no token routed to this expert
+    spectra = {k: log_spectrum(weights[k], r) for k, (_, _, r) in shapes.items()}
+    start = {k: init_gene(weights[k], r, g) for k, (_, _, r) in shapes.items()}
+
+    joint = {k: torch.nn.Parameter(v.clone()) for k, v in start.items()}
+    l_out, l_spec = alignment_step(joint, weights, spectra, inputs, 0.7)
+    (l_out + 0.7 * l_spec).backward()
+    split = {k: torch.nn.Parameter(v.clone()) for k, v in start.items()}
+    s_out, s_spec = aligned_backward(split, weights, spectra, inputs, 0.7)
+    for k in shapes:
+        torch.testing.assert_close(split[k].grad, joint[k].grad, rtol=1e-6, atol=1e-6, msg=k)
+    assert torch.equal(s_out, l_out.detach()) and torch.equal(s_spec, l_spec.detach())
+
+
+def test_a_bfloat16_sources_losses_are_its_upcast_values_in_float32():
+    """`source_dtype: bfloat16` keeps W and the FFN inputs in bf16; the output loss upcasts them, so
+    it equals the loss in M's precision on the same (rounded) values, not a bf16 computation."""
+    from methods.masa import output_loss
+
+    g = torch.Generator().manual_seed(3)
+    W, x, M = torch.randn(10, 6, generator=g).bfloat16(), torch.randn(13, 6, generator=g).bfloat16(), \
+        torch.randn(3, 3, generator=g)
+    torch.testing.assert_close(output_loss(W, M, x), output_loss(W.float(), M, x.float()), rtol=0, atol=0)
+    assert output_loss(W, M, x).dtype == M.dtype

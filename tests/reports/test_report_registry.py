@@ -52,9 +52,9 @@ TOY = '''
 
     MINE = Report(name="mine", output="reports/mine.md", category="Tables", kind="table",
                   renderer=f"{__name__}:render", enabled=lambda grid: "mine" in grid.C,
-                  inputs=lambda grid: grid.eval_files(labelled_rows(grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
+                  inputs=lambda grid: grid.eval_files(labelled_rows(grid.C, grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
                                                       grid.budget, ["boolq"]),
-                  cfg=lambda grid: grid.report_cfg(labelled_rows(grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
+                  cfg=lambda grid: grid.report_cfg(labelled_rows(grid.C, grid.C["mine"]["rows"]), [grid.C["mine"]["shape"]],
                                                    grid.budget))
     SECTION = Section("mine", """
     type: object
@@ -64,7 +64,7 @@ TOY = '''
       shape: {type: string, description: the student shape}
       rows: {type: array, items: {$ref: "#/$defs/row"}, description: its rows}
     """, check=lambda config: must_name(config, "mine.shape", "shape", config["mine"]["shape"], "shapes"),
-        rows=lambda config: labelled_rows(config["mine"]["rows"]))
+        rows=lambda config: labelled_rows(config, config["mine"]["rows"]))
 '''
 
 
