@@ -345,7 +345,10 @@ def alignment_step(genes: dict[str, Tensor], weights: dict[str, Tensor], spectra
     for key, M in genes.items():
         if len(inputs[key]):
             l_out = l_out + output_loss(weights[key], M, inputs[key])
-        l_spec = l_spec + log_spectrum_gap(spectra[key], M, reduction=reduction)
+        # without the spectral term L_spec is only logged: no graph through M's SVD (its backward
+        # needs the singular vectors, ~5x the values' cost)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and spectral_weight != 0):
+            l_spec = l_spec + log_spectrum_gap(spectra[key], M, reduction=reduction)
     return l_out, l_spec
 
 

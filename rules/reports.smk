@@ -1,7 +1,7 @@
 # The paper's tables and figures, one rule per report the profile asks for. Each report is a
 # declaration in reports/tables/ (found by harness.workflow.report.REPORTS): when it is built, what it reads,
 # its renderer's config slice; this file turns each into a rule and names no table.
-from harness.workflow.report import enabled_reports
+from harness.workflow.report import all_targets, enabled_reports
 
 REPORTS = enabled_reports(G)
 

@@ -71,7 +71,20 @@ def resolve(config: dict) -> dict:
     """The merged config with deleted keys removed, validated, data paths resolved."""
     config = with_twin_shapes(drop_nulls(config))
     validate(config)
-    return with_data_dir(config)
+    return with_micro_batches(with_data_dir(config))
+
+
+def with_micro_batches(config: dict) -> dict:
+    """Each training section's `micro_batch: auto` as the number the planner chooses."""
+    auto = [name for name in ("pretrain", "sft", "sft_generation") if config.get(name, {}).get("micro_batch") == "auto"]
+    if not auto:
+        return config
+    from harness.workflow.plan import auto_micro_batch
+
+    config = copy.deepcopy(config)
+    for name in auto:
+        config[name]["micro_batch"] = auto_micro_batch(config, name)
+    return config
 
 
 def with_twin_shapes(config: dict) -> dict:
@@ -188,8 +201,17 @@ def validate(config: dict[str, Any]) -> None:
     if error is not None:
         raise HarnessError(f"config error: {_one_line(error)}")
     for check in (_check_methods, _check_training, _check_tasks, _check_dev_sections, _check_shapes,
-                  _check_corpus, _check_sources, check_sections):
+                  _check_corpus, _check_sources, check_sections, _check_all_skips):
         check(config)
+
+
+def _check_all_skips(config: dict) -> None:
+    from harness.api.plugins import did_you_mean
+    from harness.workflow.report import report_names
+
+    for name in config.get("all_skips", []):
+        if name not in report_names():
+            raise HarnessError(f"config error: all_skips: {name!r} is not a report{did_you_mean(name, report_names())}")
 
 
 def _check_methods(config: dict) -> None:

@@ -127,6 +127,12 @@ def enabled_reports(grid: "Grid") -> list[Report]:
     return [r for r in map(load_report, REPORTS.names()) if r.enabled(grid)]
 
 
+def all_targets(grid: "Grid") -> list[str]:
+    """`rule all`'s inputs: every enabled report but those `all_skips` names (their own targets)."""
+    skipped = set(grid.C.get("all_skips", []))  # names checked by harness.workflow.config.validate
+    return [r.output for r in enabled_reports(grid) if r.name not in skipped]
+
+
 def sections() -> dict[str, Section]:
     """{config key: Section} of the modules that declare the registered reports."""
     found: dict[str, Section] = {}

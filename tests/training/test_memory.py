@@ -19,3 +19,70 @@ def test_the_activation_estimate_is_within_15_percent_of_a_measurement(L, h, f, 
     assert llama_params(shape, vocab) == params
     estimate = activation_bytes(shape, vocab, batch * seq_len)
     assert estimate == pytest.approx(measured, rel=0.15), f"{estimate / measured - 1:+.1%}"
+
+
+@pytest.mark.parametrize("d_in, d_out, tokens", [(40, 120, 900), (160, 480, 333), (1000, 60, 100)])
+def test_masas_saved_bytes_per_weight_are_what_autograd_saves(d_in, d_out, tokens):
+    """The planner's MASA graph (harness/workflow/plan.py masa_saved_bytes) against the bytes autograd
+    saves for one weight's L_out + L_spec, measured, at odd shapes (r does not divide d_in)."""
+    import torch
+
+    from harness.workflow.plan import masa_saved_bytes
+    from methods.masa import alignment_step, gene_rank, init_gene, log_spectrum
+
+    g = torch.Generator().manual_seed(0)
+    W, x = torch.randn(d_out, d_in, generator=g), torch.randn(tokens, d_in, generator=g)
+    r = gene_rank(d_in, d_out, 0.23)
+    M = torch.nn.Parameter(init_gene(W, r, g))
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() != M.untyped_storage().data_ptr():
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        alignment_step({"w": M}, {"w": W}, {"w": log_spectrum(W, r)}, {"w": x}, 1.0)
+    assert masa_saved_bytes(d_in, d_out, tokens, r) == pytest.approx(sum(seen.values()), rel=0.15)
+
+
+def test_the_planners_gene_ranks_are_masas():
+    """plan.gene_ranks mirrors methods/masa.py sized_ranks (planning imports no torch): every `size`
+    reading gives the same r per weight."""
+    import torch
+
+    from harness.workflow.plan import aligned_weights, gene_ranks
+    from methods.masa import AlignedWeight, sized_ranks
+
+    shape = {"layers": 2, "hidden": 48, "ffn": 136}
+    dims = aligned_weights(shape, {})
+    weights = [AlignedWeight(f"w{i}", 0, "up", torch.zeros(d_out, d_in)) for i, (d_in, d_out) in enumerate(dims)]
+    for size in ("ratio", "rank:7", "total:5000", "fraction:0.01"):
+        for ratio in (0.03, 0.23):
+            options = {"size": size, "ratio": ratio}
+            assert gene_ranks(dims, options, 1_000_000) == list(sized_ranks(weights, size, ratio, 1_000_000).values())
+
+
+@pytest.mark.parametrize("batch, seq_len, vocab, chunk", [(2, 64, 500, 4096), (4, 33, 1000, 4096), (1, 200, 300, 64)])
+def test_distillations_kl_saves_what_the_planner_counts(batch, seq_len, vocab, chunk):
+    """KD_SAVED_BYTES per (token, vocabulary entry): measured on baselines/distill.py's kd_loss, the
+    student's logits in bf16 as under autocast, chunked or not."""
+    import torch
+
+    from baselines.distill import kd_loss
+    from harness.workflow.plan import KD_SAVED_BYTES
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(batch, seq_len, vocab, generator=g).bfloat16().requires_grad_(True)
+    labels = torch.randint(0, vocab, (batch, seq_len), generator=g)
+    hidden, head = torch.randn(batch, seq_len, 16, generator=g), torch.nn.Linear(16, vocab, bias=False)
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() != logits.untyped_storage().data_ptr():
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        kd_loss(logits, labels, hidden, head, 1.0, chunk)
+    assert KD_SAVED_BYTES * batch * (seq_len - 1) * vocab == pytest.approx(sum(seen.values()), rel=0.15)

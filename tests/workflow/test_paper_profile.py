@@ -58,3 +58,24 @@ def test_the_paper_profile_runs_the_authors_eep_search_and_checkpoints_its_fine_
     eep = paper["method_options"]["pruning-eep"]
     assert (eep["population"], eep["prune_archive"], eep["merge_archive"], eep["dev_top"]) == (31, 100, 400, 20)
     assert paper["sft"]["checkpoint_every"] > 0 and paper["sft_generation"]["checkpoint_every"] > 0
+
+
+def test_the_paper_plan_fits_every_estimated_job_and_names_one_that_does_not():
+    """`python -m harness plan --profile paper` passes: pre-training (its `micro_batch: auto` chosen),
+    SFT, MASA's extractions, generation evaluation and the sources' fine-tuning all fit 80 GB and
+    their runtimes; a shorter extraction runtime or a smaller GPU is named, job by job."""
+    from harness.workflow.config import load_profile, merge, resolve
+    from harness.workflow.plan import all_estimates, problems
+
+    paper = load_profile("paper")
+    assert problems(paper) == []
+    rules = {e.rule for e in all_estimates(paper)}
+    assert rules == {"pretrain", "sft", "extract", "eval_generation", "source_sft"}
+    assert 1 <= paper["pretrain"]["micro_batch"] < paper["pretrain"]["batch_size"]
+
+    raw = merge(read_yaml(CONFIG_DIR / "micro.yaml"), read_yaml(CONFIG_DIR / "paper.yaml"))
+    short = resolve(merge(raw, {"resources": {"extract": {"runtime": 600}}}))
+    assert any(p.startswith("extract masa from olmo") and "runtime is 10 h" in p for p in problems(short))
+    small = resolve(merge(raw, {"plan": {"gpu_memory_gb": 40}}))
+    assert any(p.startswith("extract masa-ratio40 from olmo") and "GiB of GPU memory" in p for p in problems(small))
+    assert small["pretrain"]["micro_batch"] < paper["pretrain"]["micro_batch"]  # auto follows the GPU
