@@ -229,6 +229,16 @@ def _fetch_corpus(args) -> None:
     print(f"fetch-corpus: {len(got)} files of RedPajama-{args.release.upper()} under {args.out}")
 
 
+def _gpu_check(args) -> None:
+    from harness.cli.gpu_check import run
+
+    report = run(args.out, args.device, args.tiny, args.repeats)
+    for job in report["pretrain"]:
+        print(f"gpu-check: pretrain {job['shape']}: MFU {job['mfu']:.2f}, peak {job['measured_peak_gib'] or 0:.1f} GiB "
+              f"(estimate {job['estimate_gib']:.1f})")
+    print(f"gpu-check: {args.out} written on {report['device']}")
+
+
 def _paper_toy(args) -> None:
     from harness.cli.paper_toy import write
 
@@ -306,6 +316,14 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--base-url", default=None, help="a mirror of the release root")
     fc.add_argument("--listing", default=None, help="the file list (URL or file:// path) instead of the release's")
     fc.set_defaults(func=_fetch_corpus)
+
+    gc = sub.add_parser("gpu-check", help="measure what the paper plan assumes on this GPU in a few minutes, "
+                                          "random weights (harness/cli/gpu_check.py)")
+    gc.add_argument("--out", type=Path, default=Path("gpu-check.json"), help="the JSON written")
+    gc.add_argument("--device", default=None, help="default: cuda if present")
+    gc.add_argument("--tiny", action="store_true", help="toy sizes: the same code on any device")
+    gc.add_argument("--repeats", type=_positive, default=3, help="timed steps of each job")
+    gc.set_defaults(func=_gpu_check)
 
     toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
                                            "(config/paper-toy.yaml)")
