@@ -169,6 +169,9 @@ DEFAULTS = {
     "align_batch": 8,  # sequences per alignment step
     "lr": 1e-2,  # Adam on the gene matrices (not stated in the paper)
     "experts_per_layer": 1,  # standard MoE: gene matrices for this many most-used experts per layer
+    # ... counted over at most this many seq_len windows of the tasks' train queries, an equal share
+    # per task (the paper does not say how many; L65: "active across diverse tasks")
+    "count_windows": 64,
     "experts_init": "first",  # with several: the student's FFN from the first | side_by_side (EXPERTS_INIT)
     "shared_genes": "fused",  # DeepSeekMoE's shared experts: fused as stored | per_expert (SHARED_GENES)
     "rank_fraction": 0.5,  # r' = rank_fraction * r principal components kept by adaptive scaling
@@ -451,7 +454,7 @@ class MASA:
 
         choice, freq = None, None
         if routed_only(source):
-            freq = expert_frequencies(source, ctx.data.task_batches())
+            freq = expert_frequencies(source, ctx.data.task_batches(opts["count_windows"]))
             choice = {l: c.argsort(descending=True, stable=True)[:opts["experts_per_layer"]].tolist()
                       for l, c in freq.items()}
         weights = ffn_weights(source, choice, opts["shared_genes"])

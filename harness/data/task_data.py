@@ -38,6 +38,8 @@ def instruction_task(cfg: dict, out: Path) -> None:
                 records = load_instructions(spec[split], fmt, spec.get("answers") if fmt == "vicuna" else None)
                 splits[split] = [{"instruction": r["instruction"], "input": r["input"], "output": r["references"],
                                   "prompt": r["prompt"]} for r in records]
+        if "max_test" in spec:  # MiniLLM's UnNI: 10,000 of its 11_ split, the file's first as released
+            splits["test"] = splits["test"][:spec["max_test"]]
     _write_splits(cfg, out, splits, "instruction-task", _prompt)
 
 

@@ -6,7 +6,7 @@ import statistics
 from harness.workflow.config import must_be_method, must_name
 from harness.workflow.grid import SOURCE_BASE, SOURCE_SFT, Grid
 from harness.workflow.report import Report, Section
-from reports.render import cell, paper_numbers, stamp
+from reports.render import cell, errata, paper_numbers, stamp
 
 
 def rows(grid: Grid):
@@ -53,6 +53,7 @@ def render(cfg: dict, results: list[dict]) -> str:
     """Paper Table 2: each source before and after SFT, then the MASA student from it and its
     share of the fine-tuned source (the "% of source" rows)."""
     paper = paper_numbers()["sources_vs_masa"]
+    flags = errata("sources_vs_masa", None)  # the paper's own errors in its Table 2, marked †
     tasks = [name for name, _ in cfg["tasks"]]
     (shape, spec), = cfg["shapes"]
     # each source's MASA row beside the paper's own for that source (Table 8 at 10B, Table 3 at 5B)
@@ -90,11 +91,15 @@ def render(cfg: dict, results: list[dict]) -> str:
         # three MASA rows (MASA-OLMo, -OLMoE, -DeepSeek at 877M, 10B) in that column
         best = [max((m[i] for m in means if m[i] is not None), default=None) for i in range(len(tasks))]
         lines.append("| " + " | ".join(["MASA, best of sources per column", *(
-            cell([] if b is None else [b], paper.get("MASA", {}).get(t)) for b, t in zip(best, tasks)), "–"]) + " |")
+            cell([] if b is None else [b], paper.get("MASA", {}).get(t), (None, "MASA", t) in flags)
+            for b, t in zip(best, tasks)), "–"]) + " |")
     note = ("Sources score their prompts before and after SFT on each task (seed 0); students are means over "
             "seeds. Paper numbers: Table 2 (7B sources), and beside each MASA student the paper's own row for "
             "that source (Table 8, 877M). The paper's Table 2 \"MASA\" row is a composite: each cell is the best "
             "of its three sources' MASA students in that column (Table 8's rows; no single student scores it), "
             "so it sits beside ours built the same way, the per-column best of the rows above.\n\n")
+    shown = [f"- † MASA, {dict(cfg['tasks']).get(t, t)}: {text}" for (_, _, t), text in flags.items()
+             if t in tasks and len(means) > 1]
+    errors = "\n\nThe paper's own errors, beside its numbers as printed:\n\n" + "\n".join(shown) + "\n" if shown else "\n"
     return "# Table 2: sources vs the largest MASA student (Rouge-L)\n\n" + stamp(
-        cfg, f"Student `{shape}` at budget `{cfg['budget']}`.") + "\n" + note + "\n".join(lines) + "\n"
+        cfg, f"Student `{shape}` at budget `{cfg['budget']}`.") + "\n" + note + "\n".join(lines) + errors

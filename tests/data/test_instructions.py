@@ -155,3 +155,17 @@ def test_a_generation_record_without_a_reference_is_refused(tmp_path, output, pr
                     + json.dumps({"instruction": "Say bye.", "input": "", "output": output}) + "\n")
     with pytest.raises(HarnessError, match=f"valid.jsonl record 2: .*{problem}"):
         load_instructions(path)
+
+
+def test_max_test_keeps_the_first_test_records(tmp_path):
+    """`max_test`: MiniLLM evaluates 10,000 of UnNI's 11_ split; a larger file is cut to its first N."""
+    from harness.data import task_data
+
+    rows = [{"instruction": f"say {i}", "input": "", "output": f"{i}"} for i in range(7)]
+    for name, part in (("train", rows[:2]), ("test", rows[2:])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    spec = {"label": "u", "kind": "file", "train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl"),
+            "max_test": 3}
+    task_data.instruction_task({"task": "uinst", "spec": spec}, tmp_path / "out")
+    test = [json.loads(l) for l in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
+    assert [r["instruction"] for r in test] == ["say 2", "say 3", "say 4"]
