@@ -16,6 +16,7 @@ shards, and gathers the full weights to rank 0 only to save the final model.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from contextlib import nullcontext
@@ -57,6 +58,14 @@ def init() -> None:
         torch.distributed.init_process_group("nccl")
     else:
         torch.distributed.init_process_group("gloo")
+    # leave the group before the interpreter exits: a gloo group torn down by exit itself can abort
+    # the process ("terminate called without an active exception") after its work is done
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 class _DDP(torch.nn.parallel.DistributedDataParallel):
