@@ -179,6 +179,7 @@ class LaTen:
         from torch.func import functional_call
 
         from harness.data.tasks import sft_pair
+        from harness.training.board import side_log
         from harness.training.train import OptimConfig, TrainSettings, train
 
         o = resolve_options(self.name, DEFAULTS, ctx)
@@ -225,8 +226,9 @@ class LaTen:
                                tok.pad_token_id, o["max_len"])
         optim = OptimConfig(lr=o["lr"], weight_decay=o["weight_decay"], betas=(0.9, 0.95), warmup=0.1,
                             min_lr_ratio=0.04, grad_clip=0.0)
-        result = train(translator, batches, TrainSettings(optim, log_every=1), loss_fn=loss_fn,
-                       desc=f"laten align {task.name}")
+        desc = f"laten align {task.name}"
+        result = train(translator, batches, TrainSettings(optim, log_every=1), loss_fn=loss_fn, desc=desc,
+                       log_path=side_log(ctx.work_dir, desc))
 
         vectors, sel = located(inject)
         with torch.no_grad():

@@ -254,12 +254,13 @@ class SemAlign:
               f"{[(a + 1, b + 1, round(lam, 3)) for a, b, lam in plan.pairs.values()]}"
               + (f" (critical teacher layer {critical})" if critical else ""))
         if o["schedule"] == "before":
-            self._align_before(student, batches, o, task.name)
+            self._align_before(student, batches, o, task.name, ctx.work_dir)
         return lora.attach(student, o["rank"], o["alpha"], o["dropout"], o["modules"], init="gaussian")
 
-    def _align_before(self, student, batches, o, task_name: str) -> None:
+    def _align_before(self, student, batches, o, task_name: str, work_dir=None) -> None:
         """`align_steps` steps of the alignment loss alone, only the paired layer(s) trainable; v2
         walks its layers shallow to deep, `align_steps` steps (and one optimiser) per frontier layer."""
+        from harness.training.board import side_log
         from harness.training.train import OptimConfig, TrainSettings, train
 
         optim = OptimConfig(lr=o["align_lr"], weight_decay=0.0, warmup=0.0, min_lr_ratio=1.0, grad_clip=1.0)
@@ -270,9 +271,10 @@ class SemAlign:
             student.requires_grad_(False)
             for k in group:
                 layers[k].requires_grad_(True)
+            desc = f"{self.name} align {task_name} layer(s) {[k + 1 for k in group]}"
             train(student, steps, TrainSettings(optim, log_every=1),
                   loss_fn=lambda batch, model, group=group: self.alignment_loss(batch, model, group)[1],
-                  desc=f"{self.name} align {task_name} layer(s) {[k + 1 for k in group]}")
+                  desc=desc, log_path=side_log(work_dir, desc))
         student.requires_grad_(True)
 
     def alignment_loss(self, batch: dict[str, Tensor], student, layers: list[int] | None = None

@@ -444,6 +444,7 @@ class MASA:
         from tqdm import tqdm
 
         from harness.data.batches import PretrainBatches
+        from harness.training.board import Board
 
         opts = self.options(ctx)
         source = ctx.source.load(ctx.device, source_dtype(opts["source_dtype"], ctx.device))
@@ -466,7 +467,9 @@ class MASA:
         spectra = {w.key: log_spectrum(w.weight, r[w.key]) for w in weights}
         opt = torch.optim.Adam(genes.values(), lr=opts["lr"])
         history = []
-        bar = tqdm(range(batches.steps), desc=f"masa align {ctx.source.name}", unit="step", mininterval=2.0)
+        desc = f"masa align {ctx.source.name}"
+        board = Board(ctx.work_dir, desc)  # the alignment's curves in TensorBoard, beside the genes
+        bar = tqdm(range(batches.steps), desc=desc, unit="step", mininterval=2.0)
         for step in bar:
             xs = _mlp_inputs(source, batches.batch(step)["input_ids"].to(ctx.device))
             with torch.no_grad():
@@ -482,8 +485,10 @@ class MASA:
             opt.step()
             record = {"step": step + 1, "l_out": l_out.item(), "l_spec": l_spec.item(), "loss": loss.item()}
             history.append(record)
+            board.write(record)
             bar.set_postfix(l_out=f"{record['l_out']:.3g}", l_spec=f"{record['l_spec']:.3g}")
         bar.close()
+        board.close()
         save_file({k: v.detach().cpu().contiguous() for k, v in genes.items()}, ctx.work_dir / GENES_FILE)
         (ctx.work_dir / "align_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
         return {"r": r, "ratio": opts["ratio"], "size": opts["size"], "genes": gene_totals(r, source_params),

@@ -60,7 +60,8 @@ class Context:
     `options` are the method's settings: the registry variant's overrides on
     top of `config.method_options[<name>]`. `source` is None for methods run
     without a source (Scratch). `work_dir` is the directory a hook may write
-    into (the artifact directory for `extract`). `data` is set for `extract`;
+    into (the artifact directory for `extract`; the SFT job's work dir for `adapt`, where a method's
+    own training logs, `harness.training.board.side_log`). `data` is set for `extract`;
     `tokenizer`, the student's, for `pretrain_loss`, `adapt` and `sft_loss`.
     """
 

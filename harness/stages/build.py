@@ -305,10 +305,18 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
     task = Task(cfg["task"], task_dir, kind=cfg.get("task_kind", MULTIPLE_CHOICE))
     records = task.records("train")
     model, tok = load_model(pretrained_dir)
+    sc = cfg["sft"]
+    selection, dev = None, None
+    if "dev" in sc:  # before any output: a dev section that cannot work stops here, leaving nothing
+        records, dev = split_dev(task, records, sc["dev"], seed)
+        selection = DevSelection(_dev_score(task, tok, sc, dev), sc["dev"].get("metric", "rougeL"),
+                                 sc["dev"].get("keep", "last"), sc["dev"].get("patience"))
+    method, ctx = _method_and_context(cfg, seed, source_dir) if "method" in cfg else (None, None)
+    # opened before adapting: an adapting method logs its own training there (ctx.work_dir)
+    work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     loss_fn = None
-    if "method" in cfg:
-        method, ctx = _method_and_context(cfg, seed, source_dir)
-        ctx.tokenizer = tok
+    if method is not None:
+        ctx.tokenizer, ctx.work_dir = tok, work
         fn = hook(method, "adapt")
         if fn:
             torch.manual_seed(seed)
@@ -316,15 +324,8 @@ def sft(cfg: dict, pretrained_dir: Path, task_dir: Path, seed: int, out: Path,
         shaped = hook(method, "sft_loss")
         if shaped:
             loss_fn = lambda batch, student: shaped(batch, student, ctx)  # noqa: E731
-    sc = cfg["sft"]
-    selection, dev = None, None
-    if "dev" in sc:
-        records, dev = split_dev(task, records, sc["dev"], seed)
-        selection = DevSelection(_dev_score(task, tok, sc, dev), sc["dev"].get("metric", "rougeL"),
-                                 sc["dev"].get("keep", "last"), sc["dev"].get("patience"))
     pairs = sft_pairs(tok, records)
     batches = SFTBatches(pairs, sc["batch_size"], sc["epochs"], seed, tok.pad_token_id, sc["max_len"])
-    work = open_work_dir(out, cfg, seed, {"pretrained": pretrained_dir, "task": task_dir, "source": source_dir})
     result = train(model.to(compute_device()), batches, TrainSettings.from_section(sc), ckpt_dir=work,
                    loss_fn=loss_fn or default_loss, log_path=work / TRAIN_LOG, desc=f"sft {task.name}",
                    eval_every=sc["dev"]["every_epochs"] * batches.per_epoch if selection else 0,

@@ -103,6 +103,7 @@ def save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_
                   manifest: tuple[str, dict] | None = None, **extra: Any) -> None:
     """Save a trained model with its tokenizer, training log and run record, then drop its work dir
     (rank 0 alone, in a data-parallel run)."""
+    from harness.training.board import VIEW_DIRS
     from harness.training.distributed import full_state_dict, is_main
 
     weights = full_state_dict(model)  # collective: every rank of a sharded run takes part
@@ -116,5 +117,8 @@ def save_trained(model, tok, out: Path, stage: str, cfg: dict, seed: int, model_
             atomic_write_json(tmp / manifest[0], manifest[1])
         if (work / TRAIN_LOG).is_file():
             shutil.copy(work / TRAIN_LOG, tmp / TRAIN_LOG)
+        for view in VIEW_DIRS:  # the curves' TensorBoard (and offline W&B) view, harness.training.board
+            if (work / view).is_dir():
+                shutil.copytree(work / view, tmp / view)
         write_run_record(tmp, stage, cfg, seed, **extra)
     shutil.rmtree(work, ignore_errors=True)

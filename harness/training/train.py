@@ -148,26 +148,33 @@ def _resume(state_path: Path | None, sharded: bool, model, opt, sched, device) -
 
 
 class _Log:
-    """The run's JSON-lines log and its `on_log` callback (rank 0's: others pass None). A resumed
-    run's log keeps only the lines of the steps it will not redo."""
+    """The run's JSON-lines log, its TensorBoard (and W&B) view beside it (harness.training.board),
+    and its `on_log` callback (rank 0's: others pass None). A resumed run's log keeps only the
+    lines of the steps it will not redo."""
 
-    def __init__(self, path: Path | None, on_log: Callable[[dict], None] | None, start: int):
+    def __init__(self, path: Path | None, on_log: Callable[[dict], None] | None, start: int, desc: str = "train",
+                 start_tokens: int = 0):
+        from harness.training.board import Board
+
         if path and path.exists():
             kept = [l for l in path.read_text().splitlines() if json.loads(l)["step"] <= start]
             path.write_text("".join(l + "\n" for l in kept))
         self.file = open(path, "a", encoding="utf-8") if path else None
+        self.board = Board(path.parent, desc, start, start_tokens) if path else None
         self.on_log = on_log
 
     def write(self, record: dict) -> None:
         if self.file:
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
+            self.board.write(record)
         if self.on_log:
             self.on_log(record)
 
     def close(self) -> None:
         if self.file:
             self.file.close()
+            self.board.close()
 
 
 def _accumulate(batch: dict, micro_batch: int | None, loss_fn: Callable, stepper, device, desc: str,
@@ -240,7 +247,7 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, horizon, optim))
     state_path = ckpt_dir / (SHARDED_STATE if sharded else STATE_FILE) if ckpt_dir else None
     start, tokens = _resume(state_path, sharded, model, opt, sched, device)
-    log = _Log(log_path if main else None, on_log if main else None, start)
+    log = _Log(log_path if main else None, on_log if main else None, start, desc, tokens)
 
     def evaluate(step: int, tokens: int) -> None:
         if not (eval_fn and (main or sharded)):
@@ -254,15 +261,16 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
     if eval_at_start and start == 0:
         evaluate(0, 0)
     model.train()
-    t0, loss_val, window = time.perf_counter(), float("nan"), []
+    t0, loss_val, window, norms = time.perf_counter(), float("nan"), [], []
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="step",
                mininterval=2.0, dynamic_ncols=True, disable=not main)
     try:
         for step in bar:
             batch = distributed.shard(batches.batch(step))
             loss = _accumulate(batch, settings.micro_batch, loss_fn, stepper, device, desc, step)
-            if optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
+            # the norm before clipping, for the log; with no clip the scale is 1.0, an exact no-op
+            norm = torch.nn.utils.clip_grad_norm_(params, optim.grad_clip or math.inf).detach()
+            norms.append(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: a DTensor
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
@@ -276,10 +284,12 @@ def train(model: torch.nn.Module, batches: Batches, settings: TrainSettings, *,
             # it logs what the uninterrupted run logs
             if (step + 1) % settings.log_every == 0 or step + 1 == total or evaluating or checkpointing:
                 loss_val = float(torch.stack(window).mean())
+                grad_norm = float(torch.stack([n.float() for n in norms]).mean())
                 window.clear()
+                norms.clear()
                 bar.set_postfix(loss=f"{loss_val:.3f}")
                 log.write({"step": step + 1, "loss": loss_val, "lr": sched.get_last_lr()[0], "tokens": tokens,
-                           "seconds": round(time.perf_counter() - t0, 3)})
+                           "grad_norm": grad_norm, "seconds": round(time.perf_counter() - t0, 3)})
             if evaluating:
                 evaluate(step + 1, tokens)
                 if stop_when is not None and distributed.agree(stop_when()) and step + 1 < total:
