@@ -22,8 +22,10 @@ NAMES = ("results_csv", "results_parquet")
 
 
 def inputs(grid: Grid) -> list[str]:
-    """The evaluation JSON every other enabled table and figure renders from."""
-    others = (load_report(name) for name in REPORTS.names() if name not in NAMES)
+    """The evaluation JSON every other enabled table and figure renders from, but those `all`
+    leaves out (`all_skips`: the paper's PKT table stays its own target, its jobs too)."""
+    skipped = {*NAMES, *grid.C.get("all_skips", [])}
+    others = (load_report(name) for name in REPORTS.names() if name not in skipped)
     files = {f for r in others if r.kind in ("table", "figure") and r.enabled(grid)
              for f in r.inputs(grid) if f.endswith(".json")}
     return sorted(files)

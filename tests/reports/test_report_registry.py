@@ -157,3 +157,16 @@ def test_tables_4_and_5_read_their_generation_columns_at_the_paper_budget():
         multiple_choice = [p for p in inputs if p not in generation]
         assert generation and {f"/{generation_budget}/" in p for p in generation} == {True}, name
         assert multiple_choice and {f"/{grid.budget}/" in p for p in multiple_choice} == {True}, name
+
+
+def test_all_skips_keeps_a_report_and_its_jobs_out_of_all():
+    """The paper profile's PKT table (six 8-GPU OLMo-7B fine-tunes the paper does not have) is its
+    own target: not in `all`, and not pulled in through the tidy results file either."""
+    from harness.workflow.report import all_targets
+
+    grid = Grid(load_profile("paper"))
+    assert "reports/table_pkt.md" not in all_targets(grid) and "reports/table1.md" in all_targets(grid)
+    results = registry.load_report("results_parquet").inputs(grid)
+    assert results and not any("/semalign" in f or "/seeking" in f or "/laten" in f for f in results)
+    with pytest.raises(HarnessError, match="all_skips: 'table_pk' is not a report"):
+        resolve(merge(load_profile("smoke"), {"all_skips": ["table_pk"]}))
