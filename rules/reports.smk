@@ -10,6 +10,9 @@ def _report_rule(r):
     """A function, not a loop body: Snakemake evaluates a rule's `shell:` when the job runs, so
     a loop variable there would be the last report's for every rule."""
     log = G.log("report", report=r.name)
+    # a table also as an HTML page, which Snakemake's report shows inline
+    outputs = {"out": report(r.output, category=r.category),
+               **({"page": report(r.page, category=r.category)} if r.page else {})}
 
     rule:
         name: r.name
@@ -17,7 +20,7 @@ def _report_rule(r):
             rendered=r.inputs(G),
             needs=r.needs(G),
         output:
-            report(r.output, category=r.category),
+            **outputs,
         log:
             log,
         benchmark:
@@ -28,7 +31,7 @@ def _report_rule(r):
         resources:
             **G.job_resources("report"),
         shell:
-            harness(f"report {r.name}", "--out {output} {input.rendered}")
+            harness(f"report {r.name}", "--out {output.out} {input.rendered}")
 
 
 for _report in REPORTS:

@@ -59,20 +59,42 @@ class Report:
         if self.kind not in KINDS:
             raise HarnessError(f"report {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
+    @property
+    def page(self) -> str | None:
+        """A table's HTML page beside its Markdown: what `snakemake --report` shows inline (it shows
+        images and HTML, and offers other files as downloads)."""
+        return self.output.removesuffix(".md") + ".html" if self.kind in ("table", "log-table") else None
+
     def render(self, cfg: dict, inputs: list[Path], out: Path) -> None:
         from harness.io import atomic_write_text
         from harness.workflow.records import load_results
 
         module, _, function = self.renderer.partition(":")
         draw = getattr(importlib.import_module(module), function)
-        if self.kind == "table":
-            atomic_write_text(out, draw(cfg, load_results(inputs, cfg.get("profile"))))
+        if self.kind in ("table", "log-table"):
+            text = draw(cfg, load_results(inputs, cfg.get("profile"))) if self.kind == "table" else draw(cfg)
+            atomic_write_text(out, text)
+            atomic_write_text(out.with_suffix(".html"), html_page(text, self.name))
         elif self.kind == "figure":
             draw(cfg, load_results(inputs, cfg.get("profile")), out)
-        elif self.kind == "log-table":
-            atomic_write_text(out, draw(cfg))
         else:
             draw(cfg, out)
+
+
+PAGE_STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5em;max-width:80em}"
+              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
+              "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}code{background:#f4f4f4}")
+
+
+def html_page(markdown_text: str, title: str) -> str:
+    """A Markdown report as one self-contained HTML page (its tables as HTML tables)."""
+    import html
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The whole DAG on the smoke profile, read back; planning of the paper grid; bad config."""
 
+import base64
 import json
 import re
 import statistics
@@ -237,6 +238,14 @@ def test_one_html_page_holds_every_table_and_figure(smoke_run):
     page = (smoke_run / "results.html").read_text(errors="replace")
     for name in SMOKE_REPORTS:
         assert name in page, name
+    # Table 1's numbers inline: its HTML page, embedded in the report, holds the Markdown's cells as cells
+    embedded = [base64.b64decode(uri).decode() for uri in
+                re.findall(r"data:text/html[^\"']*base64,([A-Za-z0-9+/=]+)", page)]
+    table1 = next(html for html in embedded if "<title>table1</title>" in html)
+    first_row = next(line for line in (smoke_run / "reports/table1.md").read_text().splitlines()
+                     if line.startswith("| 32 × 64"))
+    cell = [c.strip() for c in first_row.strip("|").split("|")][2]
+    assert "±" in cell and f"<td>{cell}</td>" in table1
     proc = subprocess.run([sys.executable, "-m", "harness", "timings", "--profile", "smoke", "--cores", "2",
                            "--no-startup"], cwd=smoke_run, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -170,3 +170,13 @@ def test_all_skips_keeps_a_report_and_its_jobs_out_of_all():
     assert results and not any("/semalign" in f or "/seeking" in f or "/laten" in f for f in results)
     with pytest.raises(HarnessError, match="all_skips: 'table_pk' is not a report"):
         resolve(merge(load_profile("smoke"), {"all_skips": ["table_pk"]}))
+
+
+def test_a_tables_html_page_holds_its_cells_as_a_table():
+    from harness.workflow.report import html_page
+
+    page = html_page("# T\n\n| row | BoolQ |\n|---|---|\n| Scratch | 50.00 ± 1.20 (71.65) |\n", "table1")
+    assert "<title>table1</title>" in page and "<h1>T</h1>" in page
+    assert "<td>Scratch</td>" in page and "<td>50.00 ± 1.20 (71.65)</td>" in page
+    assert registry.load_report("table1").page == "reports/table1.html"
+    assert registry.load_report("fig4").page is None
