@@ -176,3 +176,50 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
     if seeds > 1:
         print(f"{'stacked / plain':<22}{best['stacked'] / best['plain']:10.2f}x  (all seeds' tokens)")
     return report
+
+
+def active_flops_per_token(spec: dict, vocab: int, seq_len: int) -> int:
+    """A source's training FLOPs per token over the weights a token passes: attention, its FFN (a
+    MoE's top-k routed and shared experts and router), the LM head; x6 for forward and backward."""
+    L, h, f = spec["layers"], spec["hidden"], spec["ffn"]
+    per_token_ffn = 3 * h * f * (spec.get("top_k", 1) + spec.get("shared_experts", 0)) + h * spec.get("experts", 0)
+    return 6 * (L * (4 * h * h + per_token_ffn) + vocab * h) + 12 * L * h * seq_len
+
+
+def bench_moe(profile: str, steps: int, rounds: int = ROUNDS) -> str:
+    """Seconds per training step of each source of `profile` (one thread, as a job runs) and, for
+    a MoE, of each experts implementation, interleaved over `rounds` (the best counts); and each
+    one's time per active FLOP against the dense source's. A Markdown table."""
+    from harness.models.archs import EXPERTS_IMPLEMENTATIONS
+    from harness.models.build import source_config
+
+    config = load_profile(profile)
+    vocab, seq_len = config["tokenizer"].get("vocab_size", 50280), config["source_training"]["seq_len"]
+    batch = config["source_training"]["batch_size"]
+    ids = torch.randint(0, vocab, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    runs = {(name, impl) for name, spec in config["sources"].items() if "model_path" not in spec
+            and "shape" not in spec for impl in (EXPERTS_IMPLEMENTATIONS if spec.get("experts") else (None,))}
+    best: dict[tuple, float] = {}
+    for _ in range(rounds):
+        for name, impl in sorted(runs, key=str):
+            spec = {**config["sources"][name], **({"experts_implementation": impl} if impl else {})}
+            model = build_model(source_config(name, spec, vocab, seq_len), seed=0)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+
+            def step(_, model=model, opt=opt):
+                model(input_ids=ids, labels=ids).loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            seconds = _timed(step, steps, 1, torch.device("cpu")) / steps
+            best[(name, impl)] = min(best.get((name, impl), float("inf")), seconds)
+    dense = next((n for n, s in config["sources"].items() if (n, None) in best), None)
+    per_flop = {k: v / (batch * seq_len * active_flops_per_token(config["sources"][k[0]], vocab, seq_len))
+                for k, v in best.items()}
+    lines = ["| source | experts implementation | s / step | active GFLOP / step | time per active FLOP vs "
+             f"{dense or 'the dense source'} |", "|---|---|---|---|---|"]
+    for (name, impl), seconds in sorted(best.items(), key=lambda kv: (kv[0][0], kv[1])):
+        gflop = batch * seq_len * active_flops_per_token(config["sources"][name], vocab, seq_len) / 1e9
+        ratio = f"{per_flop[(name, impl)] / per_flop[(dense, None)]:.2f}x" if dense else "–"
+        lines.append(f"| {name} | {impl or 'dense'} | {seconds:.3f} | {gflop:.2f} | {ratio} |")
+    return "\n".join(lines) + "\n"

@@ -192,6 +192,15 @@ def _bench(args) -> None:
     bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds)
 
 
+def _bench_moe(args) -> None:
+    import torch
+
+    from harness.cli.bench import bench_moe
+
+    torch.set_num_threads(args.threads)
+    print(bench_moe(args.profile, args.steps), end="")
+
+
 def _timings(args) -> None:
     from harness.cli.timings import timings
 
@@ -279,6 +288,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=1, help="also time the plain loop over this many seeds' models "
                    "stacked into one (torch.func.vmap)")
     b.set_defaults(func=_bench)
+
+    bm = sub.add_parser("bench-moe", help="each source's training step per experts implementation, per active "
+                                          "FLOP against the dense source's (harness/cli/bench.py)")
+    bm.add_argument("--profile", default="micro", help="config profile name or YAML path")
+    bm.add_argument("--steps", type=_positive, default=5, help="timed steps per round")
+    bm.set_defaults(func=_bench_moe)
 
     t = sub.add_parser("timings", help="where a workflow run's time went, from its benchmark files")
     t.add_argument("--profile", default="micro")

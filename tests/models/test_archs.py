@@ -136,3 +136,31 @@ def test_adapters_are_read_without_torch():
             "[adapter(a).REQUIRED for a in arch_names()]; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("arch", ["olmoe", "deepseek"])
+def test_every_experts_implementation_computes_the_same_logits_and_gradients(arch):
+    """`experts_implementation` is a speed choice (harness bench-moe), never a numbers choice: one
+    MoE source's loss, logits and gradients agree under grouped_mm, eager and batched_mm."""
+    import torch
+
+    from harness.models.archs import EXPERTS_IMPLEMENTATION, EXPERTS_IMPLEMENTATIONS
+    from harness.models.build import build_model, source_config
+
+    spec = {"arch": arch, "layers": 2, "hidden": 32, "ffn": 24, "heads": 2, "experts": 4, "top_k": 2,
+            **({"shared_experts": 1} if arch == "deepseek" else {})}
+    ids = torch.randint(0, 200, (3, 17), generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for impl in EXPERTS_IMPLEMENTATIONS:
+        model = build_model(source_config(arch, {**spec, "experts_implementation": impl}, 200, 32), seed=0)
+        assert model.config._experts_implementation == impl
+        out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+        outs[impl] = (out.logits.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert build_model(source_config(arch, spec, 200, 32), seed=0).config._experts_implementation == EXPERTS_IMPLEMENTATION
+    logits, grads = outs[EXPERTS_IMPLEMENTATION]
+    for impl, (other_logits, other_grads) in outs.items():
+        torch.testing.assert_close(other_logits, logits, rtol=1e-5, atol=1e-5, msg=impl)
+        assert other_grads.keys() == grads.keys()
+        for name in grads:
+            torch.testing.assert_close(other_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=f"{impl} {name}")

@@ -84,11 +84,21 @@ def norm_weights(model, layer: int) -> dict[str, Tensor]:
     return {n: getattr(block, n).weight for n in adapter_for(model).NORMS}
 
 
+# How a MoE source computes its experts (transformers' `experts_implementation`): one grouped matmul
+# for all experts, measured fastest on CPU by `python -m harness bench-moe` (OLMoE-micro: grouped_mm
+# 0.26 s a step, eager 0.29, batched_mm 6.3; docs/measurements/2026-12-07-moe-experts.md) and what
+# transformers picks on a GPU where it dispatches; every implementation gives the same logits and
+# gradients (tests/models/test_archs.py). A source's `experts_implementation` overrides it.
+EXPERTS_IMPLEMENTATIONS = ("grouped_mm", "eager", "batched_mm")
+EXPERTS_IMPLEMENTATION = "grouped_mm"
+
+
 def common_config(name: str, spec: dict[str, Any], vocab_size: int, max_positions: int,
                   special_ids: dict[str, int] | None) -> dict[str, Any]:
     """The config fields every architecture here shares (untied embeddings, as the paper's models)."""
     if spec["hidden"] % spec["heads"]:
         raise HarnessError(f"shape {name!r}: hidden {spec['hidden']} is not divisible by heads {spec['heads']}")
+    moe = {"experts_implementation": spec.get("experts_implementation", EXPERTS_IMPLEMENTATION)} if spec.get("experts") else {}
     return dict(vocab_size=vocab_size, hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
                 num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
-                max_position_embeddings=max_positions, tie_word_embeddings=False, **(special_ids or {}))
+                max_position_embeddings=max_positions, tie_word_embeddings=False, **moe, **(special_ids or {}))
