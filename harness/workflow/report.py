@@ -92,7 +92,11 @@ def html_page(markdown_text: str, title: str) -> str:
 
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables"])
+    md = markdown.Markdown(extensions=["tables"])
+    # raw HTML in a label or a note is shown as text, never run as markup in the report page
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    body = md.convert(markdown_text)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 

@@ -179,4 +179,7 @@ def test_a_tables_html_page_holds_its_cells_as_a_table():
     assert "<title>table1</title>" in page and "<h1>T</h1>" in page
     assert "<td>Scratch</td>" in page and "<td>50.00 ± 1.20 (71.65)</td>" in page
     assert registry.load_report("table1").page == "reports/table1.html"
+    scripted = html_page("| row |\n|---|\n| <script>alert(1)</script> |\n\n<b>note</b> and `a<b`\n", "t")
+    assert "<script>" not in scripted and "&lt;script&gt;" in scripted and "<b>" not in scripted
+    assert "<code>a&lt;b</code>" in scripted
     assert registry.load_report("fig4").page is None
