@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,6 +31,32 @@ def run_cli(*args, env=None):
     proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env=env)
     return proc.returncode, proc.stderr.strip().splitlines()
+
+
+class Killed(Exception):
+    """A training run stopped right after a checkpoint, as a kill there would stop it."""
+
+
+@contextlib.contextmanager
+def killed_after_checkpoint(monkeypatch, n: int):
+    """Within the block, a training run raises Killed right after writing its `n`-th checkpoint
+    (the block expects it); afterwards checkpoints are written as ever, so a rerun resumes."""
+    import harness.training.train as train_module
+
+    save, saved = train_module._save_state, []
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        saved.append(1)
+        if len(saved) == n:
+            raise Killed
+
+    monkeypatch.setattr(train_module, "_save_state", save_then_die)
+    try:
+        with pytest.raises(Killed):
+            yield
+    finally:
+        monkeypatch.setattr(train_module, "_save_state", save)
 
 
 def assert_one_line_error(rc, err, *words):

@@ -148,56 +148,22 @@ def class_hooks(target: str) -> frozenset[str] | None:
         return None
 
 
-def _keys(module: str, node: ast.AST, seen: int = 0) -> set[str]:
-    """The string keys of a dict display, following `**NAME` spreads."""
+def _dict_display(module: str, node: ast.AST, values: bool, seen: int = 0) -> dict[str, object]:
+    """{key: value} of a dict display (values None unless `values`, which needs them all literal),
+    following `**NAME` spreads."""
     if seen > 8:
         raise Unreadable("DEFAULTS spreads too deep")
     if isinstance(node, (ast.Name, ast.Attribute)):
-        return _keys(*_expr(module, node), seen + 1)
-    if not isinstance(node, ast.Dict):
-        raise Unreadable(ast.unparse(node))
-    keys = set()
-    for key, value in zip(node.keys, node.values):
-        if key is None:
-            keys |= _keys(module, value, seen + 1)
-        elif isinstance(key, ast.Constant) and isinstance(key.value, str):
-            keys.add(key.value)
-        else:
-            raise Unreadable(ast.unparse(key))
-    return keys
-
-
-@lru_cache(maxsize=None)
-def option_names(target: str) -> frozenset[str] | None:
-    """The options the class at `target` accepts (see the module docstring); None when unreadable."""
-    try:
-        bound = _bound(target, "DEFAULTS")
-        if bound is None:
-            module = _class(target)[0]
-            try:
-                bound = _resolve(module, "DEFAULTS")
-            except Unreadable:
-                return frozenset()  # no DEFAULTS anywhere: the method takes no options
-        return frozenset(_keys(*bound))
-    except (Unreadable, OSError, SyntaxError):
-        return None
-
-
-def _literals(module: str, node: ast.AST, seen: int = 0) -> dict[str, object]:
-    """{key: value} of a dict display whose values are all literals, following `**NAME` spreads."""
-    if seen > 8:
-        raise Unreadable("DEFAULTS spreads too deep")
-    if isinstance(node, (ast.Name, ast.Attribute)):
-        return _literals(*_expr(module, node), seen + 1)
+        return _dict_display(*_expr(module, node), values, seen + 1)
     if not isinstance(node, ast.Dict):
         raise Unreadable(ast.unparse(node))
     found: dict[str, object] = {}
     for key, value in zip(node.keys, node.values):
         if key is None:
-            found.update(_literals(module, value, seen + 1))
+            found.update(_dict_display(module, value, values, seen + 1))
         elif isinstance(key, ast.Constant) and isinstance(key.value, str):
             try:
-                found[key.value] = ast.literal_eval(value)
+                found[key.value] = ast.literal_eval(value) if values else None
             except ValueError:
                 raise Unreadable(ast.unparse(value)) from None
         else:
@@ -205,20 +171,32 @@ def _literals(module: str, node: ast.AST, seen: int = 0) -> dict[str, object]:
     return found
 
 
-@lru_cache(maxsize=None)
-def option_defaults(target: str) -> dict[str, object] | None:
-    """The class's DEFAULTS as values, where every one is a literal; None otherwise (or unreadable)."""
+def _defaults(target: str, values: bool) -> dict[str, object] | None:
+    """The DEFAULTS mapping the class at `target` reads (its own or a base's, else its module's;
+    none: empty), as `_dict_display`; None when unreadable."""
     try:
         bound = _bound(target, "DEFAULTS")
         if bound is None:
-            module = _class(target)[0]
             try:
-                bound = _resolve(module, "DEFAULTS")
+                bound = _resolve(_class(target)[0], "DEFAULTS")
             except Unreadable:
-                return {}
-        return _literals(*bound)
+                return {}  # no DEFAULTS anywhere: the method takes no options
+        return _dict_display(*bound, values)
     except (Unreadable, OSError, SyntaxError):
         return None
+
+
+@lru_cache(maxsize=None)
+def option_names(target: str) -> frozenset[str] | None:
+    """The options the class at `target` accepts (see the module docstring); None when unreadable."""
+    found = _defaults(target, values=False)
+    return None if found is None else frozenset(found)
+
+
+@lru_cache(maxsize=None)
+def option_defaults(target: str) -> dict[str, object] | None:
+    """The class's DEFAULTS as values, where every one is a literal; None otherwise (or unreadable)."""
+    return _defaults(target, values=True)
 
 
 @lru_cache(maxsize=None)

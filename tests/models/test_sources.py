@@ -8,6 +8,7 @@ import torch
 from harness.stages import build as stages
 from harness.errors import HarnessError
 from harness.models.sources import Source
+from tests.conftest import killed_after_checkpoint
 from tests.models.test_models import SOURCES
 
 TRAINING = {"budget": 32 * 4 * 6, "seed": 0, "seq_len": 32, "batch_size": 4, "log_every": 2,
@@ -32,27 +33,11 @@ def test_a_source_trained_twice_or_killed_and_resumed_has_identical_weights(name
                                                                              tokens_file, monkeypatch):
     """The numbers downstream of a source are reproducible only if the source is: two cold runs,
     and a run killed after its second checkpoint then resumed, save byte-identical weights."""
-    import harness.training.train as train_module
-
     cfg = {"source": SOURCES[name], "seed": 0, "training": {**TRAINING, "budget": 32 * 4 * 12, "checkpoint_every": 3}}
     for run in ("a", "b"):
         stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / run)
-
-    class Killed(Exception):
-        pass
-
-    save, saved = train_module._save_state, []
-
-    def save_then_die_at_the_second(*args, **kwargs):
-        save(*args, **kwargs)
-        saved.append(1)
-        if len(saved) == 2:
-            raise Killed
-
-    monkeypatch.setattr(train_module, "_save_state", save_then_die_at_the_second)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, 2):
         stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / "resumed")
-    monkeypatch.setattr(train_module, "_save_state", save)
     stages.source(cfg, name, tokenizer_dir, tokens_file, tmp_path / "resumed")
     weights = [(tmp_path / run / "model" / "model.safetensors").read_bytes() for run in ("a", "b", "resumed")]
     assert weights[0] == weights[1] == weights[2]
