@@ -18,26 +18,36 @@ def features(shape: dict, vocab: int, tokens: int, params: int) -> list[float]:
     return [params, tokens, tokens * L * h, tokens * L * f, tokens * h, tokens * vocab]
 
 
+def saved_by(fn, leaves=()) -> int:
+    """Bytes autograd saves for the backward while `fn()` runs: every saved tensor's storage once,
+    the storages of `leaves` (parameters: they exist anyway) aside."""
+    skip = {t.untyped_storage().data_ptr() for t in leaves}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
 def saved_bytes(shape: dict, vocab: int, batch: int, seq_len: int, seed: int = 0) -> tuple[int, int]:
     """(bytes autograd saves for one forward of a `shape` student on batch x seq_len tokens under
     bf16 autocast, its parameter count)."""
     from harness.models.build import build_model, student_config
 
     model = build_model(student_config("probe", shape, vocab, seq_len, None), seed)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
     ids = torch.randint(0, vocab, (batch, seq_len), generator=torch.Generator().manual_seed(seed))
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+
+    def forward():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             model(input_ids=ids, labels=ids).loss
-    return sum(seen.values()), sum(p.numel() for p in model.parameters())
+
+    return saved_by(forward, list(model.parameters())), sum(p.numel() for p in model.parameters())
 
 
 # small shapes the coefficients are fitted on: (layers, hidden, ffn, heads, vocab, batch, seq_len)

@@ -4,7 +4,7 @@ backward, estimated from coefficients fitted on other shapes (harness/workflow/p
 
 import pytest
 
-from harness.training.memory import FIT_SHAPES, saved_bytes
+from harness.training.memory import FIT_SHAPES, saved_by, saved_bytes
 from harness.workflow.plan import activation_bytes, llama_params
 
 # (layers, hidden, ffn, heads, vocab, batch, seq_len): none of them a fitting shape, one deeper and wider
@@ -34,16 +34,8 @@ def test_masas_saved_bytes_per_weight_are_what_autograd_saves(d_in, d_out, token
     W, x = torch.randn(d_out, d_in, generator=g), torch.randn(tokens, d_in, generator=g)
     r = gene_rank(d_in, d_out, 0.23)
     M = torch.nn.Parameter(init_gene(W, r, g))
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        if t.untyped_storage().data_ptr() != M.untyped_storage().data_ptr():
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        alignment_step({"w": M}, {"w": W}, {"w": log_spectrum(W, r)}, {"w": x}, 1.0)
-    assert masa_saved_bytes(d_in, d_out, tokens, r) == pytest.approx(sum(seen.values()), rel=0.15)
+    saved = saved_by(lambda: alignment_step({"w": M}, {"w": W}, {"w": log_spectrum(W, r)}, {"w": x}, 1.0), [M])
+    assert masa_saved_bytes(d_in, d_out, tokens, r) == pytest.approx(saved, rel=0.15)
 
 
 def test_the_planners_gene_ranks_are_masas():
@@ -76,13 +68,5 @@ def test_distillations_kl_saves_what_the_planner_counts(batch, seq_len, vocab, c
     logits = torch.randn(batch, seq_len, vocab, generator=g).bfloat16().requires_grad_(True)
     labels = torch.randint(0, vocab, (batch, seq_len), generator=g)
     hidden, head = torch.randn(batch, seq_len, 16, generator=g), torch.nn.Linear(16, vocab, bias=False)
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        if t.untyped_storage().data_ptr() != logits.untyped_storage().data_ptr():
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        kd_loss(logits, labels, hidden, head, 1.0, chunk)
-    assert KD_SAVED_BYTES * batch * (seq_len - 1) * vocab == pytest.approx(sum(seen.values()), rel=0.15)
+    saved = saved_by(lambda: kd_loss(logits, labels, hidden, head, 1.0, chunk), [logits])
+    assert KD_SAVED_BYTES * batch * (seq_len - 1) * vocab == pytest.approx(saved, rel=0.15)
