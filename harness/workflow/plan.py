@@ -257,7 +257,7 @@ def extract_estimates(config: dict) -> list[Estimate]:
     from harness.api.registry import effective_options, method_spec
     from harness.workflow.report import section_rows
 
-    plan, grid = config.get("plan", {}), Grid_of(config)
+    plan, grid = config.get("plan", {}), _grid(config)
     shapes, params = plan.get("source_shapes", {}), plan.get("source_params", {})
     vocab = plan.get("vocab") or config["tokenizer"].get("vocab_size")
     rate = plan.get("peak_tflops", 0) * 1e12 * plan.get("mfu", 0)
@@ -286,7 +286,7 @@ def extract_estimates(config: dict) -> list[Estimate]:
 
 def generation_estimate(config: dict) -> list[Estimate]:
     """The generation evaluation of the largest student: memory and decoding time (module docstring)."""
-    plan, grid = config.get("plan", {}), Grid_of(config)
+    plan, grid = config.get("plan", {}), _grid(config)
     items = plan.get("generation_items")
     if not items or not grid.gen_tasks:
         return []
@@ -309,7 +309,7 @@ def source_sft_estimates(config: dict) -> list[Estimate]:
     AdamW state sharded over `source_sft.devices` under `fsdp`, and one micro-batch's activations at
     the source's shape (a MoE's active width standing in for the FFN: an approximation, the fitted
     coefficients being a dense Llama's). Only profiles that plan source fine-tuning (`table2`, `pkt`)."""
-    plan, grid = config.get("plan", {}), Grid_of(config)
+    plan, grid = config.get("plan", {}), _grid(config)
     if not ({"table2", "pkt"} & set(config)) or "source_sft" not in config:
         return []
     vocab = plan.get("vocab") or config["tokenizer"].get("vocab_size")
@@ -329,7 +329,7 @@ def source_sft_estimates(config: dict) -> list[Estimate]:
     return out
 
 
-def Grid_of(config: dict):
+def _grid(config: dict):
     from harness.workflow.grid import Grid
 
     return Grid(config)
