@@ -260,6 +260,42 @@ def _serve(args) -> None:
     serve(args.socket, main, args.parent)  # each forked child runs `main` on its caller's arguments
 
 
+def _planning_tools(sub) -> None:
+    """The subcommands for a cluster run's preparation: plan, config reference, corpus fetch, GPU
+    check, the paper-toy stand-ins."""
+    pl = sub.add_parser("plan", help="every job's estimated GPU memory and time against the profile's "
+                                     "`plan:` and `resources:` (harness/workflow/plan.py)")
+    pl.add_argument("--profile", default="micro", help="config profile name or YAML path")
+    pl.set_defaults(func=_plan)
+
+    ref = sub.add_parser("config-reference", help="every config key, its default and meaning (docs/config.md)")
+    ref.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
+    ref.set_defaults(func=_config_reference)
+
+    fc = sub.add_parser("fetch-corpus", help="download RedPajama's files into the folder the paper profile reads "
+                                             "(harness/data/fetch.py; resumable)")
+    fc.add_argument("--release", choices=("1t", "v2"), default="1t", help="1t: the paper profile's reading (default)")
+    fc.add_argument("--out", type=Path, default=Path("data/redpajama-1t"), help="the corpus folder (`corpus.path`)")
+    fc.add_argument("--subsets", nargs="+", default=None, help="1t: only these subsets")
+    fc.add_argument("--max-files", type=_positive, default=None, help="at most this many files of each subset")
+    fc.add_argument("--base-url", default=None, help="a mirror of the release root")
+    fc.add_argument("--listing", default=None, help="the file list (URL or file:// path) instead of the release's")
+    fc.set_defaults(func=_fetch_corpus)
+
+    gc = sub.add_parser("gpu-check", help="measure what the paper plan assumes on this GPU in a few minutes, "
+                                          "random weights (harness/cli/gpu_check.py)")
+    gc.add_argument("--out", type=Path, default=Path("gpu-check.json"), help="the JSON written")
+    gc.add_argument("--device", default=None, help="default: cuda if present")
+    gc.add_argument("--tiny", action="store_true", help="toy sizes: the same code on any device")
+    gc.add_argument("--repeats", type=_positive, default=3, help="timed steps of each job")
+    gc.set_defaults(func=_gpu_check)
+
+    toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
+                                           "(config/paper-toy.yaml)")
+    toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
+    toy.set_defaults(func=_paper_toy)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=_positive, default=int(os.environ.get("HARNESS_THREADS", 1)),
@@ -313,37 +349,7 @@ def _parser() -> argparse.ArgumentParser:
                                                               "that started this)")
     fs.set_defaults(func=_serve)
 
-    pl = sub.add_parser("plan", help="every training job's estimated GPU memory and time against the profile's "
-                                     "`plan:` and `resources:` (harness/workflow/plan.py)")
-    pl.add_argument("--profile", default="micro", help="config profile name or YAML path")
-    pl.set_defaults(func=_plan)
-
-    ref = sub.add_parser("config-reference", help="every config key, its default and meaning (docs/config.md)")
-    ref.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
-    ref.set_defaults(func=_config_reference)
-
-    fc = sub.add_parser("fetch-corpus", help="download RedPajama's files into the folder the paper profile reads "
-                                             "(harness/data/fetch.py; resumable)")
-    fc.add_argument("--release", choices=("1t", "v2"), default="1t", help="1t: the paper profile's reading (default)")
-    fc.add_argument("--out", type=Path, default=Path("data/redpajama-1t"), help="the corpus folder (`corpus.path`)")
-    fc.add_argument("--subsets", nargs="+", default=None, help="1t: only these subsets")
-    fc.add_argument("--max-files", type=_positive, default=None, help="at most this many files of each subset")
-    fc.add_argument("--base-url", default=None, help="a mirror of the release root")
-    fc.add_argument("--listing", default=None, help="the file list (URL or file:// path) instead of the release's")
-    fc.set_defaults(func=_fetch_corpus)
-
-    gc = sub.add_parser("gpu-check", help="measure what the paper plan assumes on this GPU in a few minutes, "
-                                          "random weights (harness/cli/gpu_check.py)")
-    gc.add_argument("--out", type=Path, default=Path("gpu-check.json"), help="the JSON written")
-    gc.add_argument("--device", default=None, help="default: cuda if present")
-    gc.add_argument("--tiny", action="store_true", help="toy sizes: the same code on any device")
-    gc.add_argument("--repeats", type=_positive, default=3, help="timed steps of each job")
-    gc.set_defaults(func=_gpu_check)
-
-    toy = sub.add_parser("paper-toy", help="tiny stand-ins and data at the paper profile's paths "
-                                           "(config/paper-toy.yaml)")
-    toy.add_argument("--out", type=Path, default=Path("."), help="the directory Snakemake will run in")
-    toy.set_defaults(func=_paper_toy)
+    _planning_tools(sub)
     return p
 
 

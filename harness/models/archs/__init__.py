@@ -98,7 +98,11 @@ def common_config(name: str, spec: dict[str, Any], vocab_size: int, max_position
     """The config fields every architecture here shares (untied embeddings, as the paper's models)."""
     if spec["hidden"] % spec["heads"]:
         raise HarnessError(f"shape {name!r}: hidden {spec['hidden']} is not divisible by heads {spec['heads']}")
-    moe = {"experts_implementation": spec.get("experts_implementation", EXPERTS_IMPLEMENTATION)} if spec.get("experts") else {}
     return dict(vocab_size=vocab_size, hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
                 num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
-                max_position_embeddings=max_positions, tie_word_embeddings=False, **moe, **(special_ids or {}))
+                max_position_embeddings=max_positions, tie_word_embeddings=False, **(special_ids or {}))
+
+
+def moe_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a MoE architecture's config adds to `common_config`: how its experts compute."""
+    return {"experts_implementation": spec.get("experts_implementation", EXPERTS_IMPLEMENTATION)}

@@ -43,7 +43,7 @@ CHECKPOINTS = {"deepseek": "harness.models.archs.deepseek_checkpoint:load"}
 def config(name, spec, vocab_size, max_positions, special_ids=None):
     from transformers import Ernie4_5_MoeConfig
 
-    from harness.models.archs import common_config
+    from harness.models.archs import common_config, moe_config
 
     # a dense layer as wide as the experts a token passes (routed k + shared), as DeepSeekMoE-16B's
     # first layer is (10,944 ~ 8 x 1,408)
@@ -54,7 +54,7 @@ def config(name, spec, vocab_size, max_positions, special_ids=None):
                               moe_layer_start_index=spec.get("dense_layers", 0), moe_layer_end_index=-1,
                               moe_layer_interval=1, moe_norm_min=NO_RENORMALISATION, use_bias=False,
                               rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA},
-                              **common_config(name, spec, vocab_size, max_positions, special_ids))
+                              **common_config(name, spec, vocab_size, max_positions, special_ids), **moe_config(spec))
 
 
 def ffn(mlp, where: str, view=identity) -> FFNView:

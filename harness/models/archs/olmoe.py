@@ -15,10 +15,10 @@ ROUTED = {"gate.weight", "experts.gate_up_proj", "experts.down_proj"}
 def config(name, spec, vocab_size, max_positions, special_ids=None):
     from transformers import OlmoeConfig
 
-    from harness.models.archs import common_config
+    from harness.models.archs import common_config, moe_config
 
     return OlmoeConfig(intermediate_size=spec["ffn"], num_experts=spec["experts"], num_experts_per_tok=spec["top_k"],
-                       **common_config(name, spec, vocab_size, max_positions, special_ids))
+                       **common_config(name, spec, vocab_size, max_positions, special_ids), **moe_config(spec))
 
 
 def ffn(mlp, where: str, view=identity) -> FFNView:
