@@ -134,10 +134,7 @@ def distill(shape: dict, teacher_shape: dict, vocab: int, seq_len: int, micro_ba
     seconds = dev.timed(step, 1)
     estimate = plan._training_memory(plan.llama_params(shape, vocab), shape, vocab,
                                      {"micro_batch": micro_batch, "batch_size": micro_batch}, seq_len)
-    estimate.update({"teacher (fp32)": 4 * plan.llama_params(teacher_shape, vocab),
-                     "KD loss, saved": plan.KD_SAVED_BYTES * micro_batch * seq_len * vocab,
-                     "student logits, selected (bf16)": 2 * micro_batch * seq_len * vocab,
-                     "teacher logits chunk (fp32)": 3 * 4 * min(chunk, micro_batch * seq_len) * vocab})
+    estimate.update(plan.distill_memory(plan.llama_params(teacher_shape, vocab), micro_batch * seq_len, vocab, chunk))
     return {"micro_batch": micro_batch, "teacher_params": plan.llama_params(teacher_shape, vocab),
             "step_seconds": seconds, **_memory(dev.peak_gib(), estimate)}
 

@@ -53,6 +53,14 @@ def distill_chunk(config: dict) -> int:
     return config.get("method_options", {}).get("distill", {}).get("chunk_tokens", 4096)
 
 
+def distill_memory(teacher_params: float, tokens: int, vocab: int, chunk: int) -> dict[str, float]:
+    """What distillation adds to a micro-batch of `tokens`: the fp32 teacher, what the KL saves, the
+    student's selected logits and one teacher-logit chunk."""
+    return {"teacher (fp32)": 4 * teacher_params, "KD loss, saved": KD_SAVED_BYTES * tokens * vocab,
+            "student logits, selected (bf16)": 2 * tokens * vocab,
+            "teacher logits chunk (fp32)": 3 * 4 * min(chunk, tokens) * vocab}
+
+
 def llama_params(shape: dict, vocab: int) -> int:
     """A student's parameters: untied embeddings and head, q/k/v/o, gate/up/down, two norms a layer."""
     L, h, f = shape["layers"], shape["hidden"], shape["ffn"]
@@ -138,12 +146,8 @@ def estimates(config: dict) -> list[Estimate]:
                     t_params = plan.get("source_params", {}).get(teacher)
                     if t_params is None:
                         continue
-                    rows = pre.get("micro_batch") or pre["batch_size"]
-                    chunk = distill_chunk(config)
-                    memory["teacher (fp32)"] = 4 * t_params
-                    memory["KD loss, saved"] = KD_SAVED_BYTES * rows * seq * vocab
-                    memory["student logits, selected (bf16)"] = 2 * rows * seq * vocab
-                    memory["teacher logits chunk (fp32)"] = 3 * 4 * min(chunk, rows * seq) * vocab
+                    memory.update(distill_memory(t_params, (pre.get("micro_batch") or pre["batch_size"]) * seq, vocab,
+                                                 distill_chunk(config)))
                     flops += 2 * t_params * spec["tokens"]
                     what += f", distilled from {teacher}"
                 hours = flops / rate / 3600 / pre.get("devices", 1) if rate else None
