@@ -8,6 +8,8 @@ reports accuracy. Built-in task indexing is skipped (`include_defaults=False`,
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -80,6 +82,40 @@ def _check_answers_fit(lm, task: Task, records: list[dict], partial: bool) -> No
                            f"task's config to drop them")
 
 
+# token ids per tokenizer (its fingerprint) and `tok_encode` call, shared by a process's evaluations
+_ENCODINGS: dict[str, dict[tuple, list[int]]] = {}
+
+
+@functools.cache
+def _lm_class():
+    """lm-eval's HFLM, remembering what it tokenised. lm-eval encodes every request's context
+    twice (alone and before its choice), once per choice, and a student's zero-shot and after-SFT
+    passes send the same texts: 9 % of an SFT + evaluation job's time went to `tok_encode` (py-spy,
+    docs/measurements/2026-12-07-jobs-against-their-floor.md). The ids are the tokenizer's own, so
+    no score changes; the cache is keyed by everything that decides them (the tokenizer's
+    serialisation, its BOS handling, the call's options)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class MemoisedHFLM(HFLM):
+        def tok_encode(self, string, add_special_tokens=None, left_truncate_len=None, **kwargs):
+            if not hasattr(self, "_encodings"):
+                tok = self.tokenizer
+                state = getattr(tok, "backend_tokenizer", None)
+                if state is None:  # a slow tokenizer: no serialisation to key by, so no cache
+                    self._encodings = None
+                else:
+                    key = repr((type(tok).__name__, state.to_str(), self.add_bos_token, self.prefix_token_id))
+                    self._encodings = _ENCODINGS.setdefault(hashlib.sha256(key.encode()).hexdigest(), {})
+            if self._encodings is None:
+                return super().tok_encode(string, add_special_tokens, left_truncate_len, **kwargs)
+            key = (string, add_special_tokens, left_truncate_len, tuple(sorted(kwargs.items())))
+            if key not in self._encodings:
+                self._encodings[key] = super().tok_encode(string, add_special_tokens, left_truncate_len, **kwargs)
+            return list(self._encodings[key])  # callers get their own list, as from the tokenizer
+
+    return MemoisedHFLM
+
+
 @contextmanager
 def _without_environment_report():
     """lm-eval attaches torch's environment report to every `simple_evaluate` result (it runs
@@ -107,7 +143,6 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     metric = cfg.get("task_metrics", {}).get(task.name, cfg.get("metric", "acc"))
@@ -119,7 +154,7 @@ def evaluate_multiple_choice(model_dir: Path, task: Task, cfg: dict[str, Any], s
     records = task.records(split)  # fails early, in one line, on a missing or empty split
     scored = partial_records(task, records) if scoring == "partial" else records
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
+    lm = _lm_class()(pretrained=str(model_dir), device=device, batch_size=cfg.get("batch_size", 32),
               dtype="float32" if device == "cpu" else "bfloat16")
     _check_answers_fit(lm, task, scored, scoring == "partial")
     name = f"harness_{task.name}"

@@ -231,3 +231,39 @@ def test_an_evaluation_does_not_collect_torchs_environment_report(world_dir, tok
 
     assert lm_eval.evaluator.add_env_info.__module__ == "lm_eval.loggers.utils"  # restored afterwards
     assert lm_eval.evaluator.get_git_commit_hash.__module__ == "lm_eval.loggers.utils"
+
+
+def test_remembered_tokenisation_is_the_tokenizers_own(world_dir, tokenizer_dir, tmp_path):
+    """lm-eval's HFLM with its `tok_encode` remembered gives the ids of the plain one, per tokenizer:
+    two tokenizers never share an entry, and a caller changing its list changes nothing cached."""
+    import random
+
+    from lm_eval.models.huggingface import HFLM
+
+    from evals import multiple_choice
+    from harness.stages import build as stages
+
+    other_dir = tmp_path / "tokenizer-300"
+    stages.tokenizer({"tokenizer": {"vocab_size": 300}}, world_dir / "corpus.txt", other_dir)
+    records = Task("piqa", world_dir / "tasks" / "piqa").records("test")[:20]
+    rng = random.Random(0)
+    texts = [r["query"] for r in records] + [r["query"] + TARGET_DELIMITER + c for r in records for c in r["choices"]]
+    texts += ["".join(rng.choice("ab é\n.<s>") for _ in range(rng.randrange(1, 30))) for _ in range(40)]
+    multiple_choice._ENCODINGS.clear()
+    for n, tok_dir in enumerate([tokenizer_dir, other_dir]):
+        tok = load_tokenizer(tok_dir)
+        config = student_config("t", {"layers": 1, "hidden": 32, "ffn": 64, "heads": 2}, len(tok), 64,
+                                {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                                 "pad_token_id": tok.pad_token_id})
+        model_dir = tmp_path / f"model-{n}"
+        build_model(config, seed=0).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+        plain = HFLM(pretrained=str(model_dir), device="cpu", batch_size=1)
+        remembered = multiple_choice._lm_class()(pretrained=str(model_dir), device="cpu", batch_size=1)
+        for _ in range(2):  # the second pass reads the cache
+            for text in texts:
+                for options in ({}, {"add_special_tokens": False}, {"left_truncate_len": 5}):
+                    assert remembered.tok_encode(text, **options) == plain.tok_encode(text, **options), (n, text)
+        remembered.tok_encode(texts[0]).append(-1)
+        assert remembered.tok_encode(texts[0]) == plain.tok_encode(texts[0])
+        assert len(multiple_choice._ENCODINGS) == n + 1  # one cache per tokenizer
