@@ -30,6 +30,7 @@ from harness.workflow.config import load_profile
 from harness.data.batches import PretrainBatches
 from harness.errors import HarnessError
 from harness.models.build import build_model, param_count, student_config
+from harness.workflow.plan import active_flops_per_token
 from harness.training.train import TrainSettings, train
 
 ROUNDS = 3
@@ -176,14 +177,6 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
     if seeds > 1:
         print(f"{'stacked / plain':<22}{best['stacked'] / best['plain']:10.2f}x  (all seeds' tokens)")
     return report
-
-
-def active_flops_per_token(spec: dict, vocab: int, seq_len: int) -> int:
-    """A source's training FLOPs per token over the weights a token passes: attention, its FFN (a
-    MoE's top-k routed and shared experts and router), the LM head; x6 for forward and backward."""
-    L, h, f = spec["layers"], spec["hidden"], spec["ffn"]
-    per_token_ffn = 3 * h * f * (spec.get("top_k", 1) + spec.get("shared_experts", 0)) + h * spec.get("experts", 0)
-    return 6 * (L * (4 * h * h + per_token_ffn) + vocab * h) + 12 * L * h * seq_len
 
 
 def bench_moe(profile: str, steps: int, rounds: int = ROUNDS) -> str:

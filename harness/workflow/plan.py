@@ -48,6 +48,10 @@ ACTIVATION = {"params": 1.5212, "tokens": 120.321, "tokens_layers_hidden": 36.43
 KD_SAVED_BYTES = 9
 
 
+# the method families whose pre-training runs a teacher's forward beside the student's step
+DISTILLING = ("distill", "prune-distill")
+
+
 def distill_chunk(config: dict) -> int:
     """The teacher-logit chunk (`method_options.distill.chunk_tokens`, else distill's default)."""
     return config.get("method_options", {}).get("distill", {}).get("chunk_tokens", 4096)
@@ -78,6 +82,14 @@ def train_flops_per_token(shape: dict, vocab: int, seq_len: int) -> int:
     """Forward and backward: 6 per matmul parameter, and attention's scores and mixing, 12 * hidden
     * seq_len a layer (the causal mask's zeros counted, as a dense kernel computes them)."""
     return 6 * matmul_params(shape, vocab) + 12 * shape["layers"] * shape["hidden"] * seq_len
+
+
+def active_flops_per_token(spec: dict, vocab: int, seq_len: int) -> int:
+    """A source's training FLOPs per token over the weights a token passes: attention, its FFN (a
+    MoE's top-k routed and shared experts and router), the LM head; x6 for forward and backward."""
+    L, h, f = spec["layers"], spec["hidden"], spec["ffn"]
+    per_token_ffn = 3 * h * f * (spec.get("top_k", 1) + spec.get("shared_experts", 0)) + h * spec.get("experts", 0)
+    return 6 * (L * (4 * h * h + per_token_ffn) + vocab * h) + 12 * L * h * seq_len
 
 
 def activation_bytes(shape: dict, vocab: int, tokens: int) -> float:
@@ -133,7 +145,7 @@ def estimates(config: dict) -> list[Estimate]:
 
     rate = plan.get("peak_tflops", 0) * 1e12 * plan.get("mfu", 0)
     pre, seq = config["pretrain"], config["pretrain"]["seq_len"]
-    teachers = sorted({s for m, s, _ in grid.rows if m in ("distill", "prune-distill") and s != NO_SOURCE})
+    teachers = sorted({s for m, s, _ in grid.rows if m in DISTILLING and s != NO_SOURCE})
     out = []
     for name, shape in config["shapes"].items():
         params = llama_params(shape, vocab)

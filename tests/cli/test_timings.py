@@ -62,21 +62,97 @@ def test_a_training_steps_matmul_flops_are_torchs_count():
     assert train_flops_per_token(shape, vocab, seq) - 6 * matmul_params(shape, vocab) == 12 * 3 * 48 * 40
 
 
-def test_the_floor_puts_pretraining_jobs_against_their_flops(tmp_path):
-    """Two pre-trainings of the smoke profile, one after the other on one core: their FLOPs at
-    the given GEMM rate against the core-seconds they had."""
-    from harness.cli.timings import floor_table, pretrain_flops
+def test_a_forwards_matmul_flops_are_torchs_count():
+    """The evaluation's floor: 2 per matmul parameter per token is torch's count for a forward
+    (attention, unseen by the counter on CPU, is 4 * hidden * n^2 a layer)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from harness.cli.timings import forward_flops
+    from harness.models.build import build_model, student_config
+    from harness.workflow.plan import matmul_params
+
+    shape, vocab, n = {"layers": 2, "hidden": 40, "ffn": 88, "heads": 5}, 301, 23
+    model = build_model(student_config("s", shape, vocab, 64, None), 0)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(input_ids=torch.randint(0, vocab, (1, n)))
+    assert counter.get_total_flops() == 2 * matmul_params(shape, vocab) * n
+    assert forward_flops(shape, vocab, n) - 2 * matmul_params(shape, vocab) * n == 4 * 2 * 40 * n * n
+
+
+def _smoke_run(tmp_path, world_dir, tokenizer_dir):
+    """A run folder of the smoke profile holding the world, a tokenizer and the olmoe source's record."""
     from harness.workflow.config import load_profile
+    from harness.workflow.grid import Grid
 
     config = load_profile("smoke")
-    shape, budget = next(iter(config["shapes"])), config["report_budget"]
-    name = f"students/scratch/none/{shape}/seed0/{budget}/pretrain"
-    _bench(tmp_path, "pretrain", name, 10.0, 9.0, 1000.0)
-    _bench(tmp_path, "pretrain", name.replace("seed0", "seed1"), 10.0, 9.0, 1010.0)
-    _bench(tmp_path, "sft", "x", 5.0, 5.0, 1015.0)
-    jobs = read_jobs(tmp_path)
-    flops = pretrain_flops(config, name)
-    assert flops and pretrain_flops(config, "students/x/pretrain") is None
-    text = floor_table(jobs, config, cores=1, gflops=1.0)
-    floor = 2 * flops / 1e9
-    assert f"| pretrain | 2 | {2 * flops / 1e9:,.0f} | {floor:,.0f} | 20 | {floor / 20:.0%} |" in text
+    grid = Grid(config)
+    run = tmp_path / "run"
+    (run / grid.WORLD).parent.mkdir(parents=True)
+    (run / grid.WORLD).symlink_to(world_dir)
+    (run / grid.TOKENIZER).symlink_to(tokenizer_dir)
+    (run / grid.path("source", source="olmoe")).mkdir(parents=True)
+    (run / grid.path("source", source="olmoe") / "source.json").write_text('{"tokens": 8192}')
+    return config, grid, run
+
+
+def test_the_floor_counts_each_rules_flops_from_the_runs_files(tmp_path, world_dir, tokenizer_dir):
+    """Fine-tuning and evaluation FLOPs from the task files, one sequence at a time; a distilled
+    pre-training adds its teacher's forward; a source its tokens at the active FLOPs a token passes."""
+    from harness.cli.timings import Floors, Job, forward_flops
+    from harness.data.tasks import TARGET_DELIMITER, Task, sft_pair
+    from harness.data.tokenizer import load_tokenizer
+    from harness.workflow.plan import matmul_params, train_flops_per_token
+
+    config, grid, run = _smoke_run(tmp_path, world_dir, tokenizer_dir)
+    floors, vocab, tok = Floors(config, run), config["tokenizer"]["vocab_size"], load_tokenizer(tokenizer_dir)
+    w = {"method": "scratch", "source": "none", "shape": "1L-tiny", "seed": 0, "budget": "250k"}
+    shape, sft = config["shapes"]["1L-tiny"], config["sft"]
+    name = "students/scratch/none/1L-tiny/seed0/250k"
+    trained, evaluated = 0, 0
+    for task in grid.mc_tasks:
+        task_files = Task(task, run / grid.task_path(task))
+        for r in task_files.records("train"):
+            prompt, answer = sft_pair(r)
+            n = min(len(tok(prompt + answer, add_special_tokens=False)["input_ids"]) + 1, sft["max_len"])
+            trained += sft["epochs"] * (6 * matmul_params(shape, vocab) * n + 12 * shape["layers"] * shape["hidden"] * n * n)
+        for r in task_files.records("test"):
+            for c in r["choices"]:
+                n = len(tok(r["query"] + TARGET_DELIMITER + c, add_special_tokens=False)["input_ids"]) - 1
+                evaluated += forward_flops(shape, vocab, n)
+    job = Job("sft", 1, 1, 1, 1, name + "/sft/multiple_choice")
+    assert Floors(config, run)(job) == trained  # no evaluation written yet: the fine-tuning alone
+    for task in grid.mc_tasks:  # the zero-shot and after-SFT passes (this world has no paraphrase split)
+        for path in ("eval", "eval_zeroshot"):
+            (run / grid.path(path, task=task, **w)).parent.mkdir(parents=True, exist_ok=True)
+            (run / grid.path(path, task=task, **w)).write_text("{}")
+    assert floors(job) == trained + 2 * evaluated
+    # pre-training: the budget's tokens, the held-out windows; a teacher's forward when distilling
+    seq, tokens = config["seq_len"], config["budgets"]["250k"]["tokens"]
+    plain = floors(Job("pretrain", 1, 1, 1, 1, name + "/pretrain"))
+    assert plain > train_flops_per_token(shape, vocab, seq) * tokens
+    olmo = config["sources"]["olmo"]
+    teacher = matmul_params(olmo, vocab) * 2 + 4 * olmo["layers"] * olmo["hidden"] * seq
+    assert floors(Job("pretrain", 1, 1, 1, 1, name.replace("scratch/none", "distill/olmo") + "/pretrain")) \
+        == plain + teacher * tokens
+    # a MoE source: attention, 2 of 4 experts and the router, the head, x6; and attention's scores
+    moe, h = config["sources"]["olmoe"], config["sources"]["olmoe"]["hidden"]
+    per_token = 6 * (2 * (4 * h * h + 2 * 3 * h * moe["ffn"] + 4 * h) + vocab * h) + 12 * 2 * h * 64
+    assert floors(Job("source", 1, 1, 1, 1, "sources/olmoe")) == 8192 * per_token
+    assert floors(Job("source", 1, 1, 1, 1, "sources/olmo")) is None  # no record: not estimated
+    assert floors(Job("extract", 1, 1, 1, 1, "artifacts/masa/olmoe")) is None
+
+
+def test_the_floor_table_puts_each_rule_against_the_core_seconds_it_had(tmp_path):
+    """Two pre-trainings one after the other on one core, and a job the floor does not estimate."""
+    from harness.cli.timings import floor_table
+
+    _bench(tmp_path, "pretrain", "a", 10.0, 9.0, 1000.0)
+    _bench(tmp_path, "pretrain", "b", 10.0, 9.0, 1010.0)
+    _bench(tmp_path, "extract", "c", 5.0, 5.0, 1015.0)
+    text = floor_table(read_jobs(tmp_path), lambda job: {"a": 4e9, "b": 6e9}.get(job.name), cores=1,
+                       gflops=1.0)
+    assert "| pretrain | 2 | 10 | 10 | 20 | 50% |" in text
+    # the span: 990 to 1015, 25 s, against 10 s of FLOPs at 1 GFLOP/s on one core
+    assert "need 10 s on 1 cores at that rate; the run's span was 25 s (40% of it at the floor)" in text
+    assert "Not estimated: extract (5 core-s)" in text
