@@ -250,6 +250,49 @@ def test_one_html_page_holds_every_table_and_figure(smoke_run):
                            "--no-startup"], cwd=smoke_run, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| pretrain |" in proc.stdout and "| sft |" in proc.stdout and "Span, first job's start" in proc.stdout
+    # and each estimated rule against its GEMM-bound floor, from the run's own files
+    floor = proc.stdout.split("| floor / had |")[1]
+    assert all(f"| {rule} | " in floor for rule in ("pretrain", "sft", "source")), proc.stdout
+
+
+# Chromium's flags for a closed network (no background connections, no sandbox as root)
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@smoke_dag
+def test_the_report_shows_table1_in_a_browser(smoke_run, tmp_path):
+    """What a reader sees: headless Chromium opens `snakemake --report`'s page, goes to Results,
+    Tables, and opens table1.html's view; the page it shows holds Table 1's first cell. Needs a
+    Chromium (`apt install chromium`) and Playwright (`pip install playwright`; no browser
+    download: it drives that Chromium); skipped without them."""
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine")
+    page_file = tmp_path / "report.html"
+    proc = snakemake(smoke_run, "--report", str(page_file), "reports/table1.md",
+                     "--configfile", str(REPO / "config/smoke.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first_row = next(line for line in (smoke_run / "reports/table1.md").read_text().splitlines()
+                     if line.startswith("| 32 × 64"))
+    cell = [c.strip() for c in first_row.strip("|").split("|")][2]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.get_by_text("Results", exact=True).first.click()
+            page.get_by_text("Tables", exact=True).first.click()
+            page.locator("tr", has_text="reports/table1.html").first.locator("a[iconname=eye]").click()
+            page.wait_for_function("() => [...document.querySelectorAll('iframe')].length > 0")
+            frame = next(f for f in page.frames if "filename=table1.html" in f.url)
+            shown = frame.inner_text("body")
+        finally:
+            browser.close()
+    assert cell in shown and "Scratch" in shown, shown[:500]
 
 
 @smoke_dag
