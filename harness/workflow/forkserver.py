@@ -35,8 +35,18 @@ from pathlib import Path
 from typing import Callable
 
 ENV = "HARNESS_FORK_SERVER"
-PRELOAD = ("torch", "transformers", "lm_eval", "evals.generation", "evals.multiple_choice", "harness.cli.main",
-           "harness.stages.build", "harness.stages.evaluate", "harness.training.train", "harness.api.registry",
+# What the jobs import, so that none pays for it. transformers and lm-eval import lazily: the
+# packages alone leave a job to import `transformers.modeling_utils` (torch.distributed, accelerate,
+# sympy: 1,500 modules, ~4 s idle) and `lm_eval.evaluator` (~1.5 s) itself, measured in
+# docs/measurements/2026-12-07-jobs-against-their-floor.md; tests/workflow/test_forkserver.py
+# checks that a job's stages import next to nothing after these.
+PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "lm_eval", "lm_eval.evaluator",
+           "lm_eval.models.huggingface", "datasets", "evals.generation", "evals.multiple_choice", "harness.cli.main",
+           "harness.stages.build", "harness.stages.evaluate", "harness.training.train", "harness.training.runs",
+           "harness.models.build", "harness.api.registry",
+           # the built-in architectures' model classes (harness/models/archs)
+           "transformers.models.llama.modeling_llama", "transformers.models.olmo.modeling_olmo",
+           "transformers.models.olmoe.modeling_olmoe", "transformers.models.ernie4_5_moe.modeling_ernie4_5_moe",
            "torch.utils.tensorboard")  # every training job writes its curves: 0.16 s of import each
 _HEADER = struct.Struct("!I")
 

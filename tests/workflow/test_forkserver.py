@@ -157,3 +157,37 @@ def test_a_stage_dies_with_its_server(tmp_path):
         caller.wait(timeout=60)
     finally:
         forkserver.stop(proc)
+
+
+# what a forked job must not import itself: the server's preload holds them (seconds each)
+HEAVY = ("transformers.modeling_utils", "torch.distributed.fsdp", "torch._dynamo", "sympy", "accelerate",
+         "lm_eval.evaluator", "lm_eval.models.huggingface", "datasets", "transformers.models.llama.modeling_llama")
+
+
+def test_a_forked_job_imports_next_to_nothing_itself(tmp_path, world_dir, tokenizer_dir, tokens_file):
+    """After the server's preload, a pre-training and an evaluation of the untrained student (model
+    building, training, lm-eval's scoring) import no heavy module: a forked child starts working at
+    once. Run in a fresh interpreter, as the server is."""
+    shape = {"layers": 1, "hidden": 16, "ffn": 32, "heads": 2}
+    pretrain = {"method": "scratch", "method_options": {}, "shape_name": "t", "shape": shape, "seq_len": 32,
+                "budget": 512, "budget_name": "b", "pretrain": {"seq_len": 32, "batch_size": 4, "optim": {"lr": 1e-3}}}
+    untrained = {"method": "scratch", "method_options": {}, "shape_name": "t", "shape": shape, "seq_len": 256,
+                 "seed": 0, "tasks": ["boolq"], "eval": {"batch_size": 16}, "stage": "untrained"}
+    stages = [["pretrain", "--cfg", json.dumps(pretrain), "--tokenizer", str(tokenizer_dir), "--tokens", str(tokens_file),
+               "--seed", "0", "--out", str(tmp_path / "pretrain")],
+              ["eval-untrained", "--cfg", json.dumps(untrained), "--tokenizer", str(tokenizer_dir), "--seed", "0",
+               "--tasks", str(world_dir / "tasks" / "boolq"), "--outs", str(tmp_path / "boolq.json")]]
+    code = ("import importlib, json, sys\n"
+            "from harness.workflow.forkserver import PRELOAD\n"
+            "for name in PRELOAD: importlib.import_module(name)\n"
+            "before = set(sys.modules)\n"
+            "from harness.cli.main import main\n"
+            f"for argv in {stages!r}:\n"
+            "    assert main(['--threads', '1', *argv]) == 0\n"
+            "print(json.dumps(sorted(set(sys.modules) - before)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = json.loads(proc.stdout.splitlines()[-1])
+    assert (tmp_path / "pretrain" / "model.safetensors").is_file() and (tmp_path / "boolq.json").is_file()
+    assert not [m for m in new if m.startswith(HEAVY)], new
+    assert len(new) < 150, new  # 56 for these stages when written (scipy.io, tokenizers.trainers, ...)
