@@ -65,7 +65,8 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: int) -> float:
+def _plain_step(model, batches: PretrainBatches, lr: float):
+    """The plain loop's step `i`: forward with labels, backward, AdamW step, zero_grad."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     device = next(model.parameters()).device
 
@@ -75,7 +76,36 @@ def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: 
         opt.step()
         opt.zero_grad()
 
+    return step
+
+
+def _plain_loop(model, batches: PretrainBatches, lr: float, steps: int, warmup: int) -> float:
+    device = next(model.parameters()).device
+    step = _plain_step(model, batches, lr)
     return steps * batches.batch_size * batches.seq_len / _timed(step, steps, warmup, device)
+
+
+def op_table(model, batches: PretrainBatches, lr: float, steps: int, rows: int, warmup: int = 3) -> str:
+    """Where the plain loop's step goes: its `rows` costliest operators (PyTorch's profiler, by self
+    CPU time, input shapes apart) per step, and the matmuls' share of the whole."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = _plain_step(model, batches, lr)
+    for i in range(warmup):
+        step(i)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for i in range(steps):
+            step(warmup + i)
+    events = prof.key_averages(group_by_input_shape=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    matmuls = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
+    lines = ["| operator | input shapes | calls / step | ms / step | share |", "|---|---|---:|---:|---:|"]
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
+        shapes = ", ".join(str(list(s)) for s in e.input_shapes if s)
+        lines.append(f"| {e.key} | {shapes} | {e.count / steps:g} | {e.self_cpu_time_total / 1e3 / steps:.2f} | "
+                     f"{e.self_cpu_time_total / total:.1%} |")
+    return "\n".join(lines + ["", f"{total / 1e3 / steps:.1f} ms of operators a step; the matmuls "
+                                   f"(aten::mm, addmm, bmm) {matmuls / total:.0%} of it."])
 
 
 def _stacked_loop(models: list, batches: list[PretrainBatches], lr: float, steps: int, warmup: int) -> float:
@@ -117,11 +147,12 @@ def _harness_loop(model, batches: PretrainBatches, settings: TrainSettings, step
 
 
 def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile: bool | str | None = None,
-          seeds: int = 1) -> dict:
+          seeds: int = 1, ops: int = 0) -> dict:
     """Tokens per second of the harness loop (the profile's `pretrain:` settings; `compile`
     overrides theirs) and of a plain PyTorch loop, against the GEMM-bound rate; with `seeds` > 1,
-    also of the plain loop over that many seeds' models stacked into one. A compiled loop's
-    compilation falls in the `warmup` steps, which are not timed."""
+    also of the plain loop over that many seeds' models stacked into one; with `ops`, the plain
+    loop's costliest operators (`op_table`). A compiled loop's compilation falls in the `warmup`
+    steps, which are not timed."""
     if seeds < 1:
         raise HarnessError(f"bench: --seeds must be at least 1, not {seeds}")
     config = load_profile(profile)
@@ -173,6 +204,8 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
     for name, tps in best.items():
         label = f"{seeds} seeds stacked" if name == "stacked" else f"{name} loop"
         print(f"{label:<22}{tps:10.0f} tokens/s  {100 * tps / bound:5.1f}% of the bound")
+    if ops:
+        print("\n" + op_table(build_model(mcfg, seed=0).to(device), batches, optim.lr, steps, ops, warmup))
     print(f"{'harness / plain':<22}{best['harness'] / best['plain']:10.2f}x")
     if seeds > 1:
         print(f"{'stacked / plain':<22}{best['stacked'] / best['plain']:10.2f}x  (all seeds' tokens)")

@@ -189,7 +189,7 @@ def _bench(args) -> None:
     from harness.cli.bench import bench
 
     compile = {"true": True, "false": False}.get(args.compile, args.compile)
-    bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds)
+    bench(args.profile, args.shape, args.steps, compile=compile, seeds=args.seeds, ops=args.ops)
 
 
 def _bench_moe(args) -> None:
@@ -323,6 +323,8 @@ def _parser() -> argparse.ArgumentParser:
                    "backend (default: the profile's pretrain.compile)")
     b.add_argument("--seeds", type=int, default=1, help="also time the plain loop over this many seeds' models "
                    "stacked into one (torch.func.vmap)")
+    b.add_argument("--ops", type=int, default=0, help="also list the plain loop's N costliest operators per step "
+                   "(PyTorch's profiler)")
     b.set_defaults(func=_bench)
 
     bm = sub.add_parser("bench-moe", help="each source's training step per experts implementation, per active "

@@ -1,6 +1,7 @@
 """Batching, exact budgets, resume after a kill, NaN detection."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -187,10 +188,15 @@ def test_bench_runs_the_harness_loop_and_the_plain_loop(capsys):
     """`python -m harness bench`: both loops train and are reported against the GEMM bound."""
     from harness.cli.bench import bench
 
-    report = bench("smoke", "1L-tiny", steps=2, warmup=1)
+    report = bench("smoke", "1L-tiny", steps=2, warmup=1, ops=5)
     assert report["shape"] == "1L-tiny" and report["matmul_params"] < report["params"]
     assert 0 < report["harness_tokens_per_s"] and 0 < report["plain_tokens_per_s"]
-    assert "harness / plain" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "harness / plain" in out
+    # `--ops`: the step's five costliest operators, per step, with their input shapes
+    rows = [line for line in out.split("| operator | input shapes |")[1].splitlines()[2:] if line.startswith("| ")]
+    assert len(rows) == 5 and any(line.startswith("| aten::mm | [") for line in rows), rows
+    assert re.search(r"the matmuls \(aten::mm, addmm, bmm\) \d+% of it", out)
 
 
 def test_stacked_seeds_train_exactly_as_one_plain_loop_per_seed():
