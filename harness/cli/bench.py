@@ -204,11 +204,11 @@ def bench(profile: str, shape: str | None, steps: int, warmup: int = 3, compile:
     for name, tps in best.items():
         label = f"{seeds} seeds stacked" if name == "stacked" else f"{name} loop"
         print(f"{label:<22}{tps:10.0f} tokens/s  {100 * tps / bound:5.1f}% of the bound")
-    if ops:
-        print("\n" + op_table(build_model(mcfg, seed=0).to(device), batches, optim.lr, steps, ops, warmup))
     print(f"{'harness / plain':<22}{best['harness'] / best['plain']:10.2f}x")
     if seeds > 1:
         print(f"{'stacked / plain':<22}{best['stacked'] / best['plain']:10.2f}x  (all seeds' tokens)")
+    if ops:
+        print("\n" + op_table(build_model(mcfg, seed=0).to(device), batches, optim.lr, steps, ops, warmup))
     return report
 
 
