@@ -165,7 +165,10 @@ class Floors:
 
     def __call__(self, job: Job) -> float | None:
         rule = {"pretrain": self.pretrain, "sft": self.sft, "source": self.source}.get(job.rule)
-        return rule(job.name) if rule else None
+        try:
+            return rule(job.name) if rule else None
+        except (HarnessError, OSError):  # the run's folder lacks a file the estimate reads (tasks, tokenizer)
+            return None
 
     def _student(self, name: str, stage: str) -> dict | None:
         """The wildcards of a student job's benchmark path, students/{method}/{source}/{shape}/

@@ -141,6 +141,8 @@ def test_the_floor_counts_each_rules_flops_from_the_runs_files(tmp_path, world_d
     assert floors(Job("source", 1, 1, 1, 1, "sources/olmoe")) == 8192 * per_token
     assert floors(Job("source", 1, 1, 1, 1, "sources/olmo")) is None  # no record: not estimated
     assert floors(Job("extract", 1, 1, 1, 1, "artifacts/masa/olmoe")) is None
+    (run / grid.TOKENIZER).unlink()  # a run folder without its data: its jobs are not estimated
+    assert Floors(config, run)(job) is None
 
 
 def test_the_floor_table_puts_each_rule_against_the_core_seconds_it_had(tmp_path):
