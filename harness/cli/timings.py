@@ -248,7 +248,7 @@ class Floors:
         return flops
 
 
-def floor_table(jobs: list[Job], floors, cores: int, gflops: float) -> str:
+def floor_table(jobs: list[Job], floors, cores: int, gflops: float, rate_source: str = "measured now") -> str:
     """Each rule's jobs against their GEMM-bound floor at `gflops` per core: the core-seconds their
     FLOPs (`floors(job)`) need at that rate against the core-seconds the jobs had; then the whole
     run's, against its span on `cores`."""
@@ -275,7 +275,7 @@ def floor_table(jobs: list[Job], floors, cores: int, gflops: float) -> str:
         return ""
     span = max(j.end for j in jobs) - min(j.start for j in jobs)
     floor_span = total_flops / (gflops * 1e9 * cores)
-    return ("\n\n" + "\n".join(lines) + f"\n\nAt {gflops:.0f} GFLOP/s per core (fp32 matmul, measured now). "
+    return ("\n\n" + "\n".join(lines) + f"\n\nAt {gflops:.0f} GFLOP/s per core (fp32 matmul, {rate_source}). "
             f"The estimated jobs' FLOPs need {floor_span:,.0f} s on {cores} cores at that rate; the run's span was "
             f"{span:,.0f} s ({floor_span / span:.0%} of it at the floor)."
             + (f" Not estimated: {', '.join(unestimated)}." if unestimated else ""))
@@ -297,4 +297,5 @@ def timings(profile: str, cores: int, measure_startup: bool = True, root: Path =
         config = load_profile(profile)
     except HarnessError:  # a profile this checkout does not ship: the times alone
         return text
-    return text + floor_table(jobs, Floors(config, root.parent), cores, gflops or gemm_gflops())
+    rate, source = (gflops, "as given") if gflops else (gemm_gflops(), "measured now")
+    return text + floor_table(jobs, Floors(config, root.parent), cores, rate, source)
