@@ -38,8 +38,8 @@ from typing import Callable
 ENV = "HARNESS_FORK_SERVER"
 # What the jobs import, so that none pays for it. transformers and lm-eval import lazily: the
 # packages alone leave a job to import `transformers.modeling_utils` (torch.distributed, accelerate,
-# sympy: 1,500 modules, ~4 s idle) and `lm_eval.evaluator` (~1.5 s) itself, measured in
-# docs/measurements/2026-12-07-jobs-against-their-floor.md; tests/workflow/test_forkserver.py
+# sympy: 1,500 modules; 1.75 s on an idle core, 8.9 s beside a run's four jobs) and `lm_eval.evaluator`
+# (0.64 s, 3.1 s) itself (docs/measurements/2026-12-07-jobs-against-their-floor.md); tests/workflow/test_forkserver.py
 # checks that a job's stages import next to nothing after these.
 PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "lm_eval", "lm_eval.evaluator",
            "lm_eval.models.huggingface", "datasets", "evals.generation", "evals.multiple_choice", "harness.cli.main",
