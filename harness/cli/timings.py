@@ -180,10 +180,6 @@ class Floors:
         return {"method": parts[1], "source": parts[2], "shape": parts[3], "seed": parts[4].removeprefix("seed"),
                 "budget": parts[5]}
 
-    def _source_spec(self, source: str) -> dict:
-        spec = self.config["sources"][source]
-        return {**self.config["shapes"][spec["shape"]], **spec} if "shape" in spec else spec
-
     def pretrain(self, name: str) -> float | None:
         from harness.workflow.plan import DISTILLING, active_flops_per_token, matmul_params, train_flops_per_token
 
@@ -198,7 +194,7 @@ class Floors:
         flops = (train_flops_per_token(shape, self.vocab, seq) * tokens
                  + 2 * matmul_params(shape, self.vocab) * held.get("sequences", 0) * seq * evaluations)
         if w["method"] in DISTILLING and w["source"] in self.config["sources"]:
-            flops += active_flops_per_token(self._source_spec(w["source"]), self.vocab, seq) // 3 * tokens
+            flops += active_flops_per_token(self.config["sources"][w["source"]], self.vocab, seq) // 3 * tokens
         return flops
 
     def source(self, name: str) -> float | None:
@@ -210,7 +206,7 @@ class Floors:
             return None
         tokens = json.loads(record.read_text()).get("tokens")
         seq = self.config.get("source_training", {}).get("seq_len", self.config["seq_len"])
-        return active_flops_per_token(self._source_spec(parts[-1]), self.vocab, seq) * tokens if tokens else None
+        return active_flops_per_token(self.config["sources"][parts[-1]], self.vocab, seq) * tokens if tokens else None
 
     def lengths(self, task: str, split: str) -> list[int]:
         """Token counts of `task`'s `split`: a train split's SFT sequences (prompt and answer, EOS
